@@ -1,0 +1,513 @@
+"""RNN, LSTM and GRU over whole sequences: drop-in replacements for the torch.nn modules.
+
+Same constructor arguments, parameter names and state_dict keys (``weight_ih_l0``,
+``bias_hh_l1_reverse``, ``weight_hr_l0``...), the same initialisation, input forms and outputs
+as torch.nn, so a state_dict moves between the two in both directions. The recurrence is the
+cells' equations (:mod:`rnnkit.equations`) run by :mod:`rnnkit.recurrence`; this file handles the
+arguments, the parameters and the input forms.
+
+Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, cell state and
+gate activations (:class:`rnnkit.trace.Trace`).
+
+Shapes (T time steps, B batch, I input_size, H hidden_size, P = proj_size or H, D = 2 if
+bidirectional else 1, L num_layers):
+    input   (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched, or a PackedSequence
+    h_0     (L·D, B, P), or (L·D, P) unbatched; LSTM c_0 (L·D, B, H)
+    output  (T, B, D·P) (same layout as the input), or a PackedSequence
+    h_n     (L·D, B, P); LSTM c_n (L·D, B, H)
+"""
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from rnnkit.arguments import (
+    check_bool,
+    check_dropout,
+    check_nonlinearity,
+    check_positive_int,
+    check_proj_size,
+)
+from rnnkit.equations import GATE_COUNT
+from rnnkit.errors import InputShapeError
+from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
+from rnnkit.trace import Trace
+
+
+class _Layer(nn.Module):
+    """What RNN, LSTM and GRU share: arguments, parameters, input forms, tracing."""
+
+    kind = ""  # "RNN", "LSTM" or "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        nonlinearity: str = "tanh",
+    ) -> None:
+        super().__init__()
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        check_positive_int("num_layers", num_layers)
+        check_bool("bias", bias)
+        check_bool("batch_first", batch_first)
+        check_bool("bidirectional", bidirectional)
+        check_dropout(dropout)
+        check_proj_size(proj_size, hidden_size)
+        check_nonlinearity(nonlinearity)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        self.nonlinearity = nonlinearity
+        self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
+        self._register_parameters(torch.device(device) if device else None, dtype)
+        self.reset_parameters()
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """P: the size of h_t (proj_size when projecting, else hidden_size)."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    def _register_parameters(self, device, dtype) -> None:
+        # Registration order is torch.nn's, so reset_parameters draws the same numbers from the
+        # same seed and the two modules start from identical weights.
+        gate_size = GATE_COUNT[self.kind] * self.hidden_size
+        factory = {"device": device, "dtype": dtype}
+        self._all_weights: list[list[str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.output_size * self.num_directions
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {
+                    "weight_ih": (gate_size, layer_input),
+                    "weight_hh": (gate_size, self.output_size),
+                }
+                if self.bias:
+                    shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
+                if self.proj_size > 0:
+                    shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+                names = []
+                for stem, shape in shapes.items():
+                    setattr(self, stem + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                    names.append(stem + suffix)
+                self._all_weights.append(names)
+
+    def reset_parameters(self) -> None:
+        """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters per layer and direction, in torch.nn's order."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [name for names in self._all_weights for name in names]
+
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    def flatten_parameters(self) -> None:
+        """A no-op kept for torch.nn compatibility (there is no cuDNN weight buffer here)."""
+
+    def _direction_weights(self) -> list[list[DirectionWeights]]:
+        weights = []
+        for layer in range(self.num_layers):
+            per_direction = []
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                per_direction.append(
+                    DirectionWeights(
+                        w_ih=getattr(self, "weight_ih" + suffix),
+                        w_hh=getattr(self, "weight_hh" + suffix),
+                        b_ih=getattr(self, "bias_ih" + suffix, None),
+                        b_hh=getattr(self, "bias_hh" + suffix, None),
+                        w_hr=getattr(self, "weight_hr" + suffix, None),
+                    )
+                )
+            weights.append(per_direction)
+        return weights
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            text += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.kind == "RNN" and self.nonlinearity != "tanh":
+            text += f", nonlinearity={self.nonlinearity}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if self.batch_first is not False:
+            text += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            text += f", bidirectional={self.bidirectional}"
+        return text
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(self, input, hx=None):
+        """Same inputs and outputs as the torch.nn module of the same name (see module doc)."""
+        output, state, _ = self._run(input, hx, record=False, probe_gradients=False)
+        return output, state
+
+    def trace(self, input, hx=None, *, probe_gradients: bool = False) -> Trace:
+        """Run forward and return every step's internals as a :class:`rnnkit.trace.Trace`.
+
+        With ``probe_gradients=True`` the trace can also give ∂L/∂h_t for every step after a
+        backward pass (``trace.hidden_grad``).
+        """
+        output, state, trace = self._run(input, hx, record=True, probe_gradients=probe_gradients)
+        assert trace is not None
+        return trace
+
+    def _run(self, input, hx, record: bool, probe_gradients: bool):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            self._check_data(data, expected_dim=2, form="PackedSequence data")
+            steps, batch = len(batch_sizes), int(batch_sizes[0])
+            batch_size_list = batch_sizes.tolist()
+            is_batched = True
+        else:
+            data, is_batched = self._padded_to_packed_layout(input)
+            steps, batch = data.shape[0], data.shape[1]
+            data = data.reshape(steps * batch, self.input_size)  # (T·B, I)
+            batch_size_list = [batch] * steps
+            sorted_indices = unsorted_indices = None
+        initial_state = self._initial_state(hx, data, batch, is_batched)
+        if sorted_indices is not None:
+            # The caller's h_0 rows are in the caller's order; the packed data is sorted.
+            initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
+
+        shape = (self.num_layers, self.num_directions, steps, batch, self.output_size)
+        probe = data.new_zeros(shape, requires_grad=True) if probe_gradients else None
+        probe_sorted = probe
+        if probe is not None and sorted_indices is not None:
+            probe_sorted = probe.index_select(3, sorted_indices)
+        records = None
+        if record:
+            records = [
+                [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
+                for _ in range(self.num_layers)
+            ]
+        output, final = run_layers(
+            self.kind,
+            self.nonlinearity,
+            self._direction_weights(),
+            data,
+            batch_size_list,
+            initial_state,
+            dropout=self.dropout if self.training else 0.0,
+            records=records,
+            probe=probe_sorted,
+        )
+        if unsorted_indices is not None:
+            final = tuple(s.index_select(1, unsorted_indices) for s in final)
+
+        if packed:
+            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+        else:
+            output = output.view(steps, batch, -1)  # (T, B, D·P)
+            if self.batch_first:
+                output = output.transpose(0, 1)  # (B, T, D·P)
+            if not is_batched:
+                output = output.squeeze(0 if self.batch_first else 1)
+                final = tuple(s.squeeze(1) for s in final)
+        state = final if self.kind == "LSTM" else final[0]
+
+        if records is None:
+            return output, state, None
+        layout = input if packed else None
+        trace = self._assemble_trace(output, state, records, layout, steps, batch, data, probe)
+        return output, state, trace
+
+    # -- input forms and checks -------------------------------------------------------------
+
+    def _check_data(self, data: Tensor, expected_dim: int, form: str) -> None:
+        name = type(self).__name__
+        if not isinstance(data, Tensor):
+            raise TypeError(
+                f"{name}: input must be a Tensor or a PackedSequence, got {type(data).__name__}"
+            )
+        if data.dim() != expected_dim:
+            raise InputShapeError(f"{name}: {form} must be {expected_dim}-D, got {data.dim()}-D")
+        if data.size(-1) != self.input_size:
+            raise InputShapeError(
+                f"{name}: input.size(-1) must be equal to input_size. Expected "
+                f"{self.input_size}, got {data.size(-1)} (input shape {tuple(data.shape)})"
+            )
+        weight = self.weight_ih_l0
+        if data.dtype != weight.dtype:
+            raise InputShapeError(
+                f"{name}: input dtype ({data.dtype}) does not match weight dtype "
+                f"({weight.dtype}). Convert input: input.to({weight.dtype}), or convert model: "
+                f"model.to({data.dtype})"
+            )
+        if data.device != weight.device:
+            raise InputShapeError(
+                f"{name}: input is on {data.device} but the weights are on {weight.device}; "
+                f"move one of them: input.to({str(weight.device)!r}) or "
+                f"model.to({str(data.device)!r})"
+            )
+
+    def _padded_to_packed_layout(self, input) -> tuple[Tensor, bool]:
+        """Check a padded input and return it time-major (T, B, I), and whether it was batched."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"{name}: input must be a Tensor or a PackedSequence, got {type(input).__name__}"
+            )
+        if input.dim() not in (2, 3):
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise InputShapeError(
+                f"{name}: Expected input to be 2D (T, I) unbatched or 3D {layout} batched, "
+                f"got {input.dim()}D with shape {tuple(input.shape)} instead"
+            )
+        is_batched = input.dim() == 3
+        self._check_data(input, expected_dim=input.dim(), form="input")
+        if not is_batched:
+            input = input.unsqueeze(1)  # (T, 1, I)
+        elif self.batch_first:
+            input = input.transpose(0, 1)  # (T, B, I)
+        if input.shape[0] == 0:
+            raise InputShapeError(
+                f"{name}: Expected sequence length to be larger than 0, got input of shape "
+                f"{tuple(input.shape)}; a sequence needs at least one step"
+            )
+        return input, is_batched
+
+    def _initial_state(self, hx, data: Tensor, batch: int, is_batched: bool) -> tuple:
+        """h_0 (and c_0), checked and batched: each (L·D, B, ·); zeros when hx is None."""
+        name = type(self).__name__
+        layers = self.num_layers * self.num_directions
+        sizes = [("h_0", self.output_size)]
+        if self.kind == "LSTM":
+            sizes.append(("c_0", self.hidden_size))
+        if hx is None:
+            return tuple(data.new_zeros(layers, batch, size) for _, size in sizes)
+        if self.kind == "LSTM":
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise TypeError(
+                    f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got "
+                    f"{type(hx).__name__}"
+                )
+            states = tuple(hx)
+        else:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{name}: hx must be a Tensor h_0, got {type(hx).__name__}")
+            states = (hx,)
+        checked = []
+        for index, ((what, size), state) in enumerate(zip(sizes, states, strict=True)):
+            label = f"hx[{index}] ({what})" if self.kind == "LSTM" else f"hx ({what})"
+            if not isinstance(state, Tensor):
+                raise TypeError(f"{name}: {label} must be a Tensor, got {type(state).__name__}")
+            expected = (layers, batch, size) if is_batched else (layers, size)
+            if tuple(state.shape) != expected:
+                form = "batched" if is_batched else "unbatched 2-D"
+                raise InputShapeError(
+                    f"{name}: Expected {label} size {expected} for {form} input, got "
+                    f"{tuple(state.shape)} (num_layers * num_directions = {layers}, batch = "
+                    f"{batch}, size = {size})"
+                )
+            if state.dtype != data.dtype or state.device != data.device:
+                raise InputShapeError(
+                    f"{name}: {label} is {state.dtype} on {state.device} but the input is "
+                    f"{data.dtype} on {data.device}; convert it with .to(input)"
+                )
+            checked.append(state if is_batched else state.unsqueeze(1))
+        return tuple(checked)
+
+    # -- the trace --------------------------------------------------------------------------
+
+    def _assemble_trace(self, output, state, records, packed_input, steps, batch, data, probe):
+        """Turn per-step records (packed, sorted) into (L, D, T, B, ·) tensors in caller order."""
+        if packed_input is not None:
+            batch_sizes = packed_input.batch_sizes
+            sorted_indices = packed_input.sorted_indices
+            unsorted_indices = packed_input.unsorted_indices
+        else:
+            batch_sizes = torch.full((steps,), batch, dtype=torch.int64)
+            sorted_indices = unsorted_indices = None
+
+        def padded(per_step: list[Tensor]) -> Tensor:
+            packed = PackedSequence(
+                torch.cat(per_step), batch_sizes, sorted_indices, unsorted_indices
+            )
+            return pad_packed_sequence(packed, total_length=steps)[0]  # (T, B, ·)
+
+        def stacked(pick) -> Tensor:
+            return torch.stack(
+                [torch.stack([padded(pick(r)) for r in layer]) for layer in records]
+            )  # (L, D, T, B, ·)
+
+        lengths = (batch_sizes.unsqueeze(1) > torch.arange(batch)).sum(0)  # sorted order
+        if unsorted_indices is not None:
+            lengths = lengths[unsorted_indices]
+        mask = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+        gate_names = list(records[0][0].gates)
+        return Trace(
+            output=output,
+            state=state,
+            hidden=stacked(lambda r: r.hidden),
+            cell=stacked(lambda r: r.cell) if self.kind == "LSTM" else None,
+            gates={name: stacked(lambda r, n=name: r.gates[n]) for name in gate_names},
+            mask=mask.to(data.device),
+            lengths=lengths,
+            hidden_probe=probe,
+        )
+
+
+class RNN(_Layer):
+    """Elman RNN layers, a drop-in for ``torch.nn.RNN``: h_t = tanh(W_ih x_t + b_ih +
+    W_hh h_{t-1} + b_hh) (or relu). Arguments as torch.nn.RNN: input_size, hidden_size,
+    num_layers=1, nonlinearity="tanh", bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None.
+    """
+
+    kind = "RNN"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        **unsupported,
+    ) -> None:
+        _reject_proj_size(unsupported)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+            nonlinearity=nonlinearity,
+        )
+
+
+class LSTM(_Layer):
+    """LSTM layers, a drop-in for ``torch.nn.LSTM`` (gate order i, f, g, o; optional
+    projection h_t = W_hr (o_t ⊙ tanh(c_t))). Arguments as torch.nn.LSTM: input_size,
+    hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
+    proj_size=0, device=None, dtype=None. hx and the returned state are tuples (h, c).
+    """
+
+    kind = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device=device,
+            dtype=dtype,
+        )
+
+
+class GRU(_Layer):
+    """GRU layers, a drop-in for ``torch.nn.GRU`` (gate order r, z, n;
+    h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}). Arguments as torch.nn.GRU: input_size, hidden_size,
+    num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
+    dtype=None.
+    """
+
+    kind = "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        **unsupported,
+    ) -> None:
+        _reject_proj_size(unsupported)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+
+
+def _reject_proj_size(unsupported: dict) -> None:
+    if "proj_size" in unsupported:
+        raise ValueError(
+            "proj_size argument is only supported for LSTM, not RNN or GRU; use rnnkit.LSTM "
+            "for a projected hidden state"
+        )
+    if unsupported:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unsupported))}")

@@ -1,0 +1,58 @@
+"""What a layer computed at every step: the record that torch.nn.LSTM/GRU/RNN never show.
+
+``layer.trace(input, hx)`` runs the same forward pass as ``layer(input, hx)`` and returns a
+:class:`Trace`. A plain ``layer(input, hx)`` records nothing and pays nothing for this.
+
+Every recorded tensor has the same layout, whatever the input form (batch_first, unbatched,
+packed and unsorted), so analysis code never needs to know how the layer was called::
+
+    (L, D, T, B, F)   layer, direction (0 forward, 1 reverse), time step, batch, feature
+
+Time steps are positions in the input sequence: ``hidden[l, 1, t]`` is the reverse direction's
+state after reading x_t (its (T − t)-th step). Batch entries are in the caller's order (an
+unsorted PackedSequence is put back in the order it was packed from); steps past a sequence's
+length are zero, and ``mask`` says which ones are real. An unbatched input has B = 1.
+"""
+
+from dataclasses import dataclass, field
+
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+
+@dataclass
+class Trace:
+    """The outputs of one forward pass and every intermediate of the recurrence.
+
+    output, state: exactly what ``layer(input, hx)`` returns.
+    hidden: (L, D, T, B, P) h_t of every layer and direction (P = proj_size or hidden_size);
+        for the last layer this is the output, for the others the next layer's input
+        (before dropout).
+    cell: (L, D, T, B, H) the LSTM cell state c_t; None for RNN and GRU.
+    gates: gate name -> (L, D, T, B, H) activations after their nonlinearity:
+        LSTM i, f, g, o; GRU r, z, n; RNN none.
+    mask: (T, B) bool, True where step t of sequence b exists.
+    lengths: (B,) int64, the length of each sequence.
+    hidden_probe: when traced with ``probe_gradients=True``, a zero tensor shaped like
+        ``hidden`` that was added to every h_t inside the recurrence. After a backward pass its
+        ``.grad`` (also ``hidden_grad``) is ∂L/∂h_t for every layer, direction and step, the
+        total gradient through both the output and the recurrence.
+    """
+
+    output: Tensor | PackedSequence
+    state: Tensor | tuple[Tensor, Tensor]
+    hidden: Tensor
+    cell: Tensor | None
+    gates: dict[str, Tensor]
+    mask: Tensor
+    lengths: Tensor
+    hidden_probe: Tensor | None = field(default=None, repr=False)
+
+    @property
+    def hidden_grad(self) -> Tensor | None:
+        """∂L/∂h_t, (L, D, T, B, P), once a loss has been backpropagated (probe needed)."""
+        if self.hidden_probe is None:
+            raise ValueError(
+                "this trace has no gradient probe: call layer.trace(input, probe_gradients=True)"
+            )
+        return self.hidden_probe.grad
