@@ -243,7 +243,7 @@ class _Layer(nn.Module):
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
         else:
-            output = output.view(steps, batch, -1)  # (T, B, D·P)
+            output = output.view(steps, batch, self.num_directions * self.output_size)  # (T, B, D·P)
             if self.batch_first:
                 output = output.transpose(0, 1)  # (B, T, D·P)
             if not is_batched:

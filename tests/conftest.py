@@ -1,0 +1,23 @@
+"""Shared helpers: an rnnkit layer and its torch.nn twin with the same weights."""
+
+import pytest
+import torch
+from torch import nn
+
+import rnnkit
+
+TORCH_LAYERS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
+RNNKIT_LAYERS = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}
+
+
+def layer_pair(kind: str, *args, **kwargs) -> tuple[nn.Module, nn.Module]:
+    """(rnnkit layer, torch.nn layer), float64, the torch weights copied into rnnkit."""
+    reference = TORCH_LAYERS[kind](*args, **kwargs).double()
+    ours = RNNKIT_LAYERS[kind](*args, **kwargs).double()
+    ours.load_state_dict(reference.state_dict())
+    return ours, reference
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)

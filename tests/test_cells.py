@@ -1,0 +1,138 @@
+"""The cells against torch.nn's cells (float64), gradcheck, initialisation and errors."""
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit.errors import InputShapeError
+
+CELLS = [
+    ("RNNCell", {"nonlinearity": "tanh"}),
+    ("RNNCell", {"nonlinearity": "relu"}),
+    ("LSTMCell", {}),
+    ("GRUCell", {}),
+]
+
+
+def cell_pair(name, bias=True, **kwargs):
+    reference = getattr(nn, name)(5, 7, bias=bias, **kwargs).double()
+    ours = getattr(rnnkit, name)(5, 7, bias=bias, **kwargs).double()
+    ours.load_state_dict(reference.state_dict())
+    return ours, reference
+
+
+def random_state(name, batch_shape):
+    if name == "LSTMCell":
+        return tuple(torch.randn(*batch_shape, 7, dtype=torch.double) for _ in range(2))
+    return torch.randn(*batch_shape, 7, dtype=torch.double)
+
+
+def flat(value):
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CELLS)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batch_shape", [(3,), ()], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("with_state", [True, False])
+def test_cell_matches_torch(name, kwargs, bias, batch_shape, with_state):
+    ours, reference = cell_pair(name, bias, **kwargs)
+    x = torch.randn(*batch_shape, 5, dtype=torch.double, requires_grad=True)
+    state = random_state(name, batch_shape) if with_state else None
+    if state is not None:
+        for s in flat(state):
+            s.requires_grad_()
+    inputs = [x, *(flat(state) if state is not None else [])]
+
+    def run(module):
+        out = flat(module(x, state))
+        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in out)
+        grads = torch.autograd.grad(loss, [*inputs, *module.parameters()])
+        return out, grads
+
+    (out_a, grads_a), (out_b, grads_b) = run(ours), run(reference)
+    assert [o.shape for o in out_a] == [o.shape for o in out_b]
+    assert_close(out_a, out_b, rtol=1e-12, atol=1e-12)
+    assert_close(grads_a, grads_b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CELLS)
+def test_cell_gradcheck(name, kwargs):
+    ours, _ = cell_pair(name, **kwargs)
+    x = torch.randn(2, 5, dtype=torch.double, requires_grad=True)
+    state = random_state(name, (2,))
+    states = [s.requires_grad_() for s in flat(state)]
+    params = list(ours.parameters())
+
+    def function(x, *rest):
+        given, weights = rest[: len(states)], rest[len(states) :]
+        named = dict(zip([n for n, _ in ours.named_parameters()], weights, strict=True))
+        hx = tuple(given) if name == "LSTMCell" else given[0]
+        return torch.func.functional_call(ours, named, (x, hx))
+
+    assert torch.autograd.gradcheck(function, (x, *states, *params))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CELLS)
+def test_cell_initialisation_matches_torch(name, kwargs):
+    torch.manual_seed(3)
+    reference = getattr(nn, name)(5, 7, **kwargs)
+    torch.manual_seed(3)
+    ours = getattr(rnnkit, name)(5, 7, **kwargs)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert repr(ours) == repr(reference)
+
+
+def test_cell_without_bias_has_no_bias_parameters():
+    cell = rnnkit.GRUCell(3, 4, bias=False)
+    assert cell.bias_ih is None and cell.bias_hh is None
+    assert set(cell.state_dict()) == {"weight_ih", "weight_hh"}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c(torch.randn(2, 3, 5)), "Expected input to be 1D"),
+        (lambda c: c(torch.randn(2, 4)), "inconsistent input_size: got 4 expected 5"),
+        (lambda c: c(torch.randn(2, 5), torch.randn(3, 7)), r"must have shape \(2, 7\)"),
+        (lambda c: c(torch.randn(2, 5), torch.randn(2, 6)), r"got \(2, 6\)"),
+        (lambda c: c(torch.randn(5), torch.randn(2, 7)), "unbatched 1-D"),
+        (lambda c: c(torch.randn(2, 5, dtype=torch.double)), "does not match weight dtype"),
+        (lambda c: c(torch.randn(2, 5), torch.randn(2, 7, dtype=torch.double)), "dtype"),
+    ],
+)
+def test_cell_errors_name_the_problem(call, message):
+    with pytest.raises(InputShapeError, match=message):
+        call(rnnkit.GRUCell(5, 7))
+
+
+def test_cell_errors_are_the_exception_types_torch_raises():
+    cell = rnnkit.RNNCell(5, 7)
+    with pytest.raises(ValueError):  # torch.nn: ValueError
+        cell(torch.randn(1, 2, 5))
+    with pytest.raises(RuntimeError):  # torch.nn: RuntimeError
+        cell(torch.randn(2, 4))
+
+
+def test_lstm_cell_rejects_a_bare_tensor_state():
+    with pytest.raises(TypeError, match=r"tuple \(h_0, c_0\)"):
+        rnnkit.LSTMCell(5, 7)(torch.randn(2, 5), torch.randn(2, 7))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"input_size": 0}, ValueError, "input_size must be greater than zero"),
+        ({"hidden_size": 2.5}, TypeError, "hidden_size should be of type int"),
+        ({"bias": 1}, TypeError, "bias should be of type bool"),
+        ({"nonlinearity": "sigmoid"}, ValueError, "Select from 'tanh' or 'relu'"),
+    ],
+)
+def test_cell_constructor_errors(kwargs, error, message):
+    arguments = {"input_size": 3, "hidden_size": 4} | kwargs
+    with pytest.raises(error, match=message):
+        rnnkit.RNNCell(**arguments)
