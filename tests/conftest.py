@@ -1,10 +1,19 @@
 """Shared helpers: an rnnkit layer and its torch.nn twin with the same weights."""
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 from torch import nn
 
 import rnnkit
+
+# In CI the property tests draw the same examples every run (reproducible failures); locally
+# they keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 TORCH_LAYERS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
 RNNKIT_LAYERS = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}

@@ -48,7 +48,9 @@ def test_cell_matches_torch(name, kwargs, bias, batch_shape, with_state):
 
     def run(module):
         out = flat(module(x, state))
-        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in out)
+        loss = sum(
+            (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in out
+        )
         grads = torch.autograd.grad(loss, [*inputs, *module.parameters()])
         return out, grads
 

@@ -75,7 +75,9 @@ def test_layer_gradcheck(kind, kwargs):
 
     def function(x, *weights):
         packed = pack_padded_sequence(x, [4, 2], enforce_sorted=False)
-        output, final = torch.func.functional_call(layer, dict(zip(names, weights, strict=True)), (packed,))
+        output, final = torch.func.functional_call(
+            layer, dict(zip(names, weights, strict=True)), (packed,)
+        )
         finals = final if isinstance(final, tuple) else (final,)
         return (output.data, *finals)
 
@@ -179,7 +181,10 @@ def test_constructor_errors(make, error, message):
         ),
         (
             "GRU",
-            lambda m: m(pack_padded_sequence(torch.randn(5, 3, 3), [5, 2, 3], enforce_sorted=False), torch.randn(2, 3, 4)),
+            lambda m: m(
+                pack_padded_sequence(torch.randn(5, 3, 3), [5, 2, 3], enforce_sorted=False),
+                torch.randn(2, 3, 4),
+            ),
             r"size \(1, 3, 4\)",
         ),
     ],

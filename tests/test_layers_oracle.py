@@ -111,9 +111,8 @@ def test_layer_matches_torch(configuration):
     assert type(out_a) is type(out_b)
     if isinstance(out_b, PackedSequence):
         assert torch.equal(out_a.batch_sizes, out_b.batch_sizes)
-        for a, b in [(out_a.sorted_indices, out_b.sorted_indices)] + [
-            (out_a.unsorted_indices, out_b.unsorted_indices)
-        ]:
+        for name in ("sorted_indices", "unsorted_indices"):
+            a, b = getattr(out_a, name), getattr(out_b, name)
             assert (a is None and b is None) or torch.equal(a, b)
     assert type(final_a) is type(final_b)
     assert [t.shape for t in tensors_a] == [t.shape for t in tensors_b]

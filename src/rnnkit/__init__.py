@@ -20,7 +20,16 @@ _EXPORTS = {
     "InputShapeError": "rnnkit.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "InputShapeError",
+    "LSTMCell",
+    "RNNCell",
+    "Trace",
+]
 
 if TYPE_CHECKING:
     from rnnkit.cells import GRUCell, LSTMCell, RNNCell

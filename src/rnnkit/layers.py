@@ -192,7 +192,7 @@ class _Layer(nn.Module):
         With ``probe_gradients=True`` the trace can also give ∂L/∂h_t for every step after a
         backward pass (``trace.hidden_grad``).
         """
-        output, state, trace = self._run(input, hx, record=True, probe_gradients=probe_gradients)
+        _, _, trace = self._run(input, hx, record=True, probe_gradients=probe_gradients)
         assert trace is not None
         return trace
 
@@ -243,7 +243,9 @@ class _Layer(nn.Module):
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
         else:
-            output = output.view(steps, batch, self.num_directions * self.output_size)  # (T, B, D·P)
+            output = output.view(
+                steps, batch, self.num_directions * self.output_size
+            )  # (T, B, D·P)
             if self.batch_first:
                 output = output.transpose(0, 1)  # (B, T, D·P)
             if not is_batched:
@@ -324,8 +326,7 @@ class _Layer(nn.Module):
         if self.kind == "LSTM":
             if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
                 raise TypeError(
-                    f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got "
-                    f"{type(hx).__name__}"
+                    f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}"
                 )
             states = tuple(hx)
         else:

@@ -44,9 +44,7 @@ class StepRecord:
 
     @classmethod
     def empty(cls, kind: str, steps: int) -> "StepRecord":
-        gates: dict[str, list[Tensor | None]] = {
-            name: [None] * steps for name in GATE_NAMES[kind]
-        }
+        gates: dict[str, list[Tensor | None]] = {name: [None] * steps for name in GATE_NAMES[kind]}
         return cls(hidden=[None] * steps, cell=[None] * steps, gates=gates)
 
 

@@ -1,0 +1,49 @@
+"""The command line: help without torch, the demo end to end, bad arguments."""
+
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit.cli import main
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from rnnkit.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'rnnkit --help imported torch'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "demo" in result.stdout
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("rnnkit ")
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end(capsys):
+    assert main(["demo", "--steps", "3", "--delay", "4"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("RNN", "LSTM", "GRU"):
+        assert f"{kind}: largest difference in outputs and gradients" in out
+    assert out.count(" / ") >= 9  # rnnkit / torch.nn for loss, accuracy and time, per cell
+
+
+@pytest.mark.parametrize("bad", [["demo", "--steps", "0"], ["demo", "--steps", "many"]])
+def test_bad_arguments_get_a_clear_message_and_exit_code_2(bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(bad)
+    assert exit_info.value.code == 2
+    assert "expected a positive whole number" in capsys.readouterr().err
