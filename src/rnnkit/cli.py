@@ -1,19 +1,105 @@
 """The `rnnkit` command line: parses arguments and calls the library; nothing else.
 
-Heavy imports (torch) happen inside the subcommands, so `rnnkit --help` is instant.
+Heavy imports (torch) happen inside the subcommands, so `rnnkit --help` is instant. Bad input
+gets one line on stderr and exit code 2 (never a traceback).
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rnnkit.training.config import add_arguments
+
     parser = argparse.ArgumentParser(
         prog="rnnkit",
         description="Recurrent neural networks (RNN, LSTM, GRU) written from their gate equations.",
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a character-level language model",
+        description="Train a character-level language model (defaults < --config < flags).",
+    )
+    train.add_argument(
+        "--out", type=Path, default=None, help="run directory (default: runs/charlm)"
+    )
+    train.add_argument(
+        "--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run"
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="settings file (keys = flag names with underscores)",
+    )
+    add_arguments(train)
+
+    sample = commands.add_parser(
+        "sample",
+        help="generate text from a trained run",
+        description="Stream generated text to stdout.",
+    )
+    sample.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sample.add_argument(
+        "--length", type=_positive_int, default=500, help="characters to generate (default 500)"
+    )
+    sample.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="0 = greedy; higher = more random (default 0.8)",
+    )
+    sample.add_argument(
+        "--top-k", type=int, default=None, help="sample only among the K most likely characters"
+    )
+    sample.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="sample only from the smallest set with probability mass >= P",
+    )
+    primes = sample.add_mutually_exclusive_group()
+    primes.add_argument("--prime", default=None, help="text the sample continues")
+    primes.add_argument(
+        "--prime-file", type=Path, default=None, help="file whose text the sample continues"
+    )
+    sample.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
+    sample.add_argument(
+        "--num-samples", type=_positive_int, default=1, help="independent samples (default 1)"
+    )
+    sample.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint (default best)",
+    )
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="full-pass loss of a trained run",
+        description="Loss in nats/char, bits/char and perplexity over every character of a split.",
+    )
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument(
+        "--data", type=Path, default=None, help="another text file (default: the run's own text)"
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default=None,
+        help="part of the text (default val; all with --data)",
+    )
+    evaluate.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint (default best)",
+    )
+
     demo = commands.add_parser(
         "demo",
         help="show the layers equal to torch.nn, then train each beside its torch.nn twin",
@@ -52,19 +138,141 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rnnkit.errors import UsageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "demo":
-        from dataclasses import replace
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
+        return getattr(error, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: aborted", file=sys.stderr)
+        return 130
 
-        from rnnkit.demo import DemoConfig, run_demo
 
-        overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
-        run_demo(replace(DemoConfig(), **overrides))
+def run_train(args) -> int:
+    from dataclasses import fields
+
+    from rnnkit.training.config import TrainConfig, build_config
+    from rnnkit.training.loop import train
+    from rnnkit.training.run import read_run
+
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            from rnnkit.errors import UsageError
+
+            raise UsageError("give either --resume RUN_DIR or --out DIR, not both")
+        saved, _ = read_run(args.resume)
+        for spec in fields(TrainConfig):  # the saved settings, unless given again
+            if getattr(args, spec.name) is None:
+                setattr(args, spec.name, getattr(saved, spec.name))
+    config = build_config(args, args.config)
+    out = args.resume or args.out or Path("runs/charlm")
+    result = train(config, out, resume=args.resume is not None, log=_log)
+    return result.exit_code
+
+
+def run_sample(args) -> int:
+    from rnnkit.generation import check_sampling, generate
+    from rnnkit.training.run import load_trained_model
+
+    model, config, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    check_sampling(args.temperature, args.top_k, args.top_p, len(vocabulary))
+    if args.prime_file is not None:
+        if not args.prime_file.is_file():
+            from rnnkit.errors import UsageError
+
+            raise UsageError(f"{args.prime_file}: no such file")
+        prime_text = (
+            args.prime_file.read_bytes()
+            if vocabulary.encoding == "bytes"
+            else args.prime_file.read_text(encoding="utf-8")
+        )
+    elif args.prime is not None:
+        prime_text = args.prime
+    else:
+        prime_text = (
+            "\n"
+            if vocabulary.encoding == "bytes" or "\n" in vocabulary.symbols
+            else vocabulary.decode([0])
+        )
+    prime = vocabulary.encode(prime_text).tolist()
+    writer = sys.stdout.buffer if vocabulary.encoding == "bytes" else sys.stdout
+    for index in range(args.num_samples):
+        if index:
+            writer.write(b"\n\n" if vocabulary.encoding == "bytes" else "\n\n")
+        writer.write(vocabulary.decode(prime))
+        seed = None if args.seed is None else args.seed + index
+        for symbol in generate(
+            model, prime, args.length, args.temperature, args.top_k, args.top_p, seed
+        ):
+            writer.write(vocabulary.decode([symbol]))
+            writer.flush()
+    writer.write(b"\n" if vocabulary.encoding == "bytes" else "\n")
+    writer.flush()
     return 0
+
+
+def run_eval(args) -> int:
+    from rnnkit.data.batches import contiguous_split
+    from rnnkit.data.text import load_corpus
+    from rnnkit.errors import UsageError
+    from rnnkit.training.evaluate import evaluate
+    from rnnkit.training.loop import BUNDLED_CORPUS
+    from rnnkit.training.run import load_trained_model
+
+    model, config, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    if args.data is not None:
+        import tempfile
+
+        cache = Path(tempfile.mkdtemp(prefix="rnnkit-eval-"))
+        corpus = load_corpus(args.data, vocabulary.encoding, cache, vocabulary)
+        split_name = args.split or "all"
+    else:
+        source = Path(config.data) if config.data else BUNDLED_CORPUS
+        corpus = load_corpus(source, vocabulary.encoding, args.run_dir / "data", vocabulary)
+        split_name = args.split or "val"
+    split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
+    ranges = {
+        "train": split.train,
+        "val": split.val,
+        "test": split.test,
+        "all": (0, len(corpus.ids)),
+    }
+    if ranges[split_name] is None:
+        raise UsageError(
+            "this run has no test split (it trained with --test-fraction 0): evaluate --split val, "
+            "or another file with --data FILE"
+        )
+    start, end = ranges[split_name]
+    result = evaluate(model, corpus.ids[start:end], 64, config.seq_len)
+    print(
+        f"{split_name}: {result.loss:.4f} nats/char | {result.bits_per_character:.4f} bits/char | "
+        f"perplexity {result.perplexity:.3f} | {result.characters:,} characters | {path}"
+    )
+    return 0
+
+
+def run_demo(args) -> int:
+    from dataclasses import replace
+
+    from rnnkit.demo import DemoConfig, run_demo
+
+    overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    run_demo(replace(DemoConfig(), **overrides))
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+COMMANDS = {"train": run_train, "sample": run_sample, "eval": run_eval, "demo": run_demo}
 
 
 if __name__ == "__main__":

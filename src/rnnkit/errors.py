@@ -10,3 +10,8 @@ always says what was expected, what was given and how to fix it.
 
 class InputShapeError(ValueError, RuntimeError):
     """An input or state tensor has the wrong number of dimensions, size, dtype or device."""
+
+
+class UsageError(Exception):
+    """Bad input from the user (a file, a flag, a run directory): the command line prints the
+    message on one line and exits with code 2. The message names the problem and the fix."""

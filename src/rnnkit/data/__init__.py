@@ -1,0 +1,1 @@
+"""Text into ids (text.py) and ids into training batches (batches.py)."""

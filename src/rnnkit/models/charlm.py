@@ -1,0 +1,85 @@
+"""The character-level language model: embedding -> recurrent layers -> linear head.
+
+    x_t = E[c_t]                          embedding of the current character   (B, T, E)
+    h_t = RNN/LSTM/GRU(x_t, h_{t-1})      num_layers of rnnkit's layers        (B, T, H)
+    p(c_{t+1} | c_≤t) = softmax(W h_t + b)  the head                           (B, T, V)
+
+Dropout (Zaremba et al. 2014) is applied only to non-recurrent connections: the embeddings, the
+outputs between layers (inside the layer) and the last layer's output before the head. With
+tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H).
+"""
+
+from torch import Tensor, nn
+
+from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.errors import UsageError
+
+LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+class CharLM(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "lstm",
+        embedding_size: int = 64,
+        hidden_size: int = 512,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        tie_weights: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in LAYERS:
+            raise UsageError(f"unknown cell {cell!r}: use one of {', '.join(LAYERS)}")
+        if tie_weights and embedding_size != hidden_size:
+            raise UsageError(
+                f"--tie-weights needs embedding_size = hidden_size, got {embedding_size} and "
+                f"{hidden_size}: set --embedding-size {hidden_size} or drop --tie-weights"
+            )
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        between_layers = dropout if num_layers > 1 else 0.0
+        self.rnn = LAYERS[cell](
+            embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+        if tie_weights:
+            self.head.weight = self.embedding.weight
+
+    def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """ids (B, T) -> logits (B, T, V) and the state after the last step."""
+        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        output, state = self.rnn(x, state)  # (B, T, H)
+        return self.head(self.dropout(output)), state  # (B, T, V)
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the graph at a chunk border (see the training loop); keep the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def state_tensors(state: State | None) -> dict[str, Tensor]:
+    """The carried state as named tensors, for a checkpoint."""
+    if state is None:
+        return {}
+    if isinstance(state, tuple):
+        return {"state.h": state[0], "state.c": state[1]}
+    return {"state.h": state}
+
+
+def state_from_tensors(tensors: dict[str, Tensor]) -> State | None:
+    if "state.h" not in tensors:
+        return None
+    if "state.c" in tensors:
+        return (tensors["state.h"], tensors["state.c"])
+    return tensors["state.h"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -1,0 +1,185 @@
+"""The language model's training configuration: one dataclass, the defaults in one place.
+
+The command line is built from it (field ``hidden_size`` is flag ``--hidden-size``) and a TOML
+file overrides it with the same keys: defaults < ``--config FILE.toml`` < flags.
+"""
+
+import argparse
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rnnkit.errors import UsageError
+
+
+def _option(default, help: str, choices=None, minimum=None, maximum=None):
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = _option(
+        None, "text file to train on (default: the bundled Tiny Shakespeare)"
+    )
+    encoding: str = _option(
+        "utf-8", "read the text as UTF-8 characters or raw bytes", ("utf-8", "bytes")
+    )
+    val_fraction: float = _option(
+        0.1, "last part of the text held out for validation", minimum=0.0, maximum=0.5
+    )
+    test_fraction: float = _option(
+        0.0,
+        "part after validation held out for `rnnkit eval --split test`",
+        minimum=0.0,
+        maximum=0.5,
+    )
+    # model
+    cell: str = _option("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    num_layers: int = _option(1, "recurrent layers", minimum=1)
+    hidden_size: int = _option(512, "hidden units per layer", minimum=1)
+    embedding_size: int = _option(64, "size of the character embedding", minimum=1)
+    dropout: float = _option(
+        0.0, "dropout on embeddings, between layers and before the head", minimum=0.0, maximum=0.9
+    )
+    tie_weights: bool = _option(
+        False,
+        "share the embedding matrix with the output head (needs embedding size = hidden size)",
+    )
+    # optimisation
+    batch_size: int = _option(32, "sequences per batch", minimum=1)
+    seq_len: int = _option(
+        128, "truncated-BPTT length: steps per chunk before the gradient is cut", minimum=1
+    )
+    max_steps: int = _option(2000, "training steps (the end of the schedule)", minimum=1)
+    time_budget: float = _option(
+        0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
+    )
+    lr: float = _option(2e-3, "peak learning rate (AdamW)", minimum=0.0)
+    min_lr: float = _option(2e-4, "learning rate at the end of the cosine decay", minimum=0.0)
+    warmup_steps: int = _option(100, "linear warm-up steps", minimum=0)
+    weight_decay: float = _option(0.0, "AdamW weight decay", minimum=0.0)
+    clip_norm: float = _option(
+        1.0, "clip gradients to this global norm (0: no clipping)", minimum=0.0
+    )
+    nonfinite: str = _option(
+        "skip",
+        "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with half the learning rate, or abort",
+        ("skip", "rollback", "abort"),
+    )
+    # bookkeeping
+    eval_interval: int = _option(
+        250, "evaluate (full pass) and save a checkpoint every N steps", minimum=1
+    )
+    log_interval: int = _option(
+        50, "write a log line every N steps (when not on a terminal)", minimum=1
+    )
+    keep_checkpoints: int = _option(
+        2, "recent checkpoints to keep (the best one is always kept)", minimum=1
+    )
+    seed: int = _option(1337, "random seed (weights, dropout)")
+    device: str = _option("auto", "where to train", ("auto", "cpu", "cuda"))
+    threads: int = _option(0, "CPU threads for torch (0: torch's default)", minimum=0)
+
+    def validate(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            meta = spec.metadata
+            flag = "--" + spec.name.replace("_", "-")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{flag} must be a finite number, got {value}")
+            if meta.get("choices") and value not in meta["choices"]:
+                raise UsageError(
+                    f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}"
+                )
+            if meta.get("minimum") is not None and value < meta["minimum"]:
+                raise UsageError(f"{flag} must be at least {meta['minimum']}, got {value}")
+            if meta.get("maximum") is not None and value > meta["maximum"]:
+                raise UsageError(f"{flag} must be at most {meta['maximum']}, got {value}")
+        if self.min_lr > self.lr:
+            raise UsageError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr})")
+        if self.tie_weights and self.embedding_size != self.hidden_size:
+            raise UsageError(
+                f"--tie-weights needs --embedding-size equal to --hidden-size ({self.hidden_size}), "
+                f"got {self.embedding_size}"
+            )
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+ARCHITECTURE_FIELDS = (
+    "cell",
+    "num_layers",
+    "hidden_size",
+    "embedding_size",
+    "tie_weights",
+    "encoding",
+)
+"""Fields a resumed run cannot change (they decide the shape of the weights or the vocabulary)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field, with no default of its own (None = not given)."""
+    for spec in fields(TrainConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        help_text = f"{spec.metadata['help']} (default: {spec.default})"
+        if spec.type is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+            continue
+        kind = spec.type if spec.type in (int, float) else str
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            choices=spec.metadata.get("choices"),
+            help=help_text,
+            metavar=None if spec.metadata.get("choices") else spec.name.upper(),
+        )
+
+
+def build_config(args: argparse.Namespace, config_file: str | None) -> TrainConfig:
+    """defaults < the TOML file < flags given on the command line."""
+    values = {}
+    if config_file:
+        values.update(read_toml(Path(config_file)))
+    for spec in fields(TrainConfig):
+        given = getattr(args, spec.name, None)
+        if given is not None:
+            values[spec.name] = given
+    config = TrainConfig(**values)
+    config.validate()
+    return config
+
+
+def read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path} is not valid TOML: {error}") from None
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; the keys are the flag names with "
+            f"underscores ({', '.join(sorted(known))})"
+        )
+    for key, value in data.items():
+        expected = known[key].type
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            data[key] = float(value)
+        elif expected in (int, float, bool, str) and not isinstance(data[key], expected):
+            raise UsageError(f"{path}: {key} must be a {expected.__name__}, got {value!r}")
+    return data

@@ -1,0 +1,55 @@
+"""Full-pass evaluation: the loss on every character of a split, not on random batches."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.batches import evaluation_chunks
+from rnnkit.models.charlm import CharLM, detach_state
+
+
+@dataclass
+class Evaluation:
+    loss: float  # mean negative log-likelihood, nats per character
+    characters: int  # how many predictions were scored
+
+    @property
+    def bits_per_character(self) -> float:
+        return self.loss / math.log(2)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+
+@torch.no_grad()
+def evaluate(
+    model: CharLM,
+    ids: np.ndarray,
+    batch_size: int = 64,
+    seq_len: int = 128,
+    device="cpu",
+    should_stop=lambda: False,
+) -> Evaluation | None:
+    """Score every id of `ids` after the first (see `evaluation_chunks`); None if stopped."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    try:
+        for inputs, targets, mask in evaluation_chunks(ids, batch_size, seq_len):
+            if should_stop():
+                return None
+            logits, state = model(inputs.to(device), state)
+            state = detach_state(state)
+            losses = F.cross_entropy(
+                logits.flatten(0, 1), targets.to(device).flatten(), reduction="none"
+            )
+            mask = mask.to(device).flatten()
+            total += losses[mask].double().sum().item()
+            count += int(mask.sum())
+    finally:
+        model.train(was_training)
+    return Evaluation(loss=total / count, characters=count)

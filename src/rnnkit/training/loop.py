@@ -1,0 +1,435 @@
+"""The training loop of the character model: truncated BPTT, clipping, schedule, checkpoints.
+
+``train(config, out)`` is a plain function; the command line only parses and calls it. Every step:
+
+    batch i (B, T)  ->  forward from the carried state  ->  loss  ->  backward  ->  check finite
+                    ->  clip to the global norm  ->  AdamW step  ->  carry the state to batch i+1
+
+Every ``eval_interval`` steps (and at the end) a full-pass validation and an atomic checkpoint.
+Everything that decides step i+1 is saved (weights, optimizer moments, step, the carried hidden
+state, the dropout RNG, the schedule's horizon), so a resumed run continues exactly as the
+uninterrupted one would have (bit for bit on CPU with the same torch and thread count).
+"""
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.batches import TrainingChunks, contiguous_split
+from rnnkit.data.text import load_corpus
+from rnnkit.errors import UsageError
+from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
+from rnnkit.training import checkpoint
+from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
+from rnnkit.training.evaluate import evaluate
+from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
+from rnnkit.training.plot import write_loss_curve
+from rnnkit.training.run import build_model, is_run, load_weights, read_run
+from rnnkit.training.schedule import learning_rate
+from rnnkit.training.signals import stop_on_signals
+
+BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "assets" / "tinyshakespeare" / "input.txt"
+METRICS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
+CALIBRATION_STEPS = 20  # steps timed before a --time-budget run fixes its schedule's horizon
+MAX_SKIPPED_IN_A_ROW = 10
+
+
+class TrainingAborted(UsageError):
+    """Training stopped on a non-finite loss or gradient (policy `abort`, or too many skips)."""
+
+    exit_code = 3
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    val_loss: float | None
+    best_val_loss: float | None
+    stopped_by: str  # "max_steps", "time_budget", "SIGINT" or "SIGTERM"
+    exit_code: int  # 0, or 130 / 143 after a signal
+    train_characters_per_second: float
+
+
+def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None):
+    """Train (or resume) the run in `out`; returns a TrainResult."""
+    config.validate()
+    trainer = Trainer(config, Path(out), resume, log)
+    return trainer.run(progress=sys.stderr.isatty() if progress is None else progress)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, log) -> None:
+        self.log = log
+        self.run_dir = run_dir
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = _device(config.device)
+        saved = self._prepare_run_dir(config, resume)
+        self.config = config
+        torch.manual_seed(config.seed)
+
+        data_path = Path(config.data) if config.data else BUNDLED_CORPUS
+        vocabulary = saved[1] if saved else None
+        corpus = load_corpus(data_path, config.encoding, run_dir / "data", vocabulary)
+        self.vocabulary = corpus.vocabulary
+        split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
+        self.train_ids = corpus.ids[split.train[0] : split.train[1]]
+        self.val_ids = corpus.ids[split.val[0] : split.val[1]]
+        self.chunks = TrainingChunks(self.train_ids, config.batch_size, config.seq_len)
+
+        self.model = build_model(config, self.vocabulary).to(self.device)
+        matrices = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        others = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": matrices, "weight_decay": config.weight_decay},
+                {"params": others, "weight_decay": 0.0},
+            ],
+            lr=config.lr,
+            betas=(0.9, 0.99),
+        )
+        self.step = 0
+        self.horizon = config.max_steps
+        self.horizon_fixed = config.time_budget == 0
+        self.lr_scale = 1.0
+        self.elapsed = 0.0  # seconds of training so far, over all sessions of this run
+        self.best_val: float | None = None
+        self.best_checkpoint: str | None = None
+        self.state = None  # the hidden state carried from one chunk to the next
+        self.last_checkpoint: Path | None = None
+        if resume:
+            self._restore(checkpoint.load_latest_good(run_dir, warn=log))
+        else:
+            (run_dir / "vocab.json").write_text(json.dumps(self.vocabulary.to_json()))
+            self._write_metrics_header()
+        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+
+    # -- the run directory --------------------------------------------------------------------
+
+    def _prepare_run_dir(self, config: TrainConfig, resume: bool):
+        run_dir = self.run_dir
+        if not resume:
+            if is_run(run_dir) or checkpoint.complete_checkpoints(run_dir):
+                raise UsageError(
+                    f"{run_dir} already holds a training run; continue it with --resume "
+                    f"{run_dir}, or choose a new directory with --out"
+                )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return None
+        saved_config, saved_vocabulary = read_run(run_dir)
+        differences = [
+            f"{name} {getattr(saved_config, name)!r} -> {getattr(config, name)!r}"
+            for name in ARCHITECTURE_FIELDS
+            if getattr(saved_config, name) != getattr(config, name)
+        ]
+        if differences:
+            raise UsageError(
+                f"cannot resume {run_dir} with a different architecture: "
+                + "; ".join(differences)
+                + ". Resume without these flags, or start a new run with --out"
+            )
+        if (config.data or None) != (saved_config.data or None):
+            raise UsageError(
+                f"cannot resume {run_dir} on other data: it trained on "
+                f"{saved_config.data or 'the bundled Tiny Shakespeare'}, not "
+                f"{config.data or 'the bundled Tiny Shakespeare'}"
+            )
+        changed = [
+            f"{name} {getattr(saved_config, name)!r} -> {getattr(config, name)!r}"
+            for name in TrainConfig.__dataclass_fields__
+            if getattr(saved_config, name) != getattr(config, name)
+        ]
+        if changed:
+            self.log("resuming with changed settings: " + "; ".join(changed))
+        return saved_config, saved_vocabulary
+
+    def _write_metrics_header(self) -> None:
+        with (self.run_dir / "metrics.csv").open("w", newline="") as file:
+            csv.writer(file).writerow(METRICS)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Keep the metrics up to the checkpoint we resume from (later rows will be redone)."""
+        path = self.run_dir / "metrics.csv"
+        rows = []
+        if path.exists():
+            with path.open(newline="") as file:
+                rows = [r for r in csv.DictReader(file) if int(r["step"]) <= step]
+        with path.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        optimizer_tensors, optimizer_document = optimizer_to_plain(self.optimizer)
+        trainer_tensors = {"rng.torch": torch.get_rng_state(), **state_tensors(self.state)}
+        if self.device.type == "cuda":
+            trainer_tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        trainer_document = {
+            "step": self.step,
+            "horizon": self.horizon,
+            "horizon_fixed": self.horizon_fixed,
+            "lr_scale": self.lr_scale,
+            "elapsed_seconds": self.elapsed,
+            "best_val_loss": self.best_val,
+            "best_checkpoint": self.best_checkpoint,
+            "threads": torch.get_num_threads(),
+        }
+        path = checkpoint.save_checkpoint(
+            self.run_dir,
+            self.step,
+            tensors={
+                "model": self.model.state_dict(),
+                "optimizer": optimizer_tensors,
+                "trainer": trainer_tensors,
+            },
+            documents={
+                "optimizer": optimizer_document,
+                "trainer": trainer_document,
+                "config": self.config.to_json(),
+            },
+        )
+        self.last_checkpoint = path
+        best = self.run_dir / "checkpoints" / self.best_checkpoint if self.best_checkpoint else None
+        checkpoint.rotate(self.run_dir, self.config.keep_checkpoints, best)
+        return path
+
+    def _restore(self, found) -> None:
+        path, tensors, documents = found
+        load_weights(self.model, tensors["model"], path)
+        optimizer_from_plain(self.optimizer, tensors["optimizer"], documents["optimizer"])
+        trainer = documents["trainer"]
+        self.step = trainer["step"]
+        self.horizon = trainer["horizon"]
+        self.horizon_fixed = trainer["horizon_fixed"]
+        saved = documents["config"]
+        if (saved["max_steps"], saved["time_budget"]) != (
+            self.config.max_steps,
+            self.config.time_budget,
+        ):
+            # A new length for the run: the schedule is fitted again.
+            self.horizon, self.horizon_fixed = self.config.max_steps, self.config.time_budget == 0
+        self.lr_scale = trainer["lr_scale"]
+        self.elapsed = trainer["elapsed_seconds"]
+        self.best_val = trainer["best_val_loss"]
+        self.best_checkpoint = trainer["best_checkpoint"]
+        torch.set_rng_state(tensors["trainer"]["rng.torch"])
+        if "rng.cuda" in tensors["trainer"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["trainer"]["rng.cuda"], self.device)
+        state = state_from_tensors(tensors["trainer"])
+        self.state = None if state is None else _to(state, self.device)
+        self.last_checkpoint = path
+        self._truncate_metrics(self.step)
+        self.log(f"resumed from {path} (step {self.step})")
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def train_step(self) -> tuple[float, float] | None:
+        """One optimizer step on batch `self.step`; None when it was skipped (non-finite)."""
+        if self.chunks.starts_epoch(self.step):
+            self.state = None  # the streams start again from their beginning
+        inputs, targets = (t.to(self.device) for t in self.chunks[self.step])
+        # The BPTT boundary: the state carried in from the previous chunk keeps its value but
+        # not its history, so backward stops here instead of running back to step 0.
+        carried = detach_state(self.state)
+        lr = self.lr_scale * learning_rate(
+            self.step, self.config.lr, self.config.min_lr, self.config.warmup_steps, self.horizon
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        logits, state = self.model(inputs, carried)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return self._non_finite("loss", loss.item())
+        loss.backward()
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        # Check before clipping: clipping a NaN gradient would spread NaN into every gradient.
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        if not torch.isfinite(norm):
+            return self._non_finite("gradient norm", norm.item())
+        if self.config.clip_norm > 0:
+            torch.nn.utils.clip_grads_with_norm_(parameters, self.config.clip_norm, norm)
+        self.optimizer.step()
+        self.state = state
+        self.skipped_in_a_row = 0
+        return loss.item(), norm.item()
+
+    def _non_finite(self, what: str, value: float):
+        policy = self.config.nonfinite
+        where = f"non-finite {what} ({value}) at step {self.step}"
+        kept = (
+            f"the last checkpoint {self.last_checkpoint} is intact"
+            if self.last_checkpoint
+            else "nothing was saved"
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        if policy == "abort":
+            raise TrainingAborted(f"{where}; {kept}. Lower --lr, or use --nonfinite skip")
+        if policy == "rollback" and self.last_checkpoint is not None:
+            self.metrics_file.flush()
+            found = checkpoint.load_latest_good(self.run_dir, warn=self.log)
+            scale = self.lr_scale * 0.5
+            self._restore(found)
+            self.lr_scale = scale
+            self.log(f"{where}: rolled back to step {self.step}, learning rate x{scale:g}")
+            return None
+        self.skipped_in_a_row = getattr(self, "skipped_in_a_row", 0) + 1
+        if self.skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
+            raise TrainingAborted(
+                f"{where}, {self.skipped_in_a_row} steps in a row; {kept}. Lower --lr"
+            )
+        self.log(f"{where}: step skipped (weights unchanged)")
+        self.step += 1
+        return None
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, progress: bool) -> TrainResult:
+        from tqdm import tqdm
+
+        config = self.config
+        self.log(
+            f"training a {config.num_layers}-layer {config.cell.upper()} of {config.hidden_size} "
+            f"({count_parameters(self.model):,} parameters) on {len(self.train_ids):,} "
+            f"characters, vocabulary {len(self.vocabulary)}, into {self.run_dir}"
+        )
+        budget = config.time_budget * 60
+        stopped_by, val_loss, session_steps = "max_steps", None, 0
+        session_start, train_seconds = time.perf_counter(), 0.0
+        calibration_start = self.elapsed
+        bar = tqdm(
+            total=self.horizon,
+            initial=self.step,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        metrics_file = self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
+        metrics = csv.writer(metrics_file)
+        with stop_on_signals(
+            lambda name: self.log(f"\n{name}: stopping after this step (again to abort)")
+        ) as stop:
+            try:
+                while self.step < self.horizon:
+                    started = time.perf_counter()
+                    step = self.step
+                    result = self.train_step()
+                    seconds = time.perf_counter() - started
+                    self.elapsed += seconds
+                    train_seconds += seconds
+                    if result is None:
+                        continue
+                    loss, norm = result
+                    self.step += 1
+                    session_steps += 1
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    if not self.horizon_fixed and self.step >= CALIBRATION_STEPS:
+                        per_step = (self.elapsed - calibration_start) / max(1, session_steps)
+                        remaining = max(0.0, 0.97 * budget - self.elapsed)
+                        self.horizon = min(config.max_steps, self.step + int(remaining / per_step))
+                        self.horizon_fixed = True
+                        bar.total = self.horizon
+                        self.log(
+                            f"time budget {config.time_budget:g} min: schedule fitted to {self.horizon} steps"
+                        )
+                    out_of_time = budget > 0 and self.elapsed >= budget
+                    finishing = self.step >= self.horizon or out_of_time or bool(stop)
+                    val = None
+                    if self.step % config.eval_interval == 0 or (finishing and not stop):
+                        evaluation = evaluate(
+                            self.model,
+                            self.val_ids,
+                            64,
+                            config.seq_len,
+                            self.device,
+                            lambda: bool(stop),
+                        )
+                        if evaluation is not None:
+                            val = val_loss = evaluation.loss
+                    metrics.writerow(
+                        [
+                            self.step,
+                            f"{loss:.6f}",
+                            "" if val is None else f"{val:.6f}",
+                            f"{lr:.6g}",
+                            f"{norm:.4f}",
+                            f"{1000 * seconds:.1f}",
+                        ]
+                    )
+                    if val is not None and (self.best_val is None or val < self.best_val):
+                        self.best_val = val
+                        self.best_checkpoint = f"{checkpoint.PREFIX}{self.step:08d}"
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}"
+                    )
+                    if not progress and (self.step % config.log_interval == 0 or val is not None):
+                        line = f"step {self.step} | loss {loss:.4f} | lr {lr:.2e} | norm {norm:.2f} | {1000 * seconds:.1f} ms/step"
+                        if val is not None:
+                            line += f" | val {val:.4f}"
+                        self.log(line)
+                    if val is not None or finishing:
+                        metrics_file.flush()
+                        path = self.save()
+                        if val is not None and self.best_checkpoint == path.name:
+                            self._write_best(path)
+                        write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
+                    if stop:
+                        stopped_by = stop.name
+                        break
+                    if out_of_time:
+                        stopped_by = "time_budget"
+                        break
+            finally:
+                bar.close()
+                metrics_file.close()
+        wall = time.perf_counter() - session_start
+        characters = session_steps * config.batch_size * config.seq_len
+        if stop:
+            self.log(
+                f"{stop.name}: saved step {self.step} to {self.last_checkpoint}; continue with --resume {self.run_dir}"
+            )
+        else:
+            self.log(
+                f"done: {self.step} steps, validation loss {val_loss if val_loss is None else round(val_loss, 4)} "
+                f"nats/char, best {self.best_val if self.best_val is None else round(self.best_val, 4)}, "
+                f"{wall:.0f} s; checkpoints in {self.run_dir / 'checkpoints'}"
+            )
+        return TrainResult(
+            run_dir=self.run_dir,
+            steps=self.step,
+            val_loss=val_loss,
+            best_val_loss=self.best_val,
+            stopped_by=stopped_by,
+            exit_code=stop.exit_code,
+            train_characters_per_second=characters / train_seconds if train_seconds else 0.0,
+        )
+
+    def _write_best(self, path: Path) -> None:
+        document = {"checkpoint": path.name, "val_loss": self.best_val, "step": self.step}
+        temporary = path.parent / "best.json.tmp"
+        temporary.write_text(json.dumps(document))
+        temporary.replace(path.parent / "best.json")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    return torch.device(name)
+
+
+def _to(state, device):
+    if isinstance(state, tuple):
+        return tuple(s.to(device) for s in state)
+    return state.to(device)
