@@ -181,7 +181,7 @@ def run_sample(args) -> int:
     from rnnkit.generation import check_sampling, generate
     from rnnkit.training.run import load_trained_model
 
-    model, config, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    model, _, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
     check_sampling(args.temperature, args.top_k, args.top_p, len(vocabulary))
     if args.prime_file is not None:
         if not args.prime_file.is_file():

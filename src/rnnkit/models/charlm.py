@@ -11,8 +11,8 @@ tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H
 
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.errors import UsageError
+from rnnkit.layers import GRU, LSTM, RNN
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 

@@ -67,7 +67,8 @@ class TrainConfig:
     )
     nonfinite: str = _option(
         "skip",
-        "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with half the learning rate, or abort",
+        "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with "
+        "half the learning rate, or abort",
         ("skip", "rollback", "abort"),
     )
     # bookkeeping
@@ -103,8 +104,8 @@ class TrainConfig:
             raise UsageError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr})")
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise UsageError(
-                f"--tie-weights needs --embedding-size equal to --hidden-size ({self.hidden_size}), "
-                f"got {self.embedding_size}"
+                "--tie-weights needs --embedding-size equal to --hidden-size "
+                f"({self.hidden_size}), got {self.embedding_size}"
             )
 
     def to_json(self) -> dict:

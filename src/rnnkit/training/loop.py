@@ -38,6 +38,7 @@ BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "assets" / "tinyshakespea
 METRICS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
 CALIBRATION_STEPS = 20  # steps timed before a --time-budget run fixes its schedule's horizon
 MAX_SKIPPED_IN_A_ROW = 10
+MAX_ROLLBACKS = 5
 
 
 class TrainingAborted(UsageError):
@@ -275,6 +276,11 @@ class Trainer:
         if policy == "abort":
             raise TrainingAborted(f"{where}; {kept}. Lower --lr, or use --nonfinite skip")
         if policy == "rollback" and self.last_checkpoint is not None:
+            if self.lr_scale <= 0.5**MAX_ROLLBACKS:
+                raise TrainingAborted(
+                    f"{where}; rolled back {MAX_ROLLBACKS} times and it came back each time; "
+                    f"{kept}. Lower --lr or look at the data near this step"
+                )
             self.metrics_file.flush()
             found = checkpoint.load_latest_good(self.run_dir, warn=self.log)
             scale = self.lr_scale * 0.5
@@ -303,107 +309,65 @@ class Trainer:
             f"characters, vocabulary {len(self.vocabulary)}, into {self.run_dir}"
         )
         budget = config.time_budget * 60
-        stopped_by, val_loss, session_steps = "max_steps", None, 0
-        session_start, train_seconds = time.perf_counter(), 0.0
+        stopped_by, val_loss, session_steps, train_seconds = "max_steps", None, 0, 0.0
         calibration_start = self.elapsed
-        bar = tqdm(
-            total=self.horizon,
-            initial=self.step,
-            disable=not progress,
-            unit="step",
-            dynamic_ncols=True,
-        )
-        metrics_file = self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
-        metrics = csv.writer(metrics_file)
-        with stop_on_signals(
-            lambda name: self.log(f"\n{name}: stopping after this step (again to abort)")
-        ) as stop:
+        bar = tqdm(total=self.horizon, initial=self.step, disable=not progress, unit="step")
+        self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
+        metrics = csv.writer(self.metrics_file)
+        announce = lambda name: self.log(f"\n{name}: stopping after this step (again to abort)")  # noqa: E731
+        with stop_on_signals(announce) as stop:
             try:
                 while self.step < self.horizon:
                     started = time.perf_counter()
-                    step = self.step
                     result = self.train_step()
                     seconds = time.perf_counter() - started
                     self.elapsed += seconds
                     train_seconds += seconds
-                    if result is None:
+                    if result is None:  # skipped or rolled back
                         continue
                     loss, norm = result
                     self.step += 1
                     session_steps += 1
-                    lr = self.optimizer.param_groups[0]["lr"]
                     if not self.horizon_fixed and self.step >= CALIBRATION_STEPS:
-                        per_step = (self.elapsed - calibration_start) / max(1, session_steps)
-                        remaining = max(0.0, 0.97 * budget - self.elapsed)
-                        self.horizon = min(config.max_steps, self.step + int(remaining / per_step))
-                        self.horizon_fixed = True
+                        self._fit_horizon(budget, calibration_start, session_steps)
                         bar.total = self.horizon
-                        self.log(
-                            f"time budget {config.time_budget:g} min: schedule fitted to {self.horizon} steps"
-                        )
                     out_of_time = budget > 0 and self.elapsed >= budget
                     finishing = self.step >= self.horizon or out_of_time or bool(stop)
                     val = None
                     if self.step % config.eval_interval == 0 or (finishing and not stop):
-                        evaluation = evaluate(
-                            self.model,
-                            self.val_ids,
-                            64,
-                            config.seq_len,
-                            self.device,
-                            lambda: bool(stop),
-                        )
-                        if evaluation is not None:
-                            val = val_loss = evaluation.loss
+                        val = self._validate(should_stop=lambda: bool(stop))
+                        val_loss = val if val is not None else val_loss
+                    lr = self.optimizer.param_groups[0]["lr"]
                     metrics.writerow(
-                        [
-                            self.step,
-                            f"{loss:.6f}",
-                            "" if val is None else f"{val:.6f}",
-                            f"{lr:.6g}",
-                            f"{norm:.4f}",
-                            f"{1000 * seconds:.1f}",
-                        ]
-                    )
-                    if val is not None and (self.best_val is None or val < self.best_val):
-                        self.best_val = val
-                        self.best_checkpoint = f"{checkpoint.PREFIX}{self.step:08d}"
+                        [self.step, f"{loss:.6f}", "" if val is None else f"{val:.6f}",
+                         f"{lr:.6g}", f"{norm:.4f}", f"{1000 * seconds:.1f}"]
+                    )  # fmt: skip
                     bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}"
-                    )
+                    bar.set_postfix(loss=f"{loss:.3f}", val=_rounded(val_loss))
                     if not progress and (self.step % config.log_interval == 0 or val is not None):
-                        line = f"step {self.step} | loss {loss:.4f} | lr {lr:.2e} | norm {norm:.2f} | {1000 * seconds:.1f} ms/step"
-                        if val is not None:
-                            line += f" | val {val:.4f}"
-                        self.log(line)
+                        self.log(
+                            f"step {self.step} | loss {loss:.4f} | val {_rounded(val)} | "
+                            f"lr {lr:.2e} | norm {norm:.2f} | {1000 * seconds:.1f} ms/step"
+                        )
                     if val is not None or finishing:
-                        metrics_file.flush()
-                        path = self.save()
-                        if val is not None and self.best_checkpoint == path.name:
-                            self._write_best(path)
-                        write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
-                    if stop:
-                        stopped_by = stop.name
-                        break
-                    if out_of_time:
-                        stopped_by = "time_budget"
+                        self._save_and_plot()
+                    if stop or out_of_time:
+                        stopped_by = stop.name if stop else "time_budget"
                         break
             finally:
                 bar.close()
-                metrics_file.close()
-        wall = time.perf_counter() - session_start
-        characters = session_steps * config.batch_size * config.seq_len
+                self.metrics_file.close()
         if stop:
             self.log(
-                f"{stop.name}: saved step {self.step} to {self.last_checkpoint}; continue with --resume {self.run_dir}"
+                f"{stop.name}: saved step {self.step} to {self.last_checkpoint}; "
+                f"continue with --resume {self.run_dir}"
             )
         else:
             self.log(
-                f"done: {self.step} steps, validation loss {val_loss if val_loss is None else round(val_loss, 4)} "
-                f"nats/char, best {self.best_val if self.best_val is None else round(self.best_val, 4)}, "
-                f"{wall:.0f} s; checkpoints in {self.run_dir / 'checkpoints'}"
+                f"done: {self.step} steps, validation {_rounded(val_loss)} nats/char (best "
+                f"{_rounded(self.best_val)}); checkpoints in {self.run_dir / 'checkpoints'}"
             )
+        characters = session_steps * config.batch_size * config.seq_len
         return TrainResult(
             run_dir=self.run_dir,
             steps=self.step,
@@ -413,6 +377,34 @@ class Trainer:
             exit_code=stop.exit_code,
             train_characters_per_second=characters / train_seconds if train_seconds else 0.0,
         )
+
+    def _fit_horizon(self, budget: float, calibration_start: float, steps: int) -> None:
+        """With a time budget: after a few timed steps, end the schedule when time runs out."""
+        per_step = (self.elapsed - calibration_start) / max(1, steps)
+        remaining = max(0.0, 0.97 * budget - self.elapsed)  # a little time for evaluations
+        self.horizon = min(self.config.max_steps, self.step + int(remaining / per_step))
+        self.horizon_fixed = True
+        self.log(
+            f"time budget {self.config.time_budget:g} min: schedule fitted to {self.horizon} steps"
+        )
+
+    def _validate(self, should_stop) -> float | None:
+        evaluation = evaluate(
+            self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
+        )
+        if evaluation is None:
+            return None
+        if self.best_val is None or evaluation.loss < self.best_val:
+            self.best_val = evaluation.loss
+            self.best_checkpoint = f"{checkpoint.PREFIX}{self.step:08d}"
+        return evaluation.loss
+
+    def _save_and_plot(self) -> None:
+        self.metrics_file.flush()
+        path = self.save()
+        if self.best_checkpoint == path.name:
+            self._write_best(path)
+        write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
 
     def _write_best(self, path: Path) -> None:
         document = {"checkpoint": path.name, "val_loss": self.best_val, "step": self.step}
@@ -427,6 +419,10 @@ def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA GPU is available here; use --device cpu")
     return torch.device(name)
+
+
+def _rounded(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _to(state, device):

@@ -1,0 +1,186 @@
+"""`rnnkit train / sample / eval` end to end, and every bad input: one clear line, exit code 2."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+
+CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
+TINY = [
+    "--hidden-size",
+    "16",
+    "--embedding-size",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--eval-interval",
+    "5",
+    "--warmup-steps",
+    "2",
+    "--threads",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = folder / "small.txt"
+    data.write_text(CORPUS.read_text()[:8000])
+    run = folder / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--max-steps", "10", *TINY]) == 0
+    return run, data
+
+
+def test_train_sample_eval(trained_run, capsys):
+    run, data = trained_run
+    capsys.readouterr()
+    assert main(["sample", str(run), "--length", "40", "--seed", "1", "--prime", "ROMEO:"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40 + 1
+    assert main(["sample", str(run), "--length", "40", "--seed", "1", "--prime", "ROMEO:"]) == 0
+    assert capsys.readouterr().out == first  # same seed, same text
+    assert main(["sample", str(run), "--length", "20", "--temperature", "0", "--top-k", "3"]) == 0
+    assert main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "val:" in out and "nats/char" in out and "bits/char" in out and "perplexity" in out
+    assert main(["eval", str(run), "--data", str(data), "--split", "all"]) == 0
+
+
+def test_a_config_file_sits_between_defaults_and_flags(trained_run, tmp_path):
+    _, data = trained_run
+    config = tmp_path / "settings.toml"
+    config.write_text('hidden_size = 12\ncell = "gru"\nmax_steps = 3\n')
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--config", str(config)]
+    assert main([*args, "--max-steps", "2", "--eval-interval", "1", "--batch-size", "2"]) == 0
+    saved = (run / "config.json").read_text()
+    assert '"hidden_size": 12' in saved and '"cell": "gru"' in saved and '"max_steps": 2' in saved
+
+
+def bad(tmp_path: Path, trained_run) -> dict:
+    run, data = trained_run
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    short = tmp_path / "short.txt"
+    short.write_text("to be or not to be")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café".encode("latin-1"))
+    toml = tmp_path / "bad.toml"
+    toml.write_text("hidden_sise = 3\n")
+    return {
+        "missing file": (
+            ["train", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "a")],
+            "no such file",
+        ),
+        "empty file": (["train", "--data", str(empty), "--out", str(tmp_path / "b")], "is empty"),
+        "too short": (
+            ["train", "--data", str(short), "--out", str(tmp_path / "c")],
+            "too few for batch_size",
+        ),
+        "invalid utf-8": (
+            ["train", "--data", str(latin1), "--out", str(tmp_path / "d")],
+            "--encoding bytes",
+        ),
+        "unknown prime": (
+            ["sample", str(run), "--prime", "Zürich ☃"],
+            "not in the model's vocabulary",
+        ),
+        "not a run": (["sample", str(tmp_path)], "not a run directory"),
+        "no run": (["eval", str(tmp_path / "nothing")], "no such run directory"),
+        "temperature": (["sample", str(run), "--temperature", "-0.5"], "--temperature"),
+        "top-k": (["sample", str(run), "--top-k", "0"], "--top-k"),
+        "top-p": (["sample", str(run), "--top-p", "1.5"], "--top-p"),
+        "no test split": (["eval", str(run), "--split", "test"], "no test split"),
+        "bad lr": (
+            ["train", "--data", str(data), "--out", str(tmp_path / "e"), "--lr", "nan"],
+            "finite",
+        ),
+        "negative size": (
+            ["train", "--data", str(data), "--out", str(tmp_path / "f"), "--hidden-size", "-3"],
+            "at least 1",
+        ),
+        "tie mismatch": (
+            ["train", "--data", str(data), "--out", str(tmp_path / "g"), "--tie-weights"],
+            "--tie-weights",
+        ),
+        "bad toml key": (
+            ["train", "--data", str(data), "--out", str(tmp_path / "h"), "--config", str(toml)],
+            "unknown key",
+        ),
+        "overwrite": (
+            ["train", "--data", str(data), "--out", str(run)],
+            "already holds a training run",
+        ),
+        "architecture": (["train", "--resume", str(run), "--cell", "gru"], "cell 'lstm' -> 'gru'"),
+    }
+
+
+CASES = [
+    "missing file",
+    "empty file",
+    "too short",
+    "invalid utf-8",
+    "unknown prime",
+    "not a run",
+    "no run",
+    "temperature",
+    "top-k",
+    "top-p",
+    "no test split",
+    "bad lr",
+    "negative size",
+    "tie mismatch",
+    "bad toml key",
+    "overwrite",
+    "architecture",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_clear_line_and_exit_code_2(case, tmp_path, trained_run, capsys):
+    arguments, message = bad(tmp_path, trained_run)[case]
+    before = sorted(p.name for p in (trained_run[0] / "checkpoints").iterdir())
+    capsys.readouterr()
+    assert main(arguments) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("rnnkit ") and message in error[0], error
+    assert "Traceback" not in error[0]
+    assert sorted(p.name for p in (trained_run[0] / "checkpoints").iterdir()) == before
+
+
+def test_sigterm_saves_and_exits_143(tmp_path):
+    data = tmp_path / "small.txt"
+    data.write_text(CORPUS.read_text()[:20000])
+    command = [
+        sys.executable,
+        "-m",
+        "rnnkit",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "100000",
+        "--eval-interval",
+        "100000",
+        *TINY,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "run" / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM: saved step" in stderr and "--resume" in stderr
+    assert list((tmp_path / "run" / "checkpoints").glob("step-*"))

@@ -1,0 +1,236 @@
+"""The training loop: exact resume, the BPTT boundary, non-finite policies, signals, outputs."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnnkit.errors import UsageError
+from rnnkit.training import loop
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.loop import TrainingAborted, train
+
+CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
+
+
+@pytest.fixture
+def small_text(tmp_path):
+    path = tmp_path / "small.txt"
+    path.write_text(CORPUS.read_text()[:6000])
+    return path
+
+
+def tiny(data, **overrides) -> TrainConfig:
+    settings = dict(
+        data=str(data),
+        cell="lstm",
+        num_layers=2,
+        hidden_size=16,
+        embedding_size=8,
+        dropout=0.1,
+        batch_size=4,
+        seq_len=16,
+        max_steps=12,
+        eval_interval=4,
+        warmup_steps=3,
+        log_interval=100,
+        threads=1,
+        seed=7,
+    )
+    return TrainConfig(**(settings | overrides))
+
+
+def losses(run_dir: Path) -> list[str]:
+    with (run_dir / "metrics.csv").open(newline="") as file:
+        return [row["train_loss"] for row in csv.DictReader(file)]
+
+
+def final_weights(run_dir: Path) -> dict:
+    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    return load_file(newest / "model.safetensors")
+
+
+def quiet(*args):
+    pass
+
+
+def test_a_run_writes_metrics_a_curve_and_checkpoints(small_text, tmp_path):
+    result = train(tiny(small_text), tmp_path / "run", log=quiet, progress=False)
+    run = tmp_path / "run"
+    assert result.steps == 12 and result.stopped_by == "max_steps" and result.exit_code == 0
+    with (run / "metrics.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
+    assert [r["step"] for r in rows] == [str(s) for s in range(1, 13)]
+    assert [bool(r["val_loss"]) for r in rows] == [s % 4 == 0 for s in range(1, 13)]
+    assert (run / "loss.png").stat().st_size > 1000
+    assert (run / "vocab.json").is_file() and (run / "config.json").is_file()
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+    assert len(kept) <= 3 and "step-00000012" in kept
+
+
+def interrupt_at(monkeypatch, step_to_stop):
+    original = loop.Trainer.train_step
+
+    def train_step(self):
+        result = original(self)
+        if self.step + 1 == step_to_stop:
+            os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C arrived during this step
+        return result
+
+    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+
+
+def test_interrupted_and_resumed_run_equals_the_straight_run(small_text, tmp_path, monkeypatch):
+    config = tiny(small_text)
+    train(config, tmp_path / "straight", log=quiet, progress=False)
+
+    interrupt_at(monkeypatch, 6)  # stops between evaluations: the state must come from step 6
+    result = train(config, tmp_path / "resumed", log=quiet, progress=False)
+    assert (result.stopped_by, result.exit_code, result.steps) == ("SIGINT", 130, 6)
+    monkeypatch.undo()
+    train(config, tmp_path / "resumed", resume=True, log=quiet, progress=False)
+
+    assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
+    straight, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(small_text, tmp_path):
+    config = tiny(small_text, max_steps=60, eval_interval=5)
+    train(config, tmp_path / "straight", log=quiet, progress=False)
+    command = [sys.executable, "-m", "rnnkit", "train", "--out", str(tmp_path / "killed")]
+    for key, value in config.to_json().items():
+        if value is not None and not isinstance(value, bool):
+            command += ["--" + key.replace("_", "-"), str(value)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list((tmp_path / "killed" / "checkpoints").glob("step-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("step-*"))
+    assert saved[-1] < "step-00000060"
+    train(config, tmp_path / "killed", resume=True, log=quiet, progress=False)
+    assert losses(tmp_path / "killed") == losses(tmp_path / "straight")
+
+
+def test_the_gradient_stops_at_the_chunk_border(small_text, tmp_path):
+    trainer = loop.Trainer(tiny(small_text), tmp_path / "run", False, quiet)
+    trainer.train_step()
+    trainer.step += 1
+    carried = trainer.state
+    assert all(s.grad_fn is not None for s in carried)  # the state keeps its graph until...
+    inputs, _ = trainer.chunks[trainer.step]
+    detached = loop.detach_state(carried)  # ...the border, where train_step detaches it
+    assert all(s.grad_fn is None and not s.requires_grad for s in detached)
+    leaf = tuple(s.clone().requires_grad_() for s in detached)
+    logits, _ = trainer.model(inputs, leaf)
+    logits.sum().backward()
+    assert all(s.grad is not None for s in leaf)  # a gradient reaches the border, no further
+
+
+def poison_step(monkeypatch, at_step, times=1):
+    """Make the weights NaN just before step `at_step`, the first `times` times it is reached."""
+    original = loop.Trainer.train_step
+    remaining = [times]
+
+    def train_step(self):
+        if self.step == at_step and remaining[0] > 0:
+            remaining[0] -= 1
+            with torch.no_grad():
+                self.model.head.bias.fill_(float("nan"))
+        return original(self)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+
+
+def test_nonfinite_abort_keeps_the_last_good_checkpoint(small_text, tmp_path, monkeypatch):
+    poison_step(monkeypatch, 6)
+    with pytest.raises(TrainingAborted, match=r"non-finite loss .* at step 6.*step-00000004"):
+        train(tiny(small_text, nonfinite="abort"), tmp_path / "run", log=quiet, progress=False)
+    weights = final_weights(tmp_path / "run")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_nonfinite_rollback_restores_and_halves_the_learning_rate(
+    small_text, tmp_path, monkeypatch
+):
+    poison_step(monkeypatch, 6)
+    messages = []
+    result = train(
+        tiny(small_text, nonfinite="rollback"),
+        tmp_path / "run",
+        log=messages.append,
+        progress=False,
+    )
+    assert result.steps == 12
+    assert any("rolled back to step 4, learning rate x0.5" in m for m in messages)
+    assert all(torch.isfinite(w).all() for w in final_weights(tmp_path / "run").values())
+
+
+def test_rollback_gives_up_when_the_failure_repeats(small_text, tmp_path, monkeypatch):
+    poison_step(monkeypatch, 6, times=100)
+    with pytest.raises(TrainingAborted, match=r"rolled back 5 times"):
+        train(tiny(small_text, nonfinite="rollback"), tmp_path / "run", log=quiet, progress=False)
+
+
+def test_nonfinite_skip_never_saves_a_broken_model(small_text, tmp_path, monkeypatch):
+    original = loop.Trainer.train_step
+
+    def train_step(self):  # a NaN gradient at step 6 only: the weights must stay finite
+        if self.step != 6:
+            return original(self)
+        original_backward = torch.Tensor.backward
+
+        def backward(tensor, *args, **kwargs):
+            original_backward(tensor, *args, **kwargs)
+            self.model.head.bias.grad.fill_(float("nan"))
+
+        monkeypatch.setattr(torch.Tensor, "backward", backward)
+        try:
+            return original(self)
+        finally:
+            monkeypatch.setattr(torch.Tensor, "backward", original_backward)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+    messages = []
+    train(tiny(small_text, nonfinite="skip"), tmp_path / "run", log=messages.append, progress=False)
+    assert any("non-finite gradient norm" in m and "skipped" in m for m in messages)
+    assert all(torch.isfinite(w).all() for w in final_weights(tmp_path / "run").values())
+
+
+def test_resume_refuses_another_architecture_and_names_it(small_text, tmp_path):
+    train(tiny(small_text, max_steps=4), tmp_path / "run", log=quiet, progress=False)
+    with pytest.raises(
+        UsageError,
+        match=r"cell 'lstm' -> 'gru'.*hidden_size 16 -> 32",
+    ):
+        train(
+            tiny(small_text, hidden_size=32, cell="gru"), tmp_path / "run", resume=True, log=quiet
+        )
+
+
+def test_an_existing_run_is_never_overwritten(small_text, tmp_path):
+    train(tiny(small_text, max_steps=4), tmp_path / "run", log=quiet, progress=False)
+    with pytest.raises(UsageError, match="already holds a training run"):
+        train(tiny(small_text), tmp_path / "run", log=quiet)
+
+
+def test_time_budget_stops_the_run(small_text, tmp_path):
+    result = train(
+        tiny(small_text, max_steps=100000, time_budget=0.02),
+        tmp_path / "run",
+        log=quiet,
+        progress=False,
+    )
+    assert result.stopped_by in ("time_budget", "max_steps")
+    assert result.steps < 100000
