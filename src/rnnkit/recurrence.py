@@ -88,9 +88,9 @@ def run_direction(
     forward direction a sequence's final state is the one after its own last step.
     """
     steps = len(batch_sizes)
-    offsets = [0]
-    for size in batch_sizes[:-1]:
-        offsets.append(offsets[-1] + size)
+    # One split, not a slice per step: the backward of a split is one concatenation, while
+    # each slice's backward would add into a zero tensor as large as all of x_proj.
+    x_steps = x_proj.split(batch_sizes)  # T tensors (b_t, G·H)
     outputs: list[Tensor | None] = [None] * steps
     ended: list[State] = []  # final states of sequences that stopped, latest-stopping last
     if reverse:
@@ -111,8 +111,7 @@ def run_direction(
             state = tuple(
                 torch.cat([s, s0[running:size]]) for s, s0 in zip(state, initial_state, strict=True)
             )
-        x_t = x_proj[offsets[t] : offsets[t] + size]  # (b_t, G·H)
-        state, gates = step(x_t, state)
+        state, gates = step(x_steps[t], state)
         if probe is not None:
             state = (state[0] + probe[t, :size], *state[1:])
         outputs[t] = state[0]
