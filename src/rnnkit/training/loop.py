@@ -25,7 +25,7 @@ from rnnkit.data.batches import TrainingChunks, contiguous_split
 from rnnkit.data.text import load_corpus
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
-from rnnkit.training import checkpoint
+from rnnkit.training import checkpoint, distributed
 from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
@@ -59,33 +59,55 @@ class TrainResult:
 
 
 def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None):
-    """Train (or resume) the run in `out`; returns a TrainResult."""
+    """Train (or resume) the run in `out`; returns a TrainResult.
+
+    Launched by torchrun with several processes, this trains data-parallel (distributed.py).
+    """
     config.validate()
-    trainer = Trainer(config, Path(out), resume, log)
-    return trainer.run(progress=sys.stderr.isatty() if progress is None else progress)
+    ranks = distributed.start(config.device)
+    try:
+        trainer = Trainer(config, Path(out), resume, log if ranks.is_main else _quiet, ranks)
+        show = sys.stderr.isatty() if progress is None else progress
+        return trainer.run(progress=show and ranks.is_main)
+    finally:
+        distributed.stop()
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, log) -> None:
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, log, ranks=None) -> None:
         self.log = log
         self.run_dir = run_dir
+        self.ranks = ranks = ranks or distributed.Ranks()
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = _device(config.device)
+        self.device = _device(config.device, ranks.local_rank)
         saved = self._prepare_run_dir(config, resume)
         self.config = config
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0 (DDP)
 
         data_path = Path(config.data) if config.data else BUNDLED_CORPUS
         vocabulary = saved[1] if saved else None
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 encodes the text; the others then read its cache
         corpus = load_corpus(data_path, config.encoding, run_dir / "data", vocabulary)
+        if ranks.is_main:
+            ranks.barrier()
         self.vocabulary = corpus.vocabulary
         split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
         self.train_ids = corpus.ids[split.train[0] : split.train[1]]
         self.val_ids = corpus.ids[split.val[0] : split.val[1]]
-        self.chunks = TrainingChunks(self.train_ids, config.batch_size, config.seq_len)
+        self.rows = ranks.rows(config.batch_size)
+        self.chunks = TrainingChunks(
+            self.train_ids, config.batch_size, config.seq_len, rows=self.rows
+        )
 
         self.model = build_model(config, self.vocabulary).to(self.device)
+        self.forward_model = self.model
+        if ranks.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = DistributedDataParallel(self.model, device_ids=device_ids)
         matrices = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         others = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -105,12 +127,15 @@ class Trainer:
         self.best_checkpoint: str | None = None
         self.state = None  # the hidden state carried from one chunk to the next
         self.last_checkpoint: Path | None = None
+        self.metrics_file = None  # open while run() runs, on rank 0 only
         if resume:
             self._restore(checkpoint.load_latest_good(run_dir, warn=log))
-        else:
+        elif ranks.is_main:
             (run_dir / "vocab.json").write_text(json.dumps(self.vocabulary.to_json()))
             self._write_metrics_header()
-        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+        if ranks.is_main:
+            (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+        ranks.barrier()
 
     # -- the run directory --------------------------------------------------------------------
 
@@ -122,7 +147,10 @@ class Trainer:
                     f"{run_dir} already holds a training run; continue it with --resume "
                     f"{run_dir}, or choose a new directory with --out"
                 )
-            run_dir.mkdir(parents=True, exist_ok=True)
+            self.ranks.barrier()  # every rank has looked before rank 0 creates anything
+            if self.ranks.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            self.ranks.barrier()
             return None
         saved_config, saved_vocabulary = read_run(run_dir)
         differences = [
@@ -157,6 +185,8 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Keep the metrics up to the checkpoint we resume from (later rows will be redone)."""
+        if not self.ranks.is_main:
+            return
         path = self.run_dir / "metrics.csv"
         rows = []
         if path.exists():
@@ -170,10 +200,31 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
 
     def save(self) -> Path:
-        optimizer_tensors, optimizer_document = optimizer_to_plain(self.optimizer)
-        trainer_tensors = {"rng.torch": torch.get_rng_state(), **state_tensors(self.state)}
+        """Write a checkpoint (rank 0; every rank takes part in gathering the carried state)."""
+        broken = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if broken:  # never let a broken model displace a good checkpoint
+            raise TrainingAborted(
+                f"not saving step {self.step}: non-finite weights in {', '.join(broken)}; the "
+                f"last checkpoint {self.last_checkpoint} is intact. Lower --lr and resume"
+            )
+        # The whole batch's carried state and every rank's dropout RNG, gathered in rank order.
+        carried = {
+            k: self.ranks.gather_rows(v, dim=1) for k, v in state_tensors(self.state).items()
+        }
+        rng = self.ranks.gather_rows(torch.get_rng_state().unsqueeze(0), dim=0)  # (ranks, ·)
+        trainer_tensors = {"rng.torch": rng, **carried}
         if self.device.type == "cuda":
-            trainer_tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            cuda_rng = torch.cuda.get_rng_state(self.device).unsqueeze(0).to(self.device)
+            trainer_tensors["rng.cuda"] = self.ranks.gather_rows(cuda_rng, dim=0).cpu()
+        path = self.run_dir / "checkpoints" / f"{checkpoint.PREFIX}{self.step:08d}"
+        if self.ranks.is_main:
+            path = self._write_checkpoint(trainer_tensors)
+        self.ranks.barrier()
+        self.last_checkpoint = path
+        return path
+
+    def _write_checkpoint(self, trainer_tensors: dict) -> Path:
+        optimizer_tensors, optimizer_document = optimizer_to_plain(self.optimizer)
         trainer_document = {
             "step": self.step,
             "horizon": self.horizon,
@@ -183,6 +234,7 @@ class Trainer:
             "best_val_loss": self.best_val,
             "best_checkpoint": self.best_checkpoint,
             "threads": torch.get_num_threads(),
+            "world_size": self.ranks.world_size,
         }
         path = checkpoint.save_checkpoint(
             self.run_dir,
@@ -198,7 +250,6 @@ class Trainer:
                 "config": self.config.to_json(),
             },
         )
-        self.last_checkpoint = path
         best = self.run_dir / "checkpoints" / self.best_checkpoint if self.best_checkpoint else None
         checkpoint.rotate(self.run_dir, self.config.keep_checkpoints, best)
         return path
@@ -222,11 +273,18 @@ class Trainer:
         self.elapsed = trainer["elapsed_seconds"]
         self.best_val = trainer["best_val_loss"]
         self.best_checkpoint = trainer["best_checkpoint"]
-        torch.set_rng_state(tensors["trainer"]["rng.torch"])
+        saved_ranks = trainer.get("world_size", 1)
+        if saved_ranks != self.ranks.world_size:
+            raise UsageError(
+                f"{path} was saved by {saved_ranks} process(es); resume it with the same number "
+                f"(torchrun --nproc_per_node={saved_ranks}) to continue exactly"
+            )
+        rank = self.ranks.rank
+        torch.set_rng_state(tensors["trainer"]["rng.torch"][rank])
         if "rng.cuda" in tensors["trainer"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["trainer"]["rng.cuda"], self.device)
-        state = state_from_tensors(tensors["trainer"])
-        self.state = None if state is None else _to(state, self.device)
+            torch.cuda.set_rng_state(tensors["trainer"]["rng.cuda"][rank], self.device)
+        state = state_from_tensors(tensors["trainer"])  # the whole batch's; keep our rows
+        self.state = None if state is None else _rows(_to(state, self.device), self.rows)
         self.last_checkpoint = path
         self._truncate_metrics(self.step)
         self.log(f"resumed from {path} (step {self.step})")
@@ -246,11 +304,11 @@ class Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits, state = self.model(inputs, carried)  # (B, T, V)
+        logits, state = self.forward_model(inputs, carried)  # (B, T, V)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            return self._non_finite("loss", loss.item())
+        if self.ranks.any(not torch.isfinite(loss)):
+            return self._non_finite("loss", self.ranks.mean(loss.item()))
         loss.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         # Check before clipping: clipping a NaN gradient would spread NaN into every gradient.
@@ -262,7 +320,7 @@ class Trainer:
         self.optimizer.step()
         self.state = state
         self.skipped_in_a_row = 0
-        return loss.item(), norm.item()
+        return self.ranks.mean(loss.item()), norm.item()
 
     def _non_finite(self, what: str, value: float):
         policy = self.config.nonfinite
@@ -281,7 +339,8 @@ class Trainer:
                     f"{where}; rolled back {MAX_ROLLBACKS} times and it came back each time; "
                     f"{kept}. Lower --lr or look at the data near this step"
                 )
-            self.metrics_file.flush()
+            if self.metrics_file is not None:
+                self.metrics_file.flush()
             found = checkpoint.load_latest_good(self.run_dir, warn=self.log)
             scale = self.lr_scale * 0.5
             self._restore(found)
@@ -312,8 +371,9 @@ class Trainer:
         stopped_by, val_loss, session_steps, train_seconds = "max_steps", None, 0, 0.0
         calibration_start = self.elapsed
         bar = tqdm(total=self.horizon, initial=self.step, disable=not progress, unit="step")
-        self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
-        metrics = csv.writer(self.metrics_file)
+        if self.ranks.is_main:
+            self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
+            metrics = csv.writer(self.metrics_file)
         announce = lambda name: self.log(f"\n{name}: stopping after this step (again to abort)")  # noqa: E731
         with stop_on_signals(announce) as stop:
             try:
@@ -331,17 +391,20 @@ class Trainer:
                     if not self.horizon_fixed and self.step >= CALIBRATION_STEPS:
                         self._fit_horizon(budget, calibration_start, session_steps)
                         bar.total = self.horizon
-                    out_of_time = budget > 0 and self.elapsed >= budget
-                    finishing = self.step >= self.horizon or out_of_time or bool(stop)
+                    # All ranks agree, so they leave the loop at the same step.
+                    out_of_time = self.ranks.any(budget > 0 and self.elapsed >= budget)
+                    stopping = self.ranks.any(bool(stop))
+                    finishing = self.step >= self.horizon or out_of_time or stopping
                     val = None
-                    if self.step % config.eval_interval == 0 or (finishing and not stop):
+                    if self.step % config.eval_interval == 0 or (finishing and not stopping):
                         val = self._validate(should_stop=lambda: bool(stop))
                         val_loss = val if val is not None else val_loss
                     lr = self.optimizer.param_groups[0]["lr"]
-                    metrics.writerow(
-                        [self.step, f"{loss:.6f}", "" if val is None else f"{val:.6f}",
-                         f"{lr:.6g}", f"{norm:.4f}", f"{1000 * seconds:.1f}"]
-                    )  # fmt: skip
+                    if self.ranks.is_main:
+                        metrics.writerow(
+                            [self.step, f"{loss:.6f}", "" if val is None else f"{val:.6f}",
+                             f"{lr:.6g}", f"{norm:.4f}", f"{1000 * seconds:.1f}"]
+                        )  # fmt: skip
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", val=_rounded(val_loss))
                     if not progress and (self.step % config.log_interval == 0 or val is not None):
@@ -351,15 +414,17 @@ class Trainer:
                         )
                     if val is not None or finishing:
                         self._save_and_plot()
-                    if stop or out_of_time:
-                        stopped_by = stop.name if stop else "time_budget"
+                    if stopping or out_of_time:
+                        stopped_by = (stop.name or "SIGTERM") if stopping else "time_budget"
                         break
             finally:
                 bar.close()
-                self.metrics_file.close()
-        if stop:
+                if self.metrics_file is not None:
+                    self.metrics_file.close()
+        exit_code = (stop.exit_code or 143) if stopped_by in ("SIGINT", "SIGTERM") else 0
+        if exit_code:
             self.log(
-                f"{stop.name}: saved step {self.step} to {self.last_checkpoint}; "
+                f"{stopped_by}: saved step {self.step} to {self.last_checkpoint}; "
                 f"continue with --resume {self.run_dir}"
             )
         else:
@@ -374,7 +439,7 @@ class Trainer:
             val_loss=val_loss,
             best_val_loss=self.best_val,
             stopped_by=stopped_by,
-            exit_code=stop.exit_code,
+            exit_code=exit_code,
             train_characters_per_second=characters / train_seconds if train_seconds else 0.0,
         )
 
@@ -382,7 +447,8 @@ class Trainer:
         """With a time budget: after a few timed steps, end the schedule when time runs out."""
         per_step = (self.elapsed - calibration_start) / max(1, steps)
         remaining = max(0.0, 0.97 * budget - self.elapsed)  # a little time for evaluations
-        self.horizon = min(self.config.max_steps, self.step + int(remaining / per_step))
+        horizon = min(self.config.max_steps, self.step + int(remaining / per_step))
+        self.horizon = self.ranks.minimum(horizon)  # the same schedule on every rank
         self.horizon_fixed = True
         self.log(
             f"time budget {self.config.time_budget:g} min: schedule fitted to {self.horizon} steps"
@@ -400,8 +466,11 @@ class Trainer:
         return evaluation.loss
 
     def _save_and_plot(self) -> None:
-        self.metrics_file.flush()
+        if self.metrics_file is not None:
+            self.metrics_file.flush()
         path = self.save()
+        if not self.ranks.is_main:
+            return
         if self.best_checkpoint == path.name:
             self._write_best(path)
         write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
@@ -413,12 +482,23 @@ class Trainer:
         temporary.replace(path.parent / "best.json")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA GPU is available here; use --device cpu")
-    return torch.device(name)
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _rows(state, rows: slice):
+    """This rank's rows of a carried state (L, B, H)."""
+    if isinstance(state, tuple):
+        return tuple(s[:, rows] for s in state)
+    return state[:, rows]
+
+
+def _quiet(*args) -> None:
+    pass
 
 
 def _rounded(value: float | None) -> str:

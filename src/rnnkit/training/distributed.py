@@ -1,0 +1,101 @@
+"""Data-parallel training across processes: `torchrun --nproc_per_node=N -m rnnkit train ...`.
+
+Each process (rank) takes its own rows of the global batch (batch_size must divide evenly) and
+DistributedDataParallel averages the gradients, so N processes compute the same update as one
+process on the whole batch. Only rank 0 writes files. Every decision that changes the control
+flow (a non-finite loss, a stop signal, the end of the time budget) is agreed on by all ranks
+with an all-reduce, so no rank is left waiting in a collective the others skipped.
+gloo on CPU, NCCL on GPU.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from rnnkit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def rows(self, batch_size: int) -> slice:
+        """This rank's rows of the global batch."""
+        if batch_size % self.world_size:
+            raise UsageError(
+                f"--batch-size {batch_size} does not split evenly over {self.world_size} "
+                f"processes: use a multiple of {self.world_size}"
+            )
+        share = batch_size // self.world_size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if `flag` is True on any rank."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def mean(self, number: float) -> float:
+        if not self.active:
+            return number
+        value = torch.tensor([number], dtype=torch.float64, device=_device())
+        dist.all_reduce(value)
+        return value.item() / self.world_size
+
+    def minimum(self, number: int) -> int:
+        if not self.active:
+            return number
+        value = torch.tensor([number], dtype=torch.int64, device=_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return int(value.item())
+
+    def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """Concatenate every rank's `tensor` along `dim` (rank order)."""
+        if not self.active:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=dim)
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def _device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def start(device_name: str) -> Ranks:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Ranks()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Ranks(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def stop() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
