@@ -1,4 +1,4 @@
-"""Data parallelism: 2 processes on gloo train the same parameters as 1 process on the same batch."""
+"""Data parallelism: 2 processes on gloo train what 1 process does on the same global batch."""
 
 import shutil
 import subprocess
@@ -24,11 +24,15 @@ def newest_weights(run: Path) -> dict:
 def test_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     data = tmp_path / "small.txt"
     data.write_text(CORPUS.read_text()[:8000])
-    single = [sys.executable, "-m", "rnnkit", "train", "--data", str(data), "--out", str(tmp_path / "one")]
-    subprocess.run([*single, *SETTINGS], check=True, capture_output=True)
+    train = ["-m", "rnnkit", "train", "--data", str(data)]
+    subprocess.run(
+        [sys.executable, *train, "--out", str(tmp_path / "one"), *SETTINGS],
+        check=True,
+        capture_output=True,
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     launched = subprocess.run(
-        [*torchrun, "-m", "rnnkit", "train", "--data", str(data), "--out", str(tmp_path / "two"), *SETTINGS],
+        [*torchrun, *train, "--out", str(tmp_path / "two"), *SETTINGS],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert launched.returncode == 0, launched.stderr[-3000:]

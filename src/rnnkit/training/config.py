@@ -72,6 +72,12 @@ class TrainConfig:
         ("skip", "rollback", "abort"),
     )
     # bookkeeping
+    eval_chars: int = _option(
+        2_000_000,
+        "validation during training scores the first N characters of the validation split "
+        "(0: all of it); `rnnkit eval` always scores all",
+        minimum=0,
+    )
     eval_interval: int = _option(
         250, "evaluate (full pass) and save a checkpoint every N steps", minimum=1
     )

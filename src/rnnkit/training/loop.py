@@ -96,6 +96,8 @@ class Trainer:
         split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
         self.train_ids = corpus.ids[split.train[0] : split.train[1]]
         self.val_ids = corpus.ids[split.val[0] : split.val[1]]
+        if config.eval_chars:
+            self.val_ids = self.val_ids[: config.eval_chars + 1]
         self.rows = ranks.rows(config.batch_size)
         self.chunks = TrainingChunks(
             self.train_ids, config.batch_size, config.seq_len, rows=self.rows
@@ -120,9 +122,8 @@ class Trainer:
         )
         self.step = 0
         self.horizon = config.max_steps
-        self.horizon_fixed = config.time_budget == 0
         self.lr_scale = 1.0
-        self.elapsed = 0.0  # seconds of training so far, over all sessions of this run
+        self.elapsed = 0.0  # wall-clock seconds of this run so far, over all its sessions
         self.best_val: float | None = None
         self.best_checkpoint: str | None = None
         self.state = None  # the hidden state carried from one chunk to the next
@@ -228,7 +229,6 @@ class Trainer:
         trainer_document = {
             "step": self.step,
             "horizon": self.horizon,
-            "horizon_fixed": self.horizon_fixed,
             "lr_scale": self.lr_scale,
             "elapsed_seconds": self.elapsed,
             "best_val_loss": self.best_val,
@@ -261,14 +261,13 @@ class Trainer:
         trainer = documents["trainer"]
         self.step = trainer["step"]
         self.horizon = trainer["horizon"]
-        self.horizon_fixed = trainer["horizon_fixed"]
         saved = documents["config"]
         if (saved["max_steps"], saved["time_budget"]) != (
             self.config.max_steps,
             self.config.time_budget,
         ):
             # A new length for the run: the schedule is fitted again.
-            self.horizon, self.horizon_fixed = self.config.max_steps, self.config.time_budget == 0
+            self.horizon = self.config.max_steps
         self.lr_scale = trainer["lr_scale"]
         self.elapsed = trainer["elapsed_seconds"]
         self.best_val = trainer["best_val_loss"]
@@ -381,18 +380,16 @@ class Trainer:
                     started = time.perf_counter()
                     result = self.train_step()
                     seconds = time.perf_counter() - started
-                    self.elapsed += seconds
                     train_seconds += seconds
                     if result is None:  # skipped or rolled back
+                        self.elapsed += seconds
                         continue
                     loss, norm = result
                     self.step += 1
                     session_steps += 1
-                    if not self.horizon_fixed and self.step >= CALIBRATION_STEPS:
-                        self._fit_horizon(budget, calibration_start, session_steps)
-                        bar.total = self.horizon
                     # All ranks agree, so they leave the loop at the same step.
-                    out_of_time = self.ranks.any(budget > 0 and self.elapsed >= budget)
+                    spent = self.elapsed + time.perf_counter() - started
+                    out_of_time = self.ranks.any(budget > 0 and spent >= budget)
                     stopping = self.ranks.any(bool(stop))
                     finishing = self.step >= self.horizon or out_of_time or stopping
                     val = None
@@ -414,6 +411,10 @@ class Trainer:
                         )
                     if val is not None or finishing:
                         self._save_and_plot()
+                    self.elapsed += time.perf_counter() - started  # the step, eval and saving
+                    if budget and (session_steps == CALIBRATION_STEPS or val is not None):
+                        self._fit_horizon(budget, calibration_start, session_steps)
+                        bar.total = self.horizon
                     if stopping or out_of_time:
                         stopped_by = (stop.name or "SIGTERM") if stopping else "time_budget"
                         break
@@ -444,15 +445,21 @@ class Trainer:
         )
 
     def _fit_horizon(self, budget: float, calibration_start: float, steps: int) -> None:
-        """With a time budget: after a few timed steps, end the schedule when time runs out."""
+        """With a time budget: end the schedule when the time runs out, at the pace so far.
+
+        Fitted after the first few steps and again after each evaluation, with the average
+        wall-clock time of a step (evaluations and checkpoints included).
+        """
         per_step = (self.elapsed - calibration_start) / max(1, steps)
-        remaining = max(0.0, 0.97 * budget - self.elapsed)  # a little time for evaluations
+        remaining = max(0.0, 0.98 * budget - self.elapsed)
         horizon = min(self.config.max_steps, self.step + int(remaining / per_step))
+        first = self.horizon == self.config.max_steps
         self.horizon = self.ranks.minimum(horizon)  # the same schedule on every rank
-        self.horizon_fixed = True
-        self.log(
-            f"time budget {self.config.time_budget:g} min: schedule fitted to {self.horizon} steps"
-        )
+        if first:
+            self.log(
+                f"time budget {self.config.time_budget:g} min: schedule fitted to about "
+                f"{self.horizon} steps"
+            )
 
     def _validate(self, should_stop) -> float | None:
         evaluation = evaluate(
