@@ -42,7 +42,8 @@ def configurations(draw):
         if form == "packed_sorted":
             lengths.sort(reverse=True)
     with_state = draw(st.booleans())
-    return kind, kwargs, form, steps, batch, lengths, with_state
+    engine = draw(st.sampled_from(["fast", "reference"]))
+    return kind, kwargs, form, steps, batch, lengths, with_state, engine
 
 
 def make_input(kwargs, form, steps, batch, lengths):
@@ -96,11 +97,12 @@ def run(module, inputs, state, leaves):
     return output, final, outputs, gradients
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configurations())
 def test_layer_matches_torch(configuration):
-    kind, kwargs, form, steps, batch, lengths, with_state = configuration
+    kind, kwargs, form, steps, batch, lengths, with_state, engine = configuration
     ours, reference = layer_pair(kind, **kwargs)
+    ours.engine = engine  # the fast path where it applies, or always the reference
     x, inputs = make_input(kwargs, form, steps, batch, lengths)
     state, state_leaves = make_state(kind, kwargs, form, batch) if with_state else (None, [])
     leaves = [x, *state_leaves]

@@ -83,6 +83,9 @@ class _Layer(nn.Module):
         self.proj_size = proj_size
         self.nonlinearity = nonlinearity
         self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
+        # "reference": the step-by-step equations under autograd; "fast": the hand-written
+        # BPTT of rnnkit.engine where it applies (a plain LSTM), else the reference.
+        self.engine = "reference"
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
 
@@ -236,6 +239,7 @@ class _Layer(nn.Module):
             dropout=self.dropout if self.training else 0.0,
             records=records,
             probe=probe_sorted,
+            fast=self._fast_path_applies(packed, record or probe_gradients),
         )
         if unsorted_indices is not None:
             final = tuple(s.index_select(1, unsorted_indices) for s in final)
@@ -258,6 +262,12 @@ class _Layer(nn.Module):
         layout = input if packed else None
         trace = self._assemble_trace(output, state, records, layout, steps, batch, data, probe)
         return output, state, trace
+
+    def _fast_path_applies(self, packed: bool, recording: bool) -> bool:
+        if self.engine not in ("reference", "fast"):
+            raise ValueError(f"engine must be 'reference' or 'fast', got {self.engine!r}")
+        plain_lstm = self.kind == "LSTM" and self.proj_size == 0
+        return self.engine == "fast" and plain_lstm and not packed and not recording
 
     # -- input forms and checks -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.engine.bptt import lstm_sequence
 from rnnkit.equations import GATE_NAMES, gru_step, lstm_step, rnn_step
 
 State = tuple[Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM
@@ -137,8 +138,12 @@ def run_layers(
     dropout: float,
     records: list[list[StepRecord]] | None = None,
     probe: Tensor | None = None,
+    fast: bool = False,
 ) -> tuple[Tensor, State]:
     """Run the stack of layers, each direction of each layer over the whole sequence.
+
+    fast: use the hand-written BPTT of :mod:`rnnkit.engine.bptt` (the caller checks that it
+    applies: an LSTM without projection, all sequences of one length, nothing recorded).
 
     weights[l][d]: layer l, direction d. data: (N, I) packed. initial_state: each (L·D, B, ·),
     indexed l·D + d as in torch.nn. dropout: applied to each layer's output but the last (the
@@ -155,6 +160,14 @@ def run_layers(
             # The input does not depend on the recurrence: project every step at once.
             x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
             index = layer * num_directions + direction
+            if fast:
+                output, final = fast_lstm_direction(
+                    x_proj, len(batch_sizes), tuple(s[index] for s in initial_state), w, direction
+                )
+                outputs.append(output)
+                for k, s in enumerate(final):
+                    finals[k].append(s)
+                continue
             output, final = run_direction(
                 cell_step(kind, nonlinearity, w),
                 x_proj,
@@ -173,3 +186,16 @@ def run_layers(
             # same dropout mask as torch.nn.LSTM.
             layer_input = F.dropout(layer_input, dropout, training=True)
     return layer_input, tuple(torch.stack(f) for f in finals)
+
+
+def fast_lstm_direction(
+    x_proj: Tensor, steps: int, initial_state: State, weights: DirectionWeights, direction: int
+) -> tuple[Tensor, State]:
+    """One LSTM direction through the hand-written BPTT; x_proj (T·B, 4H) -> (T·B, H)."""
+    x_proj = x_proj.view(steps, -1, x_proj.shape[-1])  # (T, B, 4H)
+    if direction == 1:  # the reverse direction reads the sequence backwards
+        x_proj = x_proj.flip(0)
+    output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh, weights.b_hh)
+    if direction == 1:
+        output = output.flip(0)
+    return output.reshape(-1, output.shape[-1]), (h, c)

@@ -144,18 +144,20 @@ def scan_vocabulary(path: Path, encoding: str) -> tuple[Vocabulary, int]:
     return Vocabulary("utf-8", tuple(chr(int(c)) for c in seen)), length
 
 
-def encode_file(path: Path, vocabulary: Vocabulary, length: int, out: Path) -> np.memmap:
-    """Second pass: write the ids of every symbol of `path` into a memory-mapped file `out`."""
-    ids = np.memmap(out, dtype=vocabulary.id_dtype, mode="w+", shape=(length,))
-    position = 0
-    for chunk in _chunks(path, vocabulary.encoding):
-        encoded = vocabulary.encode(chunk)
-        ids[position : position + encoded.size] = encoded
-        position += encoded.size
-    if position != length:
+def encode_file(path: Path, vocabulary: Vocabulary, length: int, out: Path) -> None:
+    """Second pass: write the ids of every symbol of `path` to the file `out`.
+
+    Written with plain buffered writes, not through a writable memory map, so the ids never
+    need to be resident in memory (a written map's dirty pages count against the process).
+    """
+    written = 0
+    with out.open("wb") as file:
+        for chunk in _chunks(path, vocabulary.encoding):
+            encoded = vocabulary.encode(chunk)
+            file.write(encoded.tobytes())
+            written += encoded.size
+    if written != length:
         raise UsageError(f"{path} changed while it was being read; run the command again")
-    ids.flush()
-    return ids
 
 
 @dataclass
