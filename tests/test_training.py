@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,3 +235,13 @@ def test_time_budget_stops_the_run(small_text, tmp_path):
     )
     assert result.stopped_by in ("time_budget", "max_steps")
     assert result.steps < 100000
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(small_text, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(small_text, max_steps=4), run, log=quiet, progress=False)
+    shutil.rmtree(run / "checkpoints")  # as if killed (-9) before the first checkpoint
+    with pytest.raises(UsageError, match=r"has no checkpoint.*rnnkit train --out"):
+        train(tiny(small_text), run, resume=True, log=quiet)
+    result = train(tiny(small_text, max_steps=4), run, log=quiet, progress=False)
+    assert result.steps == 4

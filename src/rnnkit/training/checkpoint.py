@@ -171,7 +171,8 @@ def load_latest_good(run_dir: Path, prefer: Path | None = None, warn=print):
     if not candidates:
         raise CheckpointError(
             f"{run_dir} has no checkpoint: it is not a training run directory, or its run was "
-            "stopped before the first checkpoint. Train with `rnnkit train --out DIR`"
+            f"stopped before the first checkpoint. Start it (again) with `rnnkit train --out "
+            f"{run_dir}`"
         )
     problems = []
     for path in candidates:

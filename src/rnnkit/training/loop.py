@@ -30,7 +30,7 @@ from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
 from rnnkit.training.plot import write_loss_curve
-from rnnkit.training.run import build_model, is_run, load_weights, read_run
+from rnnkit.training.run import build_model, load_weights, read_run
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
@@ -143,7 +143,9 @@ class Trainer:
     def _prepare_run_dir(self, config: TrainConfig, resume: bool):
         run_dir = self.run_dir
         if not resume:
-            if is_run(run_dir) or checkpoint.complete_checkpoints(run_dir):
+            # A run that was stopped before its first checkpoint has nothing to lose: it may be
+            # started again in the same directory.
+            if checkpoint.complete_checkpoints(run_dir):
                 raise UsageError(
                     f"{run_dir} already holds a training run; continue it with --resume "
                     f"{run_dir}, or choose a new directory with --out"
@@ -452,7 +454,9 @@ class Trainer:
         """
         per_step = (self.elapsed - calibration_start) / max(1, steps)
         remaining = max(0.0, 0.98 * budget - self.elapsed)
-        horizon = min(self.config.max_steps, self.step + int(remaining / per_step))
+        horizon = min(
+            self.config.max_steps, max(self.step + 1, self.step + int(remaining / per_step))
+        )
         first = self.horizon == self.config.max_steps
         self.horizon = self.ranks.minimum(horizon)  # the same schedule on every rank
         if first:
