@@ -138,7 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per field, with no default of its own (None = not given)."""
     for spec in fields(TrainConfig):
         flag = "--" + spec.name.replace("_", "-")
-        help_text = f"{spec.metadata['help']} (default: {spec.default})"
+        help_text = spec.metadata["help"]
+        if spec.default is not None:
+            help_text += f" (default: {spec.default})"
         if spec.type is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
