@@ -54,7 +54,11 @@ class TrainConfig:
     seq_len: int = _option(
         128, "truncated-BPTT length: steps per chunk before the gradient is cut", minimum=1
     )
-    max_steps: int = _option(2000, "training steps (the end of the schedule)", minimum=1)
+    max_steps: int = _option(
+        0,
+        "training steps, the end of the schedule (0: 2000, or as many as --time-budget allows)",
+        minimum=0,
+    )
     time_budget: float = _option(
         0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
     )
@@ -114,6 +118,13 @@ class TrainConfig:
                 f"({self.hidden_size}), got {self.embedding_size}"
             )
 
+    @property
+    def step_limit(self) -> int:
+        """The most steps this run may take (max_steps, or its default)."""
+        if self.max_steps:
+            return self.max_steps
+        return UNLIMITED_STEPS if self.time_budget else DEFAULT_STEPS
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -122,6 +133,9 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+
+DEFAULT_STEPS = 2000  # without a time budget
+UNLIMITED_STEPS = 10**9  # with a time budget and no --max-steps: the budget decides
 
 ARCHITECTURE_FIELDS = (
     "cell",

@@ -56,12 +56,13 @@ class Ranks:
         dist.all_reduce(value)
         return value.item() / self.world_size
 
-    def minimum(self, number: int) -> int:
+    def from_main(self, number: float) -> float:
+        """Rank 0's `number`, on every rank."""
         if not self.active:
             return number
-        value = torch.tensor([number], dtype=torch.int64, device=_device())
-        dist.all_reduce(value, op=dist.ReduceOp.MIN)
-        return int(value.item())
+        value = torch.tensor([number], dtype=torch.float64, device=_device())
+        dist.broadcast(value, src=0)
+        return value.item()
 
     def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
         """Concatenate every rank's `tensor` along `dim` (rank order)."""

@@ -7,7 +7,7 @@
 
 Every ``eval_interval`` steps (and at the end) a full-pass validation and an atomic checkpoint.
 Everything that decides step i+1 is saved (weights, optimizer moments, step, the carried hidden
-state, the dropout RNG, the schedule's horizon), so a resumed run continues exactly as the
+state, the dropout RNG, the time spent), so a resumed run continues exactly as the
 uninterrupted one would have (bit for bit on CPU with the same torch and thread count).
 """
 
@@ -36,7 +36,6 @@ from rnnkit.training.signals import stop_on_signals
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "assets" / "tinyshakespeare" / "input.txt"
 METRICS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
-CALIBRATION_STEPS = 20  # steps timed before a --time-budget run fixes its schedule's horizon
 MAX_SKIPPED_IN_A_ROW = 10
 MAX_ROLLBACKS = 5
 
@@ -121,7 +120,6 @@ class Trainer:
             betas=(0.9, 0.99),
         )
         self.step = 0
-        self.horizon = config.max_steps
         self.lr_scale = 1.0
         self.elapsed = 0.0  # wall-clock seconds of this run so far, over all its sessions
         self.best_val: float | None = None
@@ -230,7 +228,6 @@ class Trainer:
         optimizer_tensors, optimizer_document = optimizer_to_plain(self.optimizer)
         trainer_document = {
             "step": self.step,
-            "horizon": self.horizon,
             "lr_scale": self.lr_scale,
             "elapsed_seconds": self.elapsed,
             "best_val_loss": self.best_val,
@@ -262,14 +259,6 @@ class Trainer:
         optimizer_from_plain(self.optimizer, tensors["optimizer"], documents["optimizer"])
         trainer = documents["trainer"]
         self.step = trainer["step"]
-        self.horizon = trainer["horizon"]
-        saved = documents["config"]
-        if (saved["max_steps"], saved["time_budget"]) != (
-            self.config.max_steps,
-            self.config.time_budget,
-        ):
-            # A new length for the run: the schedule is fitted again.
-            self.horizon = self.config.max_steps
         self.lr_scale = trainer["lr_scale"]
         self.elapsed = trainer["elapsed_seconds"]
         self.best_val = trainer["best_val_loss"]
@@ -301,7 +290,7 @@ class Trainer:
         # not its history, so backward stops here instead of running back to step 0.
         carried = detach_state(self.state)
         lr = self.lr_scale * learning_rate(
-            self.step, self.config.lr, self.config.min_lr, self.config.warmup_steps, self.horizon
+            self.step, self.progress(), self.config.lr, self.config.min_lr, self.config.warmup_steps
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -322,6 +311,15 @@ class Trainer:
         self.state = state
         self.skipped_in_a_row = 0
         return self.ranks.mean(loss.item()), norm.item()
+
+    def progress(self) -> float:
+        """How far through the run we are, 0 to 1: by time with a time budget, else by steps.
+
+        With several processes the time is rank 0's, so every rank uses the same rate.
+        """
+        if self.config.time_budget:
+            return self.ranks.from_main(self.elapsed) / (60 * self.config.time_budget)
+        return self.step / self.config.step_limit
 
     def _non_finite(self, what: str, value: float):
         policy = self.config.nonfinite
@@ -370,15 +368,20 @@ class Trainer:
         )
         budget = config.time_budget * 60
         stopped_by, val_loss, session_steps, train_seconds = "max_steps", None, 0, 0.0
-        calibration_start = self.elapsed
-        bar = tqdm(total=self.horizon, initial=self.step, disable=not progress, unit="step")
+        if budget:  # the bar counts the budget's seconds, so its ETA is the end of the budget
+            bar = tqdm(total=round(budget), initial=min(round(self.elapsed), round(budget)),
+                       disable=not progress, unit="s")  # fmt: skip
+        else:
+            bar = tqdm(
+                total=config.step_limit, initial=self.step, disable=not progress, unit="step"
+            )
         if self.ranks.is_main:
             self.metrics_file = (self.run_dir / "metrics.csv").open("a", newline="")
             metrics = csv.writer(self.metrics_file)
         announce = lambda name: self.log(f"\n{name}: stopping after this step (again to abort)")  # noqa: E731
         with stop_on_signals(announce) as stop:
             try:
-                while self.step < self.horizon:
+                while self.step < config.step_limit:
                     started = time.perf_counter()
                     result = self.train_step()
                     seconds = time.perf_counter() - started
@@ -393,7 +396,7 @@ class Trainer:
                     spent = self.elapsed + time.perf_counter() - started
                     out_of_time = self.ranks.any(budget > 0 and spent >= budget)
                     stopping = self.ranks.any(bool(stop))
-                    finishing = self.step >= self.horizon or out_of_time or stopping
+                    finishing = self.step >= config.step_limit or out_of_time or stopping
                     val = None
                     if self.step % config.eval_interval == 0 or (finishing and not stopping):
                         val = self._validate(should_stop=lambda: bool(stop))
@@ -404,8 +407,7 @@ class Trainer:
                             [self.step, f"{loss:.6f}", "" if val is None else f"{val:.6f}",
                              f"{lr:.6g}", f"{norm:.4f}", f"{1000 * seconds:.1f}"]
                         )  # fmt: skip
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}", val=_rounded(val_loss))
+                    bar.set_postfix(step=self.step, loss=f"{loss:.3f}", val=_rounded(val_loss))
                     if not progress and (self.step % config.log_interval == 0 or val is not None):
                         self.log(
                             f"step {self.step} | loss {loss:.4f} | val {_rounded(val)} | "
@@ -414,9 +416,7 @@ class Trainer:
                     if val is not None or finishing:
                         self._save_and_plot()
                     self.elapsed += time.perf_counter() - started  # the step, eval and saving
-                    if budget and (session_steps == CALIBRATION_STEPS or val is not None):
-                        self._fit_horizon(budget, calibration_start, session_steps)
-                        bar.total = self.horizon
+                    bar.update(min(round(self.elapsed), round(budget)) - bar.n if budget else 1)
                     if stopping or out_of_time:
                         stopped_by = (stop.name or "SIGTERM") if stopping else "time_budget"
                         break
@@ -445,25 +445,6 @@ class Trainer:
             exit_code=exit_code,
             train_characters_per_second=characters / train_seconds if train_seconds else 0.0,
         )
-
-    def _fit_horizon(self, budget: float, calibration_start: float, steps: int) -> None:
-        """With a time budget: end the schedule when the time runs out, at the pace so far.
-
-        Fitted after the first few steps and again after each evaluation, with the average
-        wall-clock time of a step (evaluations and checkpoints included).
-        """
-        per_step = (self.elapsed - calibration_start) / max(1, steps)
-        remaining = max(0.0, 0.98 * budget - self.elapsed)
-        horizon = min(
-            self.config.max_steps, max(self.step + 1, self.step + int(remaining / per_step))
-        )
-        first = self.horizon == self.config.max_steps
-        self.horizon = self.ranks.minimum(horizon)  # the same schedule on every rank
-        if first:
-            self.log(
-                f"time budget {self.config.time_budget:g} min: schedule fitted to about "
-                f"{self.horizon} steps"
-            )
 
     def _validate(self, should_stop) -> float | None:
         evaluation = evaluate(
