@@ -144,3 +144,21 @@ def test_forward_records_nothing(monkeypatch):
     layer(torch.randn(5, 2, 3))
     with pytest.raises(AssertionError, match="must not build"):
         layer.trace(torch.randn(5, 2, 3))
+
+
+def test_probe_gradients_follow_the_caller_order_of_an_unsorted_packed_batch():
+    from torch.nn.utils.rnn import pad_packed_sequence
+
+    layer = rnnkit.LSTM(2, 3, bidirectional=True).double()
+    x = torch.randn(5, 3, 2, dtype=torch.double)
+    trace = layer.trace(
+        pack_padded_sequence(x, [2, 5, 3], enforce_sorted=False), probe_gradients=True
+    )
+    output, _ = pad_packed_sequence(trace.output)
+    output[1, 2].sum().backward()  # a loss on sequence 2 (length 3) at step 1 only
+    grad = trace.hidden_grad  # (L, D, T, B, P)
+    assert grad[:, :, :, [0, 1]].abs().sum() == 0  # other sequences get nothing
+    steps_with_grad = [
+        torch.nonzero(grad[0, d, :, 2].abs().sum(-1)).flatten().tolist() for d in (0, 1)
+    ]
+    assert steps_with_grad == [[0, 1], [1, 2]]  # forward: h_0, h_1; reverse: h_2, h_1
