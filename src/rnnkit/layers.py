@@ -4,7 +4,7 @@ Same constructor arguments, parameter names and state_dict keys (``weight_ih_l0`
 ``bias_hh_l1_reverse``, ``weight_hr_l0``...), the same initialisation, input forms and outputs
 as torch.nn, so a state_dict moves between the two in both directions. The recurrence is the
 cells' equations (:mod:`rnnkit.equations`) run by :mod:`rnnkit.recurrence`; this file handles the
-arguments, the parameters and the input forms.
+arguments and the parameters, :mod:`rnnkit.layer_inputs` the input forms.
 
 Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, cell state and
 gate activations (:class:`rnnkit.trace.Trace`).
@@ -21,8 +21,8 @@ import math
 import warnings
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.arguments import (
     check_bool,
@@ -32,9 +32,9 @@ from rnnkit.arguments import (
     check_proj_size,
 )
 from rnnkit.equations import GATE_COUNT
-from rnnkit.errors import InputShapeError
+from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
 from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
-from rnnkit.trace import Trace
+from rnnkit.trace import Trace, assemble_trace
 
 
 class _Layer(nn.Module):
@@ -203,17 +203,17 @@ class _Layer(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed:
             data, batch_sizes, sorted_indices, unsorted_indices = input
-            self._check_data(data, expected_dim=2, form="PackedSequence data")
+            check_data(self, data, expected_dim=2, form="PackedSequence data")
             steps, batch = len(batch_sizes), int(batch_sizes[0])
             batch_size_list = batch_sizes.tolist()
             is_batched = True
         else:
-            data, is_batched = self._padded_to_packed_layout(input)
+            data, is_batched = time_major(self, input)
             steps, batch = data.shape[0], data.shape[1]
             data = data.reshape(steps * batch, self.input_size)  # (T·B, I)
             batch_size_list = [batch] * steps
             sorted_indices = unsorted_indices = None
-        initial_state = self._initial_state(hx, data, batch, is_batched)
+        initial_state = checked_initial_state(self, hx, data, batch, is_batched)
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
@@ -260,7 +260,9 @@ class _Layer(nn.Module):
         if records is None:
             return output, state, None
         layout = input if packed else None
-        trace = self._assemble_trace(output, state, records, layout, steps, batch, data, probe)
+        trace = assemble_trace(
+            self.kind, output, state, records, layout, steps, batch, data.device, probe
+        )
         return output, state, trace
 
     def _fast_path_applies(self, packed: bool, recording: bool) -> bool:
@@ -268,140 +270,6 @@ class _Layer(nn.Module):
             raise ValueError(f"engine must be 'reference' or 'fast', got {self.engine!r}")
         plain_lstm = self.kind == "LSTM" and self.proj_size == 0
         return self.engine == "fast" and plain_lstm and not packed and not recording
-
-    # -- input forms and checks -------------------------------------------------------------
-
-    def _check_data(self, data: Tensor, expected_dim: int, form: str) -> None:
-        name = type(self).__name__
-        if not isinstance(data, Tensor):
-            raise TypeError(
-                f"{name}: input must be a Tensor or a PackedSequence, got {type(data).__name__}"
-            )
-        if data.dim() != expected_dim:
-            raise InputShapeError(f"{name}: {form} must be {expected_dim}-D, got {data.dim()}-D")
-        if data.size(-1) != self.input_size:
-            raise InputShapeError(
-                f"{name}: input.size(-1) must be equal to input_size. Expected "
-                f"{self.input_size}, got {data.size(-1)} (input shape {tuple(data.shape)})"
-            )
-        weight = self.weight_ih_l0
-        if data.dtype != weight.dtype:
-            raise InputShapeError(
-                f"{name}: input dtype ({data.dtype}) does not match weight dtype "
-                f"({weight.dtype}). Convert input: input.to({weight.dtype}), or convert model: "
-                f"model.to({data.dtype})"
-            )
-        if data.device != weight.device:
-            raise InputShapeError(
-                f"{name}: input is on {data.device} but the weights are on {weight.device}; "
-                f"move one of them: input.to({str(weight.device)!r}) or "
-                f"model.to({str(data.device)!r})"
-            )
-
-    def _padded_to_packed_layout(self, input) -> tuple[Tensor, bool]:
-        """Check a padded input and return it time-major (T, B, I), and whether it was batched."""
-        name = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(
-                f"{name}: input must be a Tensor or a PackedSequence, got {type(input).__name__}"
-            )
-        if input.dim() not in (2, 3):
-            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
-            raise InputShapeError(
-                f"{name}: Expected input to be 2D (T, I) unbatched or 3D {layout} batched, "
-                f"got {input.dim()}D with shape {tuple(input.shape)} instead"
-            )
-        is_batched = input.dim() == 3
-        self._check_data(input, expected_dim=input.dim(), form="input")
-        if not is_batched:
-            input = input.unsqueeze(1)  # (T, 1, I)
-        elif self.batch_first:
-            input = input.transpose(0, 1)  # (T, B, I)
-        if input.shape[0] == 0:
-            raise InputShapeError(
-                f"{name}: Expected sequence length to be larger than 0, got input of shape "
-                f"{tuple(input.shape)}; a sequence needs at least one step"
-            )
-        return input, is_batched
-
-    def _initial_state(self, hx, data: Tensor, batch: int, is_batched: bool) -> tuple:
-        """h_0 (and c_0), checked and batched: each (L·D, B, ·); zeros when hx is None."""
-        name = type(self).__name__
-        layers = self.num_layers * self.num_directions
-        sizes = [("h_0", self.output_size)]
-        if self.kind == "LSTM":
-            sizes.append(("c_0", self.hidden_size))
-        if hx is None:
-            return tuple(data.new_zeros(layers, batch, size) for _, size in sizes)
-        if self.kind == "LSTM":
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise TypeError(
-                    f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}"
-                )
-            states = tuple(hx)
-        else:
-            if not isinstance(hx, Tensor):
-                raise TypeError(f"{name}: hx must be a Tensor h_0, got {type(hx).__name__}")
-            states = (hx,)
-        checked = []
-        for index, ((what, size), state) in enumerate(zip(sizes, states, strict=True)):
-            label = f"hx[{index}] ({what})" if self.kind == "LSTM" else f"hx ({what})"
-            if not isinstance(state, Tensor):
-                raise TypeError(f"{name}: {label} must be a Tensor, got {type(state).__name__}")
-            expected = (layers, batch, size) if is_batched else (layers, size)
-            if tuple(state.shape) != expected:
-                form = "batched" if is_batched else "unbatched 2-D"
-                raise InputShapeError(
-                    f"{name}: Expected {label} size {expected} for {form} input, got "
-                    f"{tuple(state.shape)} (num_layers * num_directions = {layers}, batch = "
-                    f"{batch}, size = {size})"
-                )
-            if state.dtype != data.dtype or state.device != data.device:
-                raise InputShapeError(
-                    f"{name}: {label} is {state.dtype} on {state.device} but the input is "
-                    f"{data.dtype} on {data.device}; convert it with .to(input)"
-                )
-            checked.append(state if is_batched else state.unsqueeze(1))
-        return tuple(checked)
-
-    # -- the trace --------------------------------------------------------------------------
-
-    def _assemble_trace(self, output, state, records, packed_input, steps, batch, data, probe):
-        """Turn per-step records (packed, sorted) into (L, D, T, B, ·) tensors in caller order."""
-        if packed_input is not None:
-            batch_sizes = packed_input.batch_sizes
-            sorted_indices = packed_input.sorted_indices
-            unsorted_indices = packed_input.unsorted_indices
-        else:
-            batch_sizes = torch.full((steps,), batch, dtype=torch.int64)
-            sorted_indices = unsorted_indices = None
-
-        def padded(per_step: list[Tensor]) -> Tensor:
-            packed = PackedSequence(
-                torch.cat(per_step), batch_sizes, sorted_indices, unsorted_indices
-            )
-            return pad_packed_sequence(packed, total_length=steps)[0]  # (T, B, ·)
-
-        def stacked(pick) -> Tensor:
-            return torch.stack(
-                [torch.stack([padded(pick(r)) for r in layer]) for layer in records]
-            )  # (L, D, T, B, ·)
-
-        lengths = (batch_sizes.unsqueeze(1) > torch.arange(batch)).sum(0)  # sorted order
-        if unsorted_indices is not None:
-            lengths = lengths[unsorted_indices]
-        mask = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
-        gate_names = list(records[0][0].gates)
-        return Trace(
-            output=output,
-            state=state,
-            hidden=stacked(lambda r: r.hidden),
-            cell=stacked(lambda r: r.cell) if self.kind == "LSTM" else None,
-            gates={name: stacked(lambda r, n=name: r.gates[n]) for name in gate_names},
-            mask=mask.to(data.device),
-            lengths=lengths,
-            hidden_probe=probe,
-        )
 
 
 class RNN(_Layer):

@@ -16,8 +16,9 @@ length are zero, and ``mask`` says which ones are real. An unbatched input has B
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 
 @dataclass
@@ -56,3 +57,39 @@ class Trace:
                 "this trace has no gradient probe: call layer.trace(input, probe_gradients=True)"
             )
         return self.hidden_probe.grad
+
+
+def assemble_trace(kind, output, state, records, packed_input, steps, batch, device, probe):
+    """Turn per-step records (packed, sorted) into (L, D, T, B, ·) tensors in caller order."""
+    if packed_input is not None:
+        batch_sizes = packed_input.batch_sizes
+        sorted_indices = packed_input.sorted_indices
+        unsorted_indices = packed_input.unsorted_indices
+    else:
+        batch_sizes = torch.full((steps,), batch, dtype=torch.int64)
+        sorted_indices = unsorted_indices = None
+
+    def padded(per_step: list[Tensor]) -> Tensor:
+        packed = PackedSequence(torch.cat(per_step), batch_sizes, sorted_indices, unsorted_indices)
+        return pad_packed_sequence(packed, total_length=steps)[0]  # (T, B, ·)
+
+    def stacked(pick) -> Tensor:
+        return torch.stack(
+            [torch.stack([padded(pick(r)) for r in layer]) for layer in records]
+        )  # (L, D, T, B, ·)
+
+    lengths = (batch_sizes.unsqueeze(1) > torch.arange(batch)).sum(0)  # sorted order
+    if unsorted_indices is not None:
+        lengths = lengths[unsorted_indices]
+    mask = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    gate_names = list(records[0][0].gates)
+    return Trace(
+        output=output,
+        state=state,
+        hidden=stacked(lambda r: r.hidden),
+        cell=stacked(lambda r: r.cell) if kind == "LSTM" else None,
+        gates={name: stacked(lambda r, n=name: r.gates[n]) for name in gate_names},
+        mask=mask.to(device),
+        lengths=lengths,
+        hidden_probe=probe,
+    )
