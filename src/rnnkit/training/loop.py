@@ -26,16 +26,21 @@ from rnnkit.data.text import load_corpus
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
 from rnnkit.training import checkpoint, distributed
-from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
+from rnnkit.training.config import TrainConfig
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
 from rnnkit.training.plot import write_loss_curve
-from rnnkit.training.run import build_model, load_weights, read_run
+from rnnkit.training.run import (
+    build_model,
+    load_weights,
+    prepare_run_dir,
+    start_metrics,
+    truncate_metrics,
+)
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "assets" / "tinyshakespeare" / "input.txt"
-METRICS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
 MAX_SKIPPED_IN_A_ROW = 10
 MAX_ROLLBACKS = 5
 
@@ -80,7 +85,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = _device(config.device, ranks.local_rank)
-        saved = self._prepare_run_dir(config, resume)
+        saved = prepare_run_dir(run_dir, config, resume, ranks, log)
         self.config = config
         torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0 (DDP)
 
@@ -131,72 +136,10 @@ class Trainer:
             self._restore(checkpoint.load_latest_good(run_dir, warn=log))
         elif ranks.is_main:
             (run_dir / "vocab.json").write_text(json.dumps(self.vocabulary.to_json()))
-            self._write_metrics_header()
+            start_metrics(run_dir)
         if ranks.is_main:
             (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1))
         ranks.barrier()
-
-    # -- the run directory --------------------------------------------------------------------
-
-    def _prepare_run_dir(self, config: TrainConfig, resume: bool):
-        run_dir = self.run_dir
-        if not resume:
-            # A run that was stopped before its first checkpoint has nothing to lose: it may be
-            # started again in the same directory.
-            if checkpoint.complete_checkpoints(run_dir):
-                raise UsageError(
-                    f"{run_dir} already holds a training run; continue it with --resume "
-                    f"{run_dir}, or choose a new directory with --out"
-                )
-            self.ranks.barrier()  # every rank has looked before rank 0 creates anything
-            if self.ranks.is_main:
-                run_dir.mkdir(parents=True, exist_ok=True)
-            self.ranks.barrier()
-            return None
-        saved_config, saved_vocabulary = read_run(run_dir)
-        differences = [
-            f"{name} {getattr(saved_config, name)!r} -> {getattr(config, name)!r}"
-            for name in ARCHITECTURE_FIELDS
-            if getattr(saved_config, name) != getattr(config, name)
-        ]
-        if differences:
-            raise UsageError(
-                f"cannot resume {run_dir} with a different architecture: "
-                + "; ".join(differences)
-                + ". Resume without these flags, or start a new run with --out"
-            )
-        if (config.data or None) != (saved_config.data or None):
-            raise UsageError(
-                f"cannot resume {run_dir} on other data: it trained on "
-                f"{saved_config.data or 'the bundled Tiny Shakespeare'}, not "
-                f"{config.data or 'the bundled Tiny Shakespeare'}"
-            )
-        changed = [
-            f"{name} {getattr(saved_config, name)!r} -> {getattr(config, name)!r}"
-            for name in TrainConfig.__dataclass_fields__
-            if getattr(saved_config, name) != getattr(config, name)
-        ]
-        if changed:
-            self.log("resuming with changed settings: " + "; ".join(changed))
-        return saved_config, saved_vocabulary
-
-    def _write_metrics_header(self) -> None:
-        with (self.run_dir / "metrics.csv").open("w", newline="") as file:
-            csv.writer(file).writerow(METRICS)
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Keep the metrics up to the checkpoint we resume from (later rows will be redone)."""
-        if not self.ranks.is_main:
-            return
-        path = self.run_dir / "metrics.csv"
-        rows = []
-        if path.exists():
-            with path.open(newline="") as file:
-                rows = [r for r in csv.DictReader(file) if int(r["step"]) <= step]
-        with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -276,7 +219,8 @@ class Trainer:
         state = state_from_tensors(tensors["trainer"])  # the whole batch's; keep our rows
         self.state = None if state is None else _rows(_to(state, self.device), self.rows)
         self.last_checkpoint = path
-        self._truncate_metrics(self.step)
+        if self.ranks.is_main:  # later rows will be written again
+            truncate_metrics(self.run_dir, self.step)
         self.log(f"resumed from {path} (step {self.step})")
 
     # -- one step -----------------------------------------------------------------------------
