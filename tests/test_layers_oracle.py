@@ -118,6 +118,8 @@ def test_layer_matches_torch(configuration):
             assert (a is None and b is None) or torch.equal(a, b)
     assert type(final_a) is type(final_b)
     assert [t.shape for t in tensors_a] == [t.shape for t in tensors_b]
+    # the same memory layout (torch.nn's batch_first output is a transposed view)
+    assert [t.is_contiguous() for t in tensors_a] == [t.is_contiguous() for t in tensors_b]
     assert_close(tensors_a, tensors_b, rtol=1e-10, atol=1e-12)
     assert_close(grads_a, grads_b, rtol=1e-9, atol=1e-11)
 

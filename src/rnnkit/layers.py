@@ -251,7 +251,7 @@ class _Layer(nn.Module):
                 steps, batch, self.num_directions * self.output_size
             )  # (T, B, D·P)
             if self.batch_first:
-                output = output.transpose(0, 1)  # (B, T, D·P)
+                output = output.transpose(0, 1)  # (B, T, D·P), a view as torch.nn's
             if not is_batched:
                 output = output.squeeze(0 if self.batch_first else 1)
                 final = tuple(s.squeeze(1) for s in final)
