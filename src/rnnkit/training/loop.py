@@ -409,7 +409,10 @@ class Trainer:
             return
         if self.best_checkpoint == path.name:
             self._write_best(path)
-        write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
+        try:
+            write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
+        except OSError as error:  # a picture is not worth stopping a run for
+            self.log(f"warning: could not draw {self.run_dir / 'loss.png'}: {error}")
 
     def _write_best(self, path: Path) -> None:
         document = {"checkpoint": path.name, "val_loss": self.best_val, "step": self.step}
