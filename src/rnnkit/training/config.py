@@ -43,7 +43,7 @@ class TrainConfig:
     hidden_size: int = _option(512, "hidden units per layer", minimum=1)
     embedding_size: int = _option(64, "size of the character embedding", minimum=1)
     dropout: float = _option(
-        0.0, "dropout on embeddings, between layers and before the head", minimum=0.0, maximum=0.9
+        0.2, "dropout on embeddings, between layers and before the head", minimum=0.0, maximum=0.9
     )
     tie_weights: bool = _option(
         False,
@@ -62,8 +62,8 @@ class TrainConfig:
     time_budget: float = _option(
         0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
     )
-    lr: float = _option(2e-3, "peak learning rate (AdamW)", minimum=0.0)
-    min_lr: float = _option(2e-4, "learning rate at the end of the cosine decay", minimum=0.0)
+    lr: float = _option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
+    min_lr: float = _option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
     warmup_steps: int = _option(100, "linear warm-up steps", minimum=0)
     weight_decay: float = _option(0.0, "AdamW weight decay", minimum=0.0)
     clip_norm: float = _option(
