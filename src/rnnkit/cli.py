@@ -71,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--num-samples", type=_positive_int, default=1, help="independent samples (default 1)"
     )
-    sample.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="which checkpoint (default best)",
-    )
+    _add_checkpoint_choice(sample)
 
     evaluate = commands.add_parser(
         "eval",
@@ -93,12 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="part of the text (default val; all with --data)",
     )
-    evaluate.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="which checkpoint (default best)",
-    )
+    _add_checkpoint_choice(evaluate)
 
     demo = commands.add_parser(
         "demo",
@@ -117,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     return parser
+
+
+def _add_checkpoint_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint (default best)",
+    )
 
 
 def _version() -> str:

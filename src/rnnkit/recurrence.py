@@ -164,19 +164,16 @@ def run_layers(
                 output, final = fast_lstm_direction(
                     x_proj, len(batch_sizes), tuple(s[index] for s in initial_state), w, direction
                 )
-                outputs.append(output)
-                for k, s in enumerate(final):
-                    finals[k].append(s)
-                continue
-            output, final = run_direction(
-                cell_step(kind, nonlinearity, w),
-                x_proj,
-                batch_sizes,
-                tuple(s[index] for s in initial_state),
-                reverse=direction == 1,
-                record=None if records is None else records[layer][direction],
-                probe=None if probe is None else probe[layer, direction],
-            )
+            else:
+                output, final = run_direction(
+                    cell_step(kind, nonlinearity, w),
+                    x_proj,
+                    batch_sizes,
+                    tuple(s[index] for s in initial_state),
+                    reverse=direction == 1,
+                    record=None if records is None else records[layer][direction],
+                    probe=None if probe is None else probe[layer, direction],
+                )
             outputs.append(output)
             for k, s in enumerate(final):
                 finals[k].append(s)

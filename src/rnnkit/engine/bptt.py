@@ -23,8 +23,9 @@ Only the plain configuration is handled here (no projection, every sequence of t
 
 Not the default: measured side by side on the 2-core development machine (torch 2.13 CPU, B=32,
 T=128, a character model's training step), it took 0.86-1.17x the reference's time and
-1.46-1.98x torch.nn.LSTM's; the per-step matrix products dominate and oneDNN's fused kernel
-does them faster. Select it with ``layer.engine = "fast"``; the speed work continues from here.
+1.46-1.61x torch.nn.LSTM's (`bench/charlm_step.py 512` and `256`); the per-step matrix
+products dominate and oneDNN's fused kernel does them faster. Select it with
+``layer.engine = "fast"``; the speed work continues from here.
 """
 
 import torch

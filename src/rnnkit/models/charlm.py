@@ -82,4 +82,4 @@ def state_from_tensors(tensors: dict[str, Tensor]) -> State | None:
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return sum(p.numel() for p in model.parameters())  # a tied weight is listed once
