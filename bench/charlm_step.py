@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rnnkit.models.charlm import CharLM
 
 
-def main(hidden: int, repetitions: int = 7) -> None:
+def main(hidden: int, repetitions: int = 11) -> None:
     torch.manual_seed(0)
     ours = CharLM(65, "lstm", 64, hidden, 1)
     theirs = CharLM(65, "lstm", 64, hidden, 1)

@@ -7,21 +7,53 @@ from torch.testing import assert_close
 
 import rnnkit
 from rnnkit import recurrence
+from rnnkit.engine import compiled
 from rnnkit.engine.bptt import lstm_sequence
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_gradcheck(bias):
+LOOPS = ["cpp", "python"]
+
+
+@pytest.fixture(params=LOOPS)
+def loops(request, monkeypatch):
+    """Run the test with the compiled loops, then with the Python loops."""
+    monkeypatch.setenv("RNNKIT_KERNELS", request.param)
+    return request.param
+
+
+def test_gradcheck(loops):
     steps, batch, hidden = 5, 3, 4
-    tensors = [
-        torch.randn(steps, batch, 4 * hidden, dtype=torch.double),
-        torch.randn(batch, hidden, dtype=torch.double),
-        torch.randn(batch, hidden, dtype=torch.double),
-        torch.randn(4 * hidden, hidden, dtype=torch.double),
-        torch.randn(4 * hidden, dtype=torch.double) if bias else None,
-    ]
-    inputs = tuple(t.requires_grad_() if t is not None else None for t in tensors)
+    inputs = (
+        torch.randn(steps, batch, 4 * hidden, dtype=torch.double, requires_grad=True),
+        torch.randn(batch, hidden, dtype=torch.double, requires_grad=True),
+        torch.randn(batch, hidden, dtype=torch.double, requires_grad=True),
+        torch.randn(4 * hidden, hidden, dtype=torch.double, requires_grad=True),
+    )
     assert torch.autograd.gradcheck(lstm_sequence, inputs)
+
+
+def test_the_compiled_loops_run_when_asked(monkeypatch):
+    monkeypatch.setenv("RNNKIT_KERNELS", "cpp")
+    assert compiled.loops() is not None
+    monkeypatch.setenv("RNNKIT_KERNELS", "python")
+    assert compiled.loops() is None
+
+
+def test_a_failed_build_falls_back_with_a_warning(monkeypatch):
+    monkeypatch.setattr(compiled, "_build", lambda: (None, "no compiler here"))
+    compiled._warn_once.cache_clear()
+    monkeypatch.setenv("RNNKIT_KERNELS", "auto")
+    with pytest.warns(RuntimeWarning, match="no compiler here"):
+        assert compiled.loops() is None
+    monkeypatch.setenv("RNNKIT_KERNELS", "cpp")
+    with pytest.raises(compiled.KernelBuildError, match="no compiler here"):
+        compiled.loops()
+
+
+def test_an_unknown_kernel_choice_is_named(monkeypatch):
+    monkeypatch.setenv("RNNKIT_KERNELS", "fortran")
+    with pytest.raises(ValueError, match="auto, cpp, python"):
+        compiled.loops()
 
 
 def run(layer, x, state):
@@ -33,8 +65,11 @@ def run(layer, x, state):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_fast_path_equals_the_reference(dtype, bidirectional, batch_first):
-    layer = rnnkit.LSTM(3, 8, num_layers=2, bidirectional=bidirectional, batch_first=batch_first)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fast_path_equals_the_reference(loops, dtype, bidirectional, batch_first, bias):
+    layer = rnnkit.LSTM(
+        3, 8, num_layers=2, bias=bias, bidirectional=bidirectional, batch_first=batch_first
+    )
     layer = layer.to(dtype)
     shape = (4, 9, 3) if batch_first else (9, 4, 3)
     x = torch.randn(*shape, dtype=dtype, requires_grad=True)
@@ -42,6 +77,7 @@ def test_fast_path_equals_the_reference(dtype, bidirectional, batch_first):
     state = tuple(
         torch.randn(2 * directions, 4, 8, dtype=dtype, requires_grad=True) for _ in range(2)
     )
+    layer.engine = "reference"
     reference = run(layer, x, state)
     layer.engine = "fast"
     fast = run(layer, x, state)
@@ -56,17 +92,14 @@ def test_dispatch(monkeypatch):
     original = recurrence.lstm_sequence
     monkeypatch.setattr(recurrence, "lstm_sequence", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
-
-    def fast(layer):
-        layer.engine = "fast"
-        return layer
-
-    fast(rnnkit.LSTM(3, 4))(x)
-    assert len(calls) == 1  # a plain LSTM takes the fast path
-    fast(rnnkit.LSTM(3, 4, proj_size=2))(x)
-    fast(rnnkit.LSTM(3, 4))(pack_padded_sequence(x, [5, 3]))
-    fast(rnnkit.LSTM(3, 4)).trace(x)
-    rnnkit.LSTM(3, 4)(x)  # the default is the reference
+    rnnkit.LSTM(3, 4)(x)
+    assert len(calls) == 1  # by default a plain LSTM takes the fast path
+    rnnkit.LSTM(3, 4, proj_size=2)(x)
+    rnnkit.LSTM(3, 4)(pack_padded_sequence(x, [5, 3]))
+    rnnkit.LSTM(3, 4).trace(x)
+    reference = rnnkit.LSTM(3, 4)
+    reference.engine = "reference"
+    reference(x)
     assert len(calls) == 1  # projection, packed input, tracing and the reference do not
 
 

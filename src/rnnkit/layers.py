@@ -83,9 +83,10 @@ class _Layer(nn.Module):
         self.proj_size = proj_size
         self.nonlinearity = nonlinearity
         self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
-        # "reference": the step-by-step equations under autograd; "fast": the hand-written
-        # BPTT of rnnkit.engine where it applies (a plain LSTM), else the reference.
-        self.engine = "reference"
+        # "fast" (default): the hand-written BPTT of rnnkit.engine where it applies (equal
+        # lengths, no projection, nothing recorded), else the reference; "reference": always
+        # the step-by-step equations under autograd.
+        self.engine = "fast"
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
 

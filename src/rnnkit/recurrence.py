@@ -157,14 +157,18 @@ def run_layers(
         outputs = []
         for direction in range(num_directions):
             w = weights[layer][direction]
-            # The input does not depend on the recurrence: project every step at once.
-            x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
             index = layer * num_directions + direction
             if fast:
                 output, final = fast_lstm_direction(
-                    x_proj, len(batch_sizes), tuple(s[index] for s in initial_state), w, direction
+                    layer_input,
+                    len(batch_sizes),
+                    tuple(s[index] for s in initial_state),
+                    w,
+                    direction,
                 )
             else:
+                # The input does not depend on the recurrence: project every step at once.
+                x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
                 output, final = run_direction(
                     cell_step(kind, nonlinearity, w),
                     x_proj,
@@ -186,13 +190,17 @@ def run_layers(
 
 
 def fast_lstm_direction(
-    x_proj: Tensor, steps: int, initial_state: State, weights: DirectionWeights, direction: int
+    layer_input: Tensor, steps: int, initial_state: State, weights: DirectionWeights, direction: int
 ) -> tuple[Tensor, State]:
-    """One LSTM direction through the hand-written BPTT; x_proj (T·B, 4H) -> (T·B, H)."""
+    """One LSTM direction through the hand-written BPTT; layer_input (T·B, I) -> (T·B, H)."""
+    bias = weights.b_ih
+    if bias is not None and weights.b_hh is not None:
+        bias = bias + weights.b_hh  # both biases enter every gate the same way
+    x_proj = F.linear(layer_input, weights.w_ih, bias)  # (T·B, 4H)
     x_proj = x_proj.view(steps, -1, x_proj.shape[-1])  # (T, B, 4H)
     if direction == 1:  # the reverse direction reads the sequence backwards
         x_proj = x_proj.flip(0)
-    output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh, weights.b_hh)
+    output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh)
     if direction == 1:
         output = output.flip(0)
     return output.reshape(-1, output.shape[-1]), (h, c)

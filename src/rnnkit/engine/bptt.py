@@ -4,7 +4,8 @@ The reference (:mod:`rnnkit.recurrence`) lets autograd record ~11 operations per
 the backward pass, accumulates the W_hh gradient one step at a time. Here the forward keeps
 only what the backward needs, and the backward walks the steps in reverse by hand:
 
-    forward, per step t:    a_t = x_proj_t + W_hh h_{t-1} (+ b_hh)            (B, 4H)
+    before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh  (all steps, by the caller)
+    forward, per step t:    a_t = x_proj_t + W_hh h_{t-1}                     (B, 4H)
                             i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)
                             c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
     backward, t = T..1:     dh = dh_t(from the output) + dh(from step t+1)
@@ -14,80 +15,109 @@ only what the backward needs, and the backward walks the steps in reverse by han
                             da = [di ⊙ i(1−i), df ⊙ f(1−f), dg ⊙ (1−g²), do ⊙ o(1−o)]
                             dh(for step t−1) = da W_hh,   dc(for step t−1) = dc ⊙ f
     after the loop:         dW_hh = Σ_t da_tᵀ h_{t-1}  (one matrix product over all steps)
-                            db_hh = Σ_t da_t,   dx_proj = da (all steps)
+                            dx_proj = da (all steps; autograd takes it on to W_ih, the biases
+                            and the input)
+
+The loops exist twice: in C++ (``kernels/lstm_loops.cpp``: per step one matrix product and one
+fused, vectorised pass over the gates; compiled on first use, see :mod:`rnnkit.engine.compiled`)
+and in Python below (the same loops with ~12 PyTorch operations per step, the fall-back where
+no compiler exists, and the readable statement of what the C++ computes). Tests hold both to the
+reference.
 
 Memory: the gates after their nonlinearity (T, B, 4H), c_t and tanh(c_t) (T, B, H each) and
 h_t (T, B, H) are kept: 7·T·B·H numbers, about what autograd keeps for the reference.
 Only the plain configuration is handled here (no projection, every sequence of the same length);
 `rnnkit.layers` falls back to the reference for everything else and for tracing.
-
-Not the default: measured side by side on the 2-core development machine (torch 2.13 CPU, B=32,
-T=128, a character model's training step), it took 0.86-1.17x the reference's time and
-1.46-1.61x torch.nn.LSTM's (`bench/charlm_step.py 512` and `256`); the per-step matrix
-products dominate and oneDNN's fused kernel does them faster. Select it with
-``layer.engine = "fast"``; the speed work continues from here.
 """
+
+import sys
 
 import torch
 from torch import Tensor
+
+from rnnkit.engine import compiled
 
 
 class LSTMSequence(torch.autograd.Function):
     """One LSTM direction over a whole (T, B) batch; inputs and outputs time-major."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None):
-        steps, batch, _ = x_proj.shape  # (T, B, 4H)
-        hidden = h0.shape[-1]
-        if b_hh is not None:
-            x_proj = x_proj + b_hh  # both biases enter every gate the same way
-        gates = torch.empty_like(x_proj)  # (T, B, 4H) after the nonlinearities
-        cells = x_proj.new_empty(steps, batch, hidden)  # c_t
-        tanh_cells = torch.empty_like(cells)  # tanh(c_t)
-        outputs = torch.empty_like(cells)  # h_t
-        w_hh_t = w_hh.t()
-        h, c = h0, c0
-        for t in range(steps):
-            a = torch.addmm(x_proj[t], h, w_hh_t, out=gates[t])  # (B, 4H)
-            a[:, : 2 * hidden].sigmoid_()  # i, f
-            a[:, 2 * hidden : 3 * hidden].tanh_()  # g
-            a[:, 3 * hidden :].sigmoid_()  # o
-            i, f, g, o = a.chunk(4, dim=1)
-            c = torch.addcmul(f * c, i, g, out=cells[t])
-            torch.tanh(c, out=tanh_cells[t])
-            h = torch.mul(o, tanh_cells[t], out=outputs[t])
+    def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+        x_proj, h0, c0 = x_proj.contiguous(), h0.contiguous(), c0.contiguous()
+        loops = _loops(x_proj)
+        gates, cells, tanh_cells, outputs = loops.lstm_forward(x_proj, h0, c0, w_hh)
         ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
-        ctx.has_bias = b_hh is not None
-        return outputs, h.clone(), c.clone()
+        return outputs, outputs[-1].clone(), cells[-1].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: Tensor, grad_h_n: Tensor, grad_c_n: Tensor):
         gates, cells, tanh_cells, outputs, h0, c0, w_hh = ctx.saved_tensors
-        steps = gates.shape[0]
-        grad_gates = torch.empty_like(gates)  # (T, B, 4H) da_t
-        dh = grad_h_n.clone()
-        dc = grad_c_n.clone()
-        for t in range(steps - 1, -1, -1):
-            i, f, g, o = gates[t].chunk(4, dim=1)
-            c_previous = cells[t - 1] if t > 0 else c0
-            dh += grad_outputs[t]
-            tanh_c = tanh_cells[t]
-            dc.addcmul_(dh * o, 1 - tanh_c * tanh_c)
-            di, df, dg, do = grad_gates[t].chunk(4, dim=1)
-            torch.mul(dc * g, i * (1 - i), out=di)
-            torch.mul(dc * c_previous, f * (1 - f), out=df)
-            torch.mul(dc * i, 1 - g * g, out=dg)
-            torch.mul(dh * tanh_c, o * (1 - o), out=do)
-            dh = grad_gates[t] @ w_hh  # (B, H)
-            dc = dc * f
+        loops = _loops(gates)
+        grad_gates, grad_h0, grad_c0 = loops.lstm_backward(
+            gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, grad_c_n
+        )
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
         flat_grad = grad_gates.flatten(0, 1)  # (T·B, 4H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (4H, H)
-        grad_b_hh = flat_grad.sum(0) if ctx.has_bias else None
-        return grad_gates, dh, dc, grad_w_hh, grad_b_hh
+        return grad_gates, grad_h0, grad_c0, grad_w_hh
 
 
-def lstm_sequence(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None):
-    """(T, B, 4H), (B, H), (B, H) -> outputs (T, B, H), h_T (B, H), c_T (B, H)."""
-    return LSTMSequence.apply(x_proj, h0, c0, w_hh, b_hh)
+def _loops(tensor: Tensor):
+    """The compiled loops for CPU tensors when they build, else the Python loops below."""
+    module = compiled.loops() if tensor.device.type == "cpu" else None
+    return module if module is not None else sys.modules[__name__]
+
+
+def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+    """The forward time loop in Python (kernels/lstm_loops.cpp is the same loop in C++).
+
+    x_proj (T, B, 4H) = W_ih x_t + b_ih + b_hh -> gates after their nonlinearities (T, B, 4H),
+    c_t, tanh(c_t) and h_t (T, B, H each).
+    """
+    steps, batch, _ = x_proj.shape
+    hidden = h0.shape[-1]
+    gates = torch.empty_like(x_proj)
+    cells = x_proj.new_empty(steps, batch, hidden)
+    tanh_cells = torch.empty_like(cells)
+    outputs = torch.empty_like(cells)
+    w_hh_t = w_hh.t()
+    h, c = h0, c0
+    for t in range(steps):
+        a = torch.addmm(x_proj[t], h, w_hh_t, out=gates[t])  # (B, 4H)
+        a[:, : 2 * hidden].sigmoid_()  # i, f
+        a[:, 2 * hidden : 3 * hidden].tanh_()  # g
+        a[:, 3 * hidden :].sigmoid_()  # o
+        i, f, g, o = a.chunk(4, dim=1)
+        c = torch.addcmul(f * c, i, g, out=cells[t])
+        torch.tanh(c, out=tanh_cells[t])
+        h = torch.mul(o, tanh_cells[t], out=outputs[t])
+    return gates, cells, tanh_cells, outputs
+
+
+def lstm_backward(gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, grad_c_n):
+    """The backward time loop in Python -> da for every step (T, B, 4H), dh_0, dc_0."""
+    steps = gates.shape[0]
+    grad_gates = torch.empty_like(gates)  # (T, B, 4H) da_t
+    dh = grad_h_n.clone()
+    dc = grad_c_n.clone()
+    for t in range(steps - 1, -1, -1):
+        i, f, g, o = gates[t].chunk(4, dim=1)
+        c_previous = cells[t - 1] if t > 0 else c0
+        dh += grad_outputs[t]
+        tanh_c = tanh_cells[t]
+        dc.addcmul_(dh * o, 1 - tanh_c * tanh_c)
+        di, df, dg, do = grad_gates[t].chunk(4, dim=1)
+        torch.mul(dc * g, i * (1 - i), out=di)
+        torch.mul(dc * c_previous, f * (1 - f), out=df)
+        torch.mul(dc * i, 1 - g * g, out=dg)
+        torch.mul(dh * tanh_c, o * (1 - o), out=do)
+        dh = grad_gates[t] @ w_hh  # (B, H)
+        dc = dc * f
+    return grad_gates, dh, dc
+
+
+def lstm_sequence(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+    """x_proj = W_ih x_t + b_ih + b_hh (T, B, 4H), h0 and c0 (B, H), w_hh (4H, H)
+    -> outputs (T, B, H), h_T (B, H), c_T (B, H)."""
+    return LSTMSequence.apply(x_proj, h0, c0, w_hh)

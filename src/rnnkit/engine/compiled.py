@@ -1,0 +1,117 @@
+"""The C++ time loops (``kernels/*.cpp``), compiled on first use and cached.
+
+``torch.utils.cpp_extension.load`` builds them with the system's C++ compiler and ninja the
+first time a process needs them (about a minute on a 2-core machine), then loads the cached
+build in well under a second. The build is optimised for the CPU it runs on (``-march=native``),
+so the cache folder's name carries a hash of the CPU's feature flags: a cache made on another
+CPU is never loaded.
+
+Which loops run is chosen by the environment variable ``RNNKIT_KERNELS``:
+    auto    (default) the compiled loops when they build, else the Python loops, with one
+            warning that says why
+    cpp     the compiled loops, and an error if they cannot be built
+    python  the Python loops of :mod:`rnnkit.engine.bptt`, nothing is compiled
+"""
+
+import functools
+import hashlib
+import os
+import platform
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+KERNELS = Path(__file__).parent / "kernels"
+CHOICES = ("auto", "cpp", "python")
+
+
+class KernelBuildError(RuntimeError):
+    """RNNKIT_KERNELS=cpp was asked for and the C++ loops could not be built."""
+
+
+def kernel_choice() -> str:
+    choice = os.environ.get("RNNKIT_KERNELS", "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(
+            f"RNNKIT_KERNELS={choice!r} is not a choice: use one of {', '.join(CHOICES)}"
+        )
+    return choice
+
+
+def loops() -> ModuleType | None:
+    """The compiled loops, or None where the Python loops are to run."""
+    choice = kernel_choice()
+    if choice == "python":
+        return None
+    module, problem = _build()
+    if module is not None:
+        return module
+    if choice == "cpp":
+        raise KernelBuildError(f"RNNKIT_KERNELS=cpp but the C++ loops did not build: {problem}")
+    _warn_once(problem)
+    return None
+
+
+@functools.cache
+def _warn_once(problem: str) -> None:
+    warnings.warn(
+        f"rnnkit runs its Python loops (slower, same results): the C++ loops did not build "
+        f"({problem}). Install a C++ compiler and ninja, or set RNNKIT_KERNELS=python to "
+        "silence this.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+@functools.cache
+def _build() -> tuple[ModuleType | None, str]:
+    """Compile (or load the cached build); returns the module or None and the reason."""
+    try:
+        from torch.utils import cpp_extension
+
+        _put_ninja_on_path()
+        if not cpp_extension.is_ninja_available():
+            return None, "ninja was not found"
+        sources = sorted(KERNELS.glob("*.cpp"))
+        name = "rnnkit_loops_" + _cpu_tag()
+        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+        return cpp_extension.load(
+            name=name,
+            sources=[str(s) for s in sources],
+            extra_cflags=["-O3", "-march=native", "-ffast-math"],
+            extra_ldflags=["-lm"],  # glibc: also brings libmvec, the vectorised exp and tanh
+            build_directory=str(folder),
+            verbose=False,
+        ), ""
+    except Exception as error:  # a missing compiler, a failed build: fall back, say why
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        return None, f"{type(error).__name__}: {first_line}"
+
+
+def _put_ninja_on_path() -> None:
+    """The ninja that pip installed with rnnkit lives beside the interpreter, which need not be
+    on PATH (``.venv/bin/python`` run without activating the environment)."""
+    try:
+        import ninja
+
+        folder = ninja.BIN_DIR
+    except (ImportError, AttributeError):
+        return
+    path = os.environ.get("PATH", "")
+    if folder not in path.split(os.pathsep):
+        os.environ["PATH"] = folder + os.pathsep + path
+
+
+def _cpu_tag() -> str:
+    """A short hash of the CPU's model and feature flags (and the machine type)."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith(("flags", "model name", "Features")):
+                    text += line
+                if line.strip() == "":
+                    break  # the first processor describes them all
+    except OSError:
+        pass
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
