@@ -1,4 +1,5 @@
-"""The hand-written LSTM BPTT against the reference equations: gradcheck, equality, dispatch."""
+"""The hand-written BPTT (LSTM, GRU, RNN; C++ and Python loops) against the reference:
+gradcheck, equality in float64 and float32, forward and every gradient, dispatch."""
 
 import pytest
 import torch
@@ -8,8 +9,9 @@ from torch.testing import assert_close
 import rnnkit
 from rnnkit import recurrence
 from rnnkit.engine import compiled
-from rnnkit.engine.bptt import lstm_sequence
-
+from rnnkit.engine.gru import gru_sequence
+from rnnkit.engine.lstm import lstm_sequence
+from rnnkit.engine.rnn import rnn_sequence
 
 LOOPS = ["cpp", "python"]
 
@@ -21,15 +23,29 @@ def loops(request, monkeypatch):
     return request.param
 
 
-def test_gradcheck(loops):
+def double(*shape):
+    return torch.randn(*shape, dtype=torch.double, requires_grad=True)
+
+
+def test_gradcheck_lstm(loops):
     steps, batch, hidden = 5, 3, 4
-    inputs = (
-        torch.randn(steps, batch, 4 * hidden, dtype=torch.double, requires_grad=True),
-        torch.randn(batch, hidden, dtype=torch.double, requires_grad=True),
-        torch.randn(batch, hidden, dtype=torch.double, requires_grad=True),
-        torch.randn(4 * hidden, hidden, dtype=torch.double, requires_grad=True),
-    )
-    assert torch.autograd.gradcheck(lstm_sequence, inputs)
+    inputs = (double(steps, batch, 4 * hidden), double(batch, hidden), double(batch, hidden))
+    assert torch.autograd.gradcheck(lstm_sequence, (*inputs, double(4 * hidden, hidden)))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gradcheck_gru(loops, bias):
+    steps, batch, hidden = 5, 3, 4
+    b_hh = double(3 * hidden) if bias else None
+    inputs = (double(steps, batch, 3 * hidden), double(batch, hidden), double(3 * hidden, hidden))
+    assert torch.autograd.gradcheck(gru_sequence, (*inputs, b_hh))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_gradcheck_rnn(loops, relu):
+    steps, batch, hidden = 5, 3, 4
+    inputs = (double(steps, batch, hidden), double(batch, hidden), double(hidden, hidden))
+    assert torch.autograd.gradcheck(rnn_sequence, (*inputs, relu))
 
 
 def test_the_compiled_loops_run_when_asked(monkeypatch):
@@ -56,26 +72,42 @@ def test_an_unknown_kernel_choice_is_named(monkeypatch):
         compiled.loops()
 
 
-def run(layer, x, state):
-    output, (h, c) = layer(x, state)
-    loss = (output * torch.cos(output)).sum() + (h * 3).sum() + (c**2).sum()
-    return [output, h, c, *torch.autograd.grad(loss, [x, *state, *layer.parameters()])]
+def run(layer, x, state: tuple):
+    output, final = layer(x, state if len(state) == 2 else state[0])
+    finals = final if isinstance(final, tuple) else (final,)
+    loss = (output * torch.cos(output)).sum() + (finals[0] * 3).sum() + (finals[-1] ** 2).sum()
+    inputs = [x, *state, *layer.parameters()]
+    return [output, *finals, *torch.autograd.grad(loss, inputs)]
 
 
+KINDS = {
+    "LSTM": lambda **kw: rnnkit.LSTM(**kw),
+    "GRU": lambda **kw: rnnkit.GRU(**kw),
+    "RNN": lambda **kw: rnnkit.RNN(**kw),
+    "RNN-relu": lambda **kw: rnnkit.RNN(nonlinearity="relu", **kw),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_fast_path_equals_the_reference(loops, dtype, bidirectional, batch_first, bias):
-    layer = rnnkit.LSTM(
-        3, 8, num_layers=2, bias=bias, bidirectional=bidirectional, batch_first=batch_first
-    )
-    layer = layer.to(dtype)
+def test_fast_path_equals_the_reference(loops, kind, dtype, bidirectional, batch_first, bias):
+    layer = KINDS[kind](
+        input_size=3,
+        hidden_size=8,
+        num_layers=2,
+        bias=bias,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+    ).to(dtype)
     shape = (4, 9, 3) if batch_first else (9, 4, 3)
     x = torch.randn(*shape, dtype=dtype, requires_grad=True)
     directions = 2 if bidirectional else 1
     state = tuple(
-        torch.randn(2 * directions, 4, 8, dtype=dtype, requires_grad=True) for _ in range(2)
+        torch.randn(2 * directions, 4, 8, dtype=dtype, requires_grad=True)
+        for _ in range(2 if kind == "LSTM" else 1)
     )
     layer.engine = "reference"
     reference = run(layer, x, state)
@@ -87,17 +119,33 @@ def test_fast_path_equals_the_reference(loops, dtype, bidirectional, batch_first
     assert_close(fast, reference, **tolerance)
 
 
-def test_dispatch(monkeypatch):
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_dropout_between_layers_draws_the_same_masks(kind):
+    layer = KINDS[kind](input_size=3, hidden_size=8, num_layers=3, dropout=0.5)
+    x = torch.randn(7, 4, 3, requires_grad=True)
+    results = []
+    for engine in ("reference", "fast"):
+        layer.engine = engine
+        torch.manual_seed(5)
+        output, _ = layer(x)
+        results.append([output, *torch.autograd.grad(output.sum(), [x, *layer.parameters()])])
+    assert_close(results[1], results[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_dispatch(monkeypatch, kind):
     calls = []
-    original = recurrence.lstm_sequence
-    monkeypatch.setattr(recurrence, "lstm_sequence", lambda *a: calls.append(1) or original(*a))
+    name = f"{kind.lower()}_sequence"
+    original = getattr(recurrence, name)
+    monkeypatch.setattr(recurrence, name, lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
-    rnnkit.LSTM(3, 4)(x)
-    assert len(calls) == 1  # by default a plain LSTM takes the fast path
-    rnnkit.LSTM(3, 4, proj_size=2)(x)
-    rnnkit.LSTM(3, 4)(pack_padded_sequence(x, [5, 3]))
-    rnnkit.LSTM(3, 4).trace(x)
-    reference = rnnkit.LSTM(3, 4)
+    KINDS[kind](input_size=3, hidden_size=4)(x)
+    assert len(calls) == 1  # by default a plain layer takes the fast path
+    if kind == "LSTM":
+        rnnkit.LSTM(3, 4, proj_size=2)(x)
+    KINDS[kind](input_size=3, hidden_size=4)(pack_padded_sequence(x, [5, 3]))
+    KINDS[kind](input_size=3, hidden_size=4).trace(x)
+    reference = KINDS[kind](input_size=3, hidden_size=4)
     reference.engine = "reference"
     reference(x)
     assert len(calls) == 1  # projection, packed input, tracing and the reference do not

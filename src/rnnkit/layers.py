@@ -269,8 +269,7 @@ class _Layer(nn.Module):
     def _fast_path_applies(self, packed: bool, recording: bool) -> bool:
         if self.engine not in ("reference", "fast"):
             raise ValueError(f"engine must be 'reference' or 'fast', got {self.engine!r}")
-        plain_lstm = self.kind == "LSTM" and self.proj_size == 0
-        return self.engine == "fast" and plain_lstm and not packed and not recording
+        return self.engine == "fast" and self.proj_size == 0 and not packed and not recording
 
 
 class RNN(_Layer):

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.engine.bptt import lstm_sequence
+from rnnkit.engine.gru import gru_sequence
+from rnnkit.engine.lstm import lstm_sequence
+from rnnkit.engine.rnn import rnn_sequence
 from rnnkit.equations import GATE_NAMES, gru_step, lstm_step, rnn_step
 
 State = tuple[Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM
@@ -142,8 +144,8 @@ def run_layers(
 ) -> tuple[Tensor, State]:
     """Run the stack of layers, each direction of each layer over the whole sequence.
 
-    fast: use the hand-written BPTT of :mod:`rnnkit.engine.bptt` (the caller checks that it
-    applies: an LSTM without projection, all sequences of one length, nothing recorded).
+    fast: use the hand-written BPTT of :mod:`rnnkit.engine` (the caller checks that it
+    applies: no projection, all sequences of one length, nothing recorded).
 
     weights[l][d]: layer l, direction d. data: (N, I) packed. initial_state: each (L·D, B, ·),
     indexed l·D + d as in torch.nn. dropout: applied to each layer's output but the last (the
@@ -159,12 +161,14 @@ def run_layers(
             w = weights[layer][direction]
             index = layer * num_directions + direction
             if fast:
-                output, final = fast_lstm_direction(
+                output, final = fast_direction(
+                    kind,
+                    nonlinearity,
                     layer_input,
                     len(batch_sizes),
                     tuple(s[index] for s in initial_state),
                     w,
-                    direction,
+                    reverse=direction == 1,
                 )
             else:
                 # The input does not depend on the recurrence: project every step at once.
@@ -189,18 +193,36 @@ def run_layers(
     return layer_input, tuple(torch.stack(f) for f in finals)
 
 
-def fast_lstm_direction(
-    layer_input: Tensor, steps: int, initial_state: State, weights: DirectionWeights, direction: int
+def fast_direction(
+    kind: str,
+    nonlinearity: str,
+    layer_input: Tensor,
+    steps: int,
+    initial_state: State,
+    weights: DirectionWeights,
+    reverse: bool,
 ) -> tuple[Tensor, State]:
-    """One LSTM direction through the hand-written BPTT; layer_input (T·B, I) -> (T·B, H)."""
+    """One direction through the hand-written BPTT of rnnkit.engine; (T·B, I) -> (T·B, H).
+
+    The biases that enter every gate the same way are added to the input projection once: both
+    for the LSTM and the RNN, b_ih for the GRU (its b_hn sits inside r ⊙ (W_hn h + b_hn)).
+    """
     bias = weights.b_ih
-    if bias is not None and weights.b_hh is not None:
-        bias = bias + weights.b_hh  # both biases enter every gate the same way
-    x_proj = F.linear(layer_input, weights.w_ih, bias)  # (T·B, 4H)
-    x_proj = x_proj.view(steps, -1, x_proj.shape[-1])  # (T, B, 4H)
-    if direction == 1:  # the reverse direction reads the sequence backwards
+    if kind != "GRU" and bias is not None and weights.b_hh is not None:
+        bias = bias + weights.b_hh
+    x_proj = F.linear(layer_input, weights.w_ih, bias)  # (T·B, G·H)
+    x_proj = x_proj.view(steps, -1, x_proj.shape[-1])  # (T, B, G·H)
+    if reverse:  # the reverse direction reads the sequence backwards
         x_proj = x_proj.flip(0)
-    output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh)
-    if direction == 1:
+    if kind == "LSTM":
+        output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh)
+        final: State = (h, c)
+    elif kind == "GRU":
+        output, h = gru_sequence(x_proj, initial_state[0], weights.w_hh, weights.b_hh)
+        final = (h,)
+    else:
+        output, h = rnn_sequence(x_proj, initial_state[0], weights.w_hh, nonlinearity == "relu")
+        final = (h,)
+    if reverse:
         output = output.flip(0)
-    return output.reshape(-1, output.shape[-1]), (h, c)
+    return output.reshape(-1, output.shape[-1]), final

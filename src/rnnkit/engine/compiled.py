@@ -10,7 +10,7 @@ Which loops run is chosen by the environment variable ``RNNKIT_KERNELS``:
     auto    (default) the compiled loops when they build, else the Python loops, with one
             warning that says why
     cpp     the compiled loops, and an error if they cannot be built
-    python  the Python loops of :mod:`rnnkit.engine.bptt`, nothing is compiled
+    python  the Python loops of :mod:`rnnkit.engine.lstm`, nothing is compiled
 """
 
 import functools
@@ -52,6 +52,13 @@ def loops() -> ModuleType | None:
     return None
 
 
+def loops_for(tensor, python_loops: ModuleType):
+    """The compiled loops for a CPU tensor when they build, else ``python_loops`` (a module
+    with functions of the same names)."""
+    module = loops() if tensor.device.type == "cpu" else None
+    return module if module is not None else python_loops
+
+
 @functools.cache
 def _warn_once(problem: str) -> None:
     warnings.warn(
@@ -72,7 +79,7 @@ def _build() -> tuple[ModuleType | None, str]:
         _put_ninja_on_path()
         if not cpp_extension.is_ninja_available():
             return None, "ninja was not found"
-        sources = sorted(KERNELS.glob("*.cpp"))
+        sources = sorted(KERNELS.glob("*.cpp"))  # bindings.cpp and one file of loops per cell
         name = "rnnkit_loops_" + _cpu_tag()
         folder = Path(cpp_extension._get_build_directory(name, verbose=False))
         return cpp_extension.load(

@@ -1,4 +1,4 @@
-// The two time loops of the LSTM's hand-written BPTT (rnnkit/engine/bptt.py holds the same
+// The two time loops of the LSTM's hand-written BPTT (rnnkit/engine/lstm.py holds the same
 // loops in Python, the equations and the meaning of every buffer).
 //
 // Per step the forward does one matrix product (at::addmm, the BLAS library's) and one pass
@@ -7,25 +7,18 @@
 // dh = da W_hh. Everything else (the input projection, the weight gradients) is one large matrix
 // product outside the loops, in Python.
 //
-// Built by torch.utils.cpp_extension on first use (rnnkit/engine/compiled.py).
+// Built by torch.utils.cpp_extension on first use (rnnkit/engine/compiled.py); bound to
+// Python in bindings.cpp.
 
-#include <torch/extension.h>
-
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#include "loops.h"
 
 #include <cmath>
 #include <vector>
 
 namespace {
-
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-
-// Rows of the batch per parallel task: about 16k gate values per task, so a small batch
-// stays on one thread (spawning would cost more than it saves).
-int64_t grain_rows(int64_t hidden) { return std::max<int64_t>(1, 16384 / (4 * hidden)); }
 
 // One row of the batch. a = h_{t-1} W_hh^T on entry; x = x_proj_t. Pre-activation a + x ->
 //   a = (i, f, g, o) after their nonlinearities, c_t, tanh(c_t), h_t = o ⊙ tanh(c_t)
@@ -56,7 +49,7 @@ void forward_row(scalar_t* __restrict__ a_i, scalar_t* __restrict__ a_f,
 template <typename scalar_t>
 void forward_pointwise(scalar_t* gates, const scalar_t* x_proj, const scalar_t* c_prev, scalar_t* c, scalar_t* tanh_c,
                        scalar_t* h, int64_t batch, int64_t hidden) {
-  at::parallel_for(0, batch, grain_rows(hidden), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, batch, grain_rows(4 * hidden), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       scalar_t* a = gates + b * 4 * hidden;
       const scalar_t* x = x_proj + b * 4 * hidden;
@@ -95,7 +88,7 @@ template <typename scalar_t>
 void backward_pointwise(const scalar_t* gates, const scalar_t* c_prev, const scalar_t* tanh_c,
                         const scalar_t* grad_output, const scalar_t* dh, scalar_t* dc,
                         scalar_t* grad_gates, int64_t batch, int64_t hidden) {
-  at::parallel_for(0, batch, grain_rows(hidden), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, batch, grain_rows(4 * hidden), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const scalar_t* g = gates + b * 4 * hidden;
       scalar_t* d = grad_gates + b * 4 * hidden;
@@ -167,9 +160,4 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& gates, const at::Tensor&
     at::mm_out(dh, da, w_hh);  // dh_{t-1} = da_t W_hh
   }
   return {grad_gates, dh, dc};
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("lstm_forward", &lstm_forward, "LSTM forward time loop");
-  m.def("lstm_backward", &lstm_backward, "LSTM backward time loop");
 }

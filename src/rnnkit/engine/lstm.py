@@ -44,7 +44,7 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
         x_proj, h0, c0 = x_proj.contiguous(), h0.contiguous(), c0.contiguous()
-        loops = _loops(x_proj)
+        loops = compiled.loops_for(x_proj, sys.modules[__name__])
         gates, cells, tanh_cells, outputs = loops.lstm_forward(x_proj, h0, c0, w_hh)
         ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
         return outputs, outputs[-1].clone(), cells[-1].clone()
@@ -53,7 +53,7 @@ class LSTMSequence(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: Tensor, grad_h_n: Tensor, grad_c_n: Tensor):
         gates, cells, tanh_cells, outputs, h0, c0, w_hh = ctx.saved_tensors
-        loops = _loops(gates)
+        loops = compiled.loops_for(gates, sys.modules[__name__])
         grad_gates, grad_h0, grad_c0 = loops.lstm_backward(
             gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, grad_c_n
         )
@@ -61,12 +61,6 @@ class LSTMSequence(torch.autograd.Function):
         flat_grad = grad_gates.flatten(0, 1)  # (T·B, 4H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (4H, H)
         return grad_gates, grad_h0, grad_c0, grad_w_hh
-
-
-def _loops(tensor: Tensor):
-    """The compiled loops for CPU tensors when they build, else the Python loops below."""
-    module = compiled.loops() if tensor.device.type == "cpu" else None
-    return module if module is not None else sys.modules[__name__]
 
 
 def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):

@@ -1,0 +1,41 @@
+// The compiled time loops of rnnkit's fast path: what each file defines, and the two helpers
+// they share. The meaning of every argument is in the Python twin of each loop
+// (rnnkit/engine/lstm.py, gru.py, rnn.py).
+
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+// Rows of the batch per parallel task: about 16k values per task, so a small batch stays on one
+// thread (spawning would cost more than it saves).
+inline int64_t grain_rows(int64_t row_size) { return std::max<int64_t>(1, 16384 / row_size); }
+
+std::vector<at::Tensor> lstm_forward(const at::Tensor& x_proj, const at::Tensor& h0,
+                                     const at::Tensor& c0, const at::Tensor& w_hh);
+std::vector<at::Tensor> lstm_backward(const at::Tensor& gates, const at::Tensor& cells,
+                                      const at::Tensor& tanh_cells, const at::Tensor& c0,
+                                      const at::Tensor& w_hh, const at::Tensor& grad_outputs,
+                                      const at::Tensor& grad_h_n, const at::Tensor& grad_c_n);
+
+std::vector<at::Tensor> gru_forward(const at::Tensor& x_proj, const at::Tensor& h0,
+                                    const at::Tensor& w_hh, const at::Tensor& b_hh);
+std::vector<at::Tensor> gru_backward(const at::Tensor& gates, const at::Tensor& hidden_n,
+                                     const at::Tensor& outputs, const at::Tensor& h0,
+                                     const at::Tensor& w_hh, const at::Tensor& grad_outputs,
+                                     const at::Tensor& grad_h_n);
+
+std::vector<at::Tensor> rnn_forward(const at::Tensor& x_proj, const at::Tensor& h0,
+                                    const at::Tensor& w_hh, bool relu);
+std::vector<at::Tensor> rnn_backward(const at::Tensor& outputs, const at::Tensor& w_hh,
+                                     const at::Tensor& grad_outputs, const at::Tensor& grad_h_n,
+                                     bool relu);
