@@ -7,7 +7,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit import recurrence
+from rnnkit import layers, recurrence
 from rnnkit.engine import compiled
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
@@ -111,7 +111,7 @@ def test_fast_path_equals_the_reference(loops, kind, dtype, bidirectional, batch
     )
     layer.engine = "reference"
     reference = run(layer, x, state)
-    layer.engine = "fast"
+    layer.engine = "bptt"
     fast = run(layer, x, state)
     tolerance = (
         {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
@@ -124,7 +124,7 @@ def test_dropout_between_layers_draws_the_same_masks(kind):
     layer = KINDS[kind](input_size=3, hidden_size=8, num_layers=3, dropout=0.5)
     x = torch.randn(7, 4, 3, requires_grad=True)
     results = []
-    for engine in ("reference", "fast"):
+    for engine in ("reference", "bptt"):
         layer.engine = engine
         torch.manual_seed(5)
         output, _ = layer(x)
@@ -133,26 +133,73 @@ def test_dropout_between_layers_draws_the_same_masks(kind):
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
-def test_dispatch(monkeypatch, kind):
+def test_dispatch_to_the_bptt(monkeypatch, kind):
     calls = []
     name = f"{kind.lower()}_sequence"
     original = getattr(recurrence, name)
     monkeypatch.setattr(recurrence, name, lambda *a: calls.append(1) or original(*a))
-    x = torch.randn(5, 2, 3)
-    KINDS[kind](input_size=3, hidden_size=4)(x)
-    assert len(calls) == 1  # by default a plain layer takes the fast path
+    x = torch.randn(5, 2, 3, dtype=torch.double)
+
+    def layer(engine="fast", **kwargs):
+        module = KINDS[kind](input_size=3, hidden_size=4, **kwargs).double()
+        module.engine = engine
+        return module
+
+    layer()(x)  # float64: no fused kernel, so the default is the BPTT for every kind
+    layer("bptt").float()(x.float())  # float32 on request
+    assert len(calls) == 2
     if kind == "LSTM":
-        rnnkit.LSTM(3, 4, proj_size=2)(x)
-    KINDS[kind](input_size=3, hidden_size=4)(pack_padded_sequence(x, [5, 3]))
-    KINDS[kind](input_size=3, hidden_size=4).trace(x)
-    reference = KINDS[kind](input_size=3, hidden_size=4)
-    reference.engine = "reference"
-    reference(x)
-    assert len(calls) == 1  # projection, packed input, tracing and the reference do not
+        layer(proj_size=2)(x)
+    layer()(pack_padded_sequence(x, [5, 3]))
+    layer().trace(x)
+    layer("reference")(x)
+    assert len(calls) == 2  # projection, packed input, tracing and the reference do not
+
+
+def test_a_float32_lstm_takes_the_fused_kernel_by_default(monkeypatch):
+    calls = []
+    original = layers.fused_lstm
+    monkeypatch.setattr(layers, "fused_lstm", lambda *a: calls.append(1) or original(*a))
+    x = torch.randn(5, 2, 3)
+    rnnkit.LSTM(3, 4)(x)
+    assert len(calls) == 1
+    rnnkit.LSTM(3, 4).double()(x.double())  # float64: no fused kernel
+    rnnkit.GRU(3, 4)(x)
+    rnnkit.LSTM(3, 4)(pack_padded_sequence(x, [5, 3]))
+    rnnkit.LSTM(3, 4).trace(x)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_lstm_equals_the_reference(bidirectional, batch_first, bias):
+    layer = rnnkit.LSTM(
+        3, 8, num_layers=2, bias=bias, bidirectional=bidirectional, batch_first=batch_first
+    )
+    x = torch.randn(*((4, 9, 3) if batch_first else (9, 4, 3)), requires_grad=True)
+    directions = 2 if bidirectional else 1
+    state = tuple(torch.randn(2 * directions, 4, 8, requires_grad=True) for _ in range(2))
+    layer.engine = "reference"
+    reference = run(layer, x, state)
+    layer.engine = "fast"
+    assert_close(run(layer, x, state), reference, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_lstm_draws_the_same_dropout_masks():
+    layer = rnnkit.LSTM(3, 8, num_layers=3, dropout=0.5)
+    x = torch.randn(7, 4, 3, requires_grad=True)
+    results = []
+    for engine in ("reference", "fast"):
+        layer.engine = engine
+        torch.manual_seed(5)
+        output, _ = layer(x)
+        results.append([output, *torch.autograd.grad(output.sum(), [x, *layer.parameters()])])
+    assert_close(results[1], results[0], rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_engine_is_named():
     layer = rnnkit.LSTM(3, 4)
     layer.engine = "turbo"
-    with pytest.raises(ValueError, match="'reference' or 'fast'"):
+    with pytest.raises(ValueError, match="fast, bptt, reference"):
         layer(torch.randn(2, 1, 3))

@@ -31,10 +31,18 @@ from rnnkit.arguments import (
     check_positive_int,
     check_proj_size,
 )
+from rnnkit.engine.fused import fused_lstm, fused_lstm_applies
 from rnnkit.equations import GATE_COUNT
 from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
 from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
 from rnnkit.trace import Trace, assemble_trace
+
+ENGINES = ("fast", "bptt", "reference")
+"""layer.engine: "fast" (the default) takes the fastest measured path where one applies (equal
+lengths, no projection, nothing traced): torch's fused kernel for a float32 LSTM
+(rnnkit.engine.fused), rnnkit's hand-written BPTT for everything else (rnnkit.engine);
+"bptt" takes rnnkit's hand-written BPTT wherever it applies; "reference" always runs the
+equations step by step under autograd. Where no fast path applies, the reference runs."""
 
 
 class _Layer(nn.Module):
@@ -83,9 +91,7 @@ class _Layer(nn.Module):
         self.proj_size = proj_size
         self.nonlinearity = nonlinearity
         self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
-        # "fast" (default): the hand-written BPTT of rnnkit.engine where it applies (equal
-        # lengths, no projection, nothing recorded), else the reference; "reference": always
-        # the step-by-step equations under autograd.
+        # Which code runs the layer (see ENGINES); every choice gives the same results.
         self.engine = "fast"
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
@@ -230,18 +236,32 @@ class _Layer(nn.Module):
                 [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
-        output, final = run_layers(
-            self.kind,
-            self.nonlinearity,
-            self._direction_weights(),
-            data,
-            batch_size_list,
-            initial_state,
-            dropout=self.dropout if self.training else 0.0,
-            records=records,
-            probe=probe_sorted,
-            fast=self._fast_path_applies(packed, record or probe_gradients),
-        )
+        dropout = self.dropout if self.training else 0.0
+        path = self._path(packed, record or probe_gradients, data.dtype)
+        if path == "fused":
+            output, final = fused_lstm(
+                self._flat_weights,
+                self.bias,
+                data,
+                steps,
+                initial_state,
+                self.num_layers,
+                dropout,
+                self.bidirectional,
+            )
+        else:
+            output, final = run_layers(
+                self.kind,
+                self.nonlinearity,
+                self._direction_weights(),
+                data,
+                batch_size_list,
+                initial_state,
+                dropout=dropout,
+                records=records,
+                probe=probe_sorted,
+                fast=path == "bptt",
+            )
         if unsorted_indices is not None:
             final = tuple(s.index_select(1, unsorted_indices) for s in final)
 
@@ -266,10 +286,17 @@ class _Layer(nn.Module):
         )
         return output, state, trace
 
-    def _fast_path_applies(self, packed: bool, recording: bool) -> bool:
-        if self.engine not in ("reference", "fast"):
-            raise ValueError(f"engine must be 'reference' or 'fast', got {self.engine!r}")
-        return self.engine == "fast" and self.proj_size == 0 and not packed and not recording
+    def _path(self, packed: bool, recording: bool, dtype: torch.dtype) -> str:
+        """Which code runs: "fused" (torch's fused LSTM kernel, see rnnkit.engine.fused),
+        "bptt" (rnnkit's hand-written BPTT, rnnkit.engine) or "reference" (the equations)."""
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        plain = self.proj_size == 0 and not packed and not recording
+        if self.engine == "reference" or not plain:
+            return "reference"
+        if self.engine == "fast" and self.kind == "LSTM" and fused_lstm_applies(dtype):
+            return "fused"
+        return "bptt"
 
 
 class RNN(_Layer):

@@ -1,0 +1,378 @@
+"""rnnkit against torch.nn, side by side in one process: layers, the character model, sampling,
+peak memory, and the matrix-product ceiling of the machine.
+
+    .venv/bin/python bench/speed.py                      # the full grid, prints a table (~30 min)
+    .venv/bin/python bench/speed.py --quick              # a few shapes, to try it (~2 min)
+    .venv/bin/python bench/speed.py --write docs/performance.md   # also writes the report
+
+Every comparison runs rnnkit and torch.nn interleaved (ours, theirs, ours, theirs...) after one
+warm-up call of each, and reports the median time of each and the ratio of the medians
+(rnnkit ÷ torch.nn: below 1 means rnnkit is faster), with the min-max of the ratio of each pair.
+Grid: B ∈ {32, 64}, T ∈ {64, 128}, H ∈ {128, 256, 512}, layers ∈ {1, 2}, input size 64.
+"""
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import rnnkit
+from rnnkit.engine import compiled
+from rnnkit.models.charlm import CharLM
+
+INPUT_SIZE = 64  # the input size of the layer benchmarks, and the character model's embedding
+VOCAB = 65  # Tiny Shakespeare's
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@dataclass
+class Row:
+    what: str  # e.g. "LSTM train"
+    shape: str  # "B=32 T=64 H=128 L=1"
+    ours_ms: float
+    theirs_ms: float
+    ratio: float
+    ratio_min: float
+    ratio_max: float
+    gflops: float | None = None  # achieved by rnnkit, where counted
+
+
+def interleaved(ours, theirs, repetitions: int) -> tuple[list[float], list[float]]:
+    """Time two callables alternately; the first call of each is a warm-up."""
+    ours_times, theirs_times = [], []
+    for repetition in range(repetitions + 1):
+        for function, times in ((ours, ours_times), (theirs, theirs_times)):
+            started = time.perf_counter()
+            function()
+            elapsed = time.perf_counter() - started
+            if repetition > 0:
+                times.append(elapsed)
+    return ours_times, theirs_times
+
+
+def compare(what, shape, ours, theirs, repetitions, flops=None) -> Row:
+    ours_times, theirs_times = interleaved(ours, theirs, repetitions)
+    ratios = [a / b for a, b in zip(ours_times, theirs_times, strict=True)]
+    ours_median, theirs_median = statistics.median(ours_times), statistics.median(theirs_times)
+    return Row(
+        what,
+        shape,
+        1000 * ours_median,
+        1000 * theirs_median,
+        ours_median / theirs_median,
+        min(ratios),
+        max(ratios),
+        None if flops is None else flops / ours_median / 1e9,
+    )
+
+
+def layer_pair(kind: str, hidden: int, layers: int):
+    torch.manual_seed(0)
+    ours = getattr(rnnkit, kind)(INPUT_SIZE, hidden, layers)
+    theirs = getattr(torch.nn, kind)(INPUT_SIZE, hidden, layers)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+def recurrent_flops(kind: str, batch: int, steps: int, hidden: int, layers: int) -> float:
+    """Multiply-adds ×2 of the matrix products of a forward pass (input and recurrent)."""
+    total = 0.0
+    for layer in range(layers):
+        inputs = INPUT_SIZE if layer == 0 else hidden
+        total += 2 * steps * batch * (inputs + hidden) * GATES[kind] * hidden
+    return total
+
+
+def layer_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
+    shape = f"B={batch} T={steps} H={hidden} L={layers}"
+    rows = []
+    x = torch.randn(steps, batch, INPUT_SIZE)
+    for kind in GATES:
+        ours, theirs = layer_pair(kind, hidden, layers)
+
+        def train(module):
+            def step():
+                module.zero_grad(set_to_none=True)
+                output, _ = module(x)
+                output.sum().backward()
+
+            return step
+
+        def infer(module):
+            def step():
+                with torch.no_grad():
+                    module(x)
+
+            return step
+
+        flops = recurrent_flops(kind, batch, steps, hidden, layers)
+        rows.append(
+            compare(f"{kind} train", shape, train(ours), train(theirs), repetitions, 3 * flops)
+        )
+        rows.append(compare(f"{kind} infer", shape, infer(ours), infer(theirs), repetitions, flops))
+    return rows
+
+
+def charlm_pair(hidden: int, layers: int):
+    torch.manual_seed(0)
+    ours = CharLM(VOCAB, "lstm", INPUT_SIZE, hidden, layers)
+    theirs = CharLM(VOCAB, "lstm", INPUT_SIZE, hidden, layers)
+    theirs.load_state_dict(ours.state_dict())
+    rnn = torch.nn.LSTM(INPUT_SIZE, hidden, layers, batch_first=True)
+    rnn.load_state_dict(ours.rnn.state_dict())
+    theirs.rnn = rnn
+    return ours, theirs
+
+
+def charlm_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
+    shape = f"B={batch} T={steps} H={hidden} L={layers}"
+    ours, theirs = charlm_pair(hidden, layers)
+    ids = torch.randint(0, VOCAB, (batch, steps + 1))
+
+    def train(model):
+        def step():
+            model.zero_grad(set_to_none=True)
+            logits, _ = model(ids[:, :-1])
+            F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).backward()
+
+        return step
+
+    def infer(model):
+        def step():
+            with torch.no_grad():
+                model(ids[:, :-1])
+
+        return step
+
+    head = 2 * batch * steps * hidden * VOCAB
+    flops = recurrent_flops("LSTM", batch, steps, hidden, layers) + head
+    return [
+        compare("char model train", shape, train(ours), train(theirs), repetitions, 3 * flops),
+        compare("char model infer", shape, infer(ours), infer(theirs), repetitions, flops),
+    ]
+
+
+def sampling_rows(repetitions: int, characters: int = 300) -> list[Row]:
+    """Characters per second at batch 1 from a 2-layer 512 model: rnnkit's generate against a
+    loop that calls torch.nn.LSTM per step and one that calls two torch.nn.LSTMCell."""
+    from rnnkit.generation import generate
+
+    ours, theirs = charlm_pair(512, 2)
+    cells = [torch.nn.LSTMCell(INPUT_SIZE if k == 0 else 512, 512) for k in range(2)]
+    for k, cell in enumerate(cells):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).data.copy_(getattr(ours.rnn, f"{name}_l{k}"))
+    generator = torch.Generator().manual_seed(0)
+
+    def rnnkit_generate():
+        for _ in generate(ours, [1], characters, seed=0):
+            pass
+
+    @torch.no_grad()
+    def nn_lstm_loop():
+        symbol, state = torch.tensor([[1]]), None
+        for _ in range(characters):
+            logits, state = theirs(symbol, state)
+            probabilities = logits[0, -1].softmax(-1)
+            symbol = torch.multinomial(probabilities, 1, generator=generator).view(1, 1)
+
+    @torch.no_grad()
+    def nn_cell_loop():
+        symbol = torch.tensor([1])
+        states = [(torch.zeros(1, 512), torch.zeros(1, 512)) for _ in cells]
+        for _ in range(characters):
+            x = ours.embedding(symbol)
+            for k, cell in enumerate(cells):
+                states[k] = cell(x, states[k])
+                x = states[k][0]
+            probabilities = ours.head(x)[0].softmax(-1)
+            symbol = torch.multinomial(probabilities, 1, generator=generator)
+
+    shape = f"B=1 H=512 L=2, {characters} characters"
+    rows = []
+    for name, reference in (
+        ("torch.nn.LSTM per step", nn_lstm_loop),
+        ("torch.nn.LSTMCell", nn_cell_loop),
+    ):
+        row = compare(f"sampling vs {name}", shape, rnnkit_generate, reference, repetitions)
+        rows.append(row)
+    return rows
+
+
+PEAK_SCRIPT = """
+import resource, sys, torch, torch.nn.functional as F
+sys.path.insert(0, {bench!r})
+from speed import charlm_pair, layer_pair, INPUT_SIZE
+kind, side, batch, steps, hidden, layers = {args!r}
+if kind == "char model":
+    model = charlm_pair(hidden, layers)[side == "torch.nn"]
+    ids = torch.randint(0, 65, (batch, steps + 1))
+    def step():
+        logits, _ = model(ids[:, :-1])
+        F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).backward()
+else:
+    model = layer_pair(kind, hidden, layers)[side == "torch.nn"]
+    x = torch.randn(steps, batch, INPUT_SIZE)
+    def step():
+        model(x)[0].sum().backward()
+with torch.no_grad():
+    model(ids[:, :1]) if kind == "char model" else model(x[:1])  # load kernels, allocate weights
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def peak_memory_rows(shapes) -> list[tuple[str, str, float, float]]:
+    """Peak resident memory added by one training step (MiB), each in a fresh process."""
+    rows = []
+    for kind, (batch, steps, hidden, layers) in shapes:
+        peaks = []
+        for side in ("rnnkit", "torch.nn"):
+            script = PEAK_SCRIPT.format(
+                bench=str(Path(__file__).parent), args=(kind, side, batch, steps, hidden, layers)
+            )
+            result = subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, check=True
+            )
+            peaks.append(int(result.stdout.split()[-1]) / 1024)  # ru_maxrss is in KiB
+        rows.append((kind, f"B={batch} T={steps} H={hidden} L={layers}", *peaks))
+    return rows
+
+
+def matmul_ceiling(repetitions: int) -> float:
+    """GFLOP/s of a large float32 matrix product (4096×512 by 512×2048) on this machine."""
+    a, b = torch.randn(4096, 512), torch.randn(512, 2048)
+    times = []
+    for _ in range(repetitions + 1):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * 4096 * 512 * 2048 / statistics.median(times[1:]) / 1e9
+
+
+def format_table(rows: list[Row], ceiling: float) -> str:
+    lines = [
+        "| what | shape | rnnkit ms | torch.nn ms | ratio (min-max) | rnnkit GFLOP/s (% of mm) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        flops = (
+            "" if row.gflops is None else f"{row.gflops:.0f} ({100 * row.gflops / ceiling:.0f}%)"
+        )
+        lines.append(
+            f"| {row.what} | {row.shape} | {row.ours_ms:.1f} | {row.theirs_ms:.1f} | "
+            f"**{row.ratio:.2f}** ({row.ratio_min:.2f}-{row.ratio_max:.2f}) | {flops} |"
+        )
+    return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> str:
+    """Median and worst ratio per kind of comparison, over the grid."""
+    lines = ["| what | median ratio over the grid | best | worst |", "| --- | ---: | ---: | ---: |"]
+    for what in dict.fromkeys(row.what for row in rows):
+        ratios = [row.ratio for row in rows if row.what == what]
+        lines.append(
+            f"| {what} | **{statistics.median(ratios):.2f}** | {min(ratios):.2f} "
+            f"| {max(ratios):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two shapes instead of the grid")
+    parser.add_argument("--repetitions", type=int, default=10)
+    parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--json", type=Path, help="also write the raw rows as JSON here")
+    args = parser.parse_args()
+
+    loops = "C++" if compiled.loops() is not None else "Python (no compiler)"
+    if args.quick:
+        grid = [(32, 64, 128, 1), (32, 128, 512, 1)]
+    else:
+        grid = list(itertools.product((32, 64), (64, 128), (128, 256, 512), (1, 2)))
+    ceiling = matmul_ceiling(args.repetitions)
+    print(f"matrix-product ceiling: {ceiling:.0f} GFLOP/s; rnnkit loops: {loops}", flush=True)
+    rows: list[Row] = []
+    for batch, steps, hidden, layers in grid:
+        for row in layer_rows(batch, steps, hidden, layers, args.repetitions) + charlm_rows(
+            batch, steps, hidden, layers, args.repetitions
+        ):
+            rows.append(row)
+            print(format_table([row], ceiling).splitlines()[-1], flush=True)
+    sampling = sampling_rows(args.repetitions)
+    for row in sampling:
+        print(format_table([row], ceiling).splitlines()[-1], flush=True)
+    memory_shapes = [
+        ("char model", (32, 128, 512, 1)),
+        ("LSTM", (64, 128, 512, 2)),
+        ("GRU", (64, 128, 512, 2)),
+    ]
+    if args.quick:
+        memory_shapes = memory_shapes[:1]
+    memory = peak_memory_rows(memory_shapes)
+    memory_table = "\n".join(
+        [
+            "| training step | shape | rnnkit MiB | torch.nn MiB | ratio |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        + [f"| {k} | {s} | {a:.0f} | {b:.0f} | {a / b:.2f} |" for k, s, a, b in memory]
+    )
+    print(memory_table)
+
+    command = "bench/speed.py " + " ".join(sys.argv[1:])
+    machine = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    report = f"""# Performance: rnnkit against torch.nn, measured side by side
+
+Written by `.venv/bin/python {command.strip()}` on {datetime.date.today()}:
+{machine}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads), rnnkit's
+loops: {loops}. Matrix-product ceiling measured in the same run: {ceiling:.0f} GFLOP/s (float32
+4096×512 by 512×2048).
+
+Ratio = rnnkit's median time ÷ torch.nn's median time over {args.repetitions} interleaved
+repetitions after a warm-up (below 1: rnnkit is faster); in brackets the min-max of the
+per-pair ratios. `train` is forward + backward of `output.sum()` (the character model: of the
+cross-entropy), `infer` a forward under `torch.no_grad()`. Input size and embedding size 64,
+vocabulary 65. GFLOP/s counts the matrix products only (forward ×3 for a training step).
+
+## Summary over the grid
+
+{summary(rows)}
+
+## Sampling at batch 1 (2 layers of 512)
+
+{format_table(sampling, ceiling)}
+
+## Peak memory of a training step
+
+Resident memory added by one training step, each measured in a fresh process.
+
+{memory_table}
+
+## Every shape
+
+{format_table(rows, ceiling)}
+"""
+    print(summary(rows))
+    if args.write:
+        args.write.write_text(report, encoding="utf-8")
+        print(f"wrote {args.write}")
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows + sampling], indent=1))
+
+
+if __name__ == "__main__":
+    main()
