@@ -12,6 +12,7 @@ import torch
 
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import CharLM
+from rnnkit.models.stepping import Stepper
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None, vocab_size: int):
@@ -72,6 +73,7 @@ def generate(
     device = next(model.parameters()).device
     logits, state = model(torch.tensor([prime], device=device))  # read the whole prime at once
     logits = logits[:, -1]  # (1, V)
+    stepper = Stepper(model)  # then one character at a time, without a module call per step
     for _ in range(length):
         if should_stop():
             return
@@ -82,5 +84,4 @@ def generate(
             )
         symbol = next_symbol(logits.float().cpu(), temperature, top_k, top_p, generator)
         yield int(symbol)
-        logits, state = model(symbol.view(1, 1).to(device), state)
-        logits = logits[:, -1]
+        logits, state = stepper.step(int(symbol), state)
