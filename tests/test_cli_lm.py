@@ -8,35 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CORPUS, TINY
 from rnnkit.cli import main
-
-CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
-TINY = [
-    "--hidden-size",
-    "16",
-    "--embedding-size",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--eval-interval",
-    "5",
-    "--warmup-steps",
-    "2",
-    "--threads",
-    "1",
-]
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli")
-    data = folder / "small.txt"
-    data.write_text(CORPUS.read_text()[:8000])
-    run = folder / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--max-steps", "10", *TINY]) == 0
-    return run, data
 
 
 def test_train_sample_eval(trained_run, capsys):

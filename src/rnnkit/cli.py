@@ -106,6 +106,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=_positive_int, default=None, help="training steps per cell (default 300)"
     )
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+
+    gradflow = commands.add_parser(
+        "gradflow",
+        help="how a loss at the last step reaches earlier steps: RNN vs LSTM vs GRU",
+        description="Measure ‖∂L/∂h_t‖ for a loss at the last step against the distance to it, "
+        "per layer, for fresh layers of each cell type (and the vanilla RNN at chosen spectral "
+        "radii of W_hh) or for trained runs; print the decay per step and the effect of "
+        "gradient clipping, and draw one log-scale PNG.",
+    )
+    gradflow.add_argument(
+        "run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="trained runs to measure too"
+    )
+    gradflow.add_argument(
+        "--cells",
+        nargs="*",
+        choices=("rnn", "lstm", "gru"),
+        default=["rnn", "lstm", "gru"],
+        help="fresh cell types to measure (default: all three; none with a bare --cells)",
+    )
+    gradflow.add_argument(
+        "--spectral-radius",
+        type=_positive_float,
+        nargs="*",
+        default=[0.5, 0.9, 1.0, 1.1, 1.5],
+        help="vanilla RNNs with W_hh scaled to these spectral radii (default 0.5 0.9 1 1.1 1.5)",
+    )
+    gradflow.add_argument(
+        "--input-scale",
+        type=_positive_float,
+        default=1.0,
+        help="standard deviation of the fresh layers' random inputs (default 1)",
+    )
+    gradflow.add_argument("--hidden-size", type=_positive_int, default=64)
+    gradflow.add_argument("--num-layers", type=_positive_int, default=1)
+    gradflow.add_argument(
+        "--steps", type=_positive_int, default=100, help="sequence length (default 100)"
+    )
+    gradflow.add_argument("--batch-size", type=_positive_int, default=16)
+    gradflow.add_argument(
+        "--clip-norm", type=_positive_float, default=1.0, help="clipping to show (default 1.0)"
+    )
+    gradflow.add_argument("--seed", type=int, default=0)
+    gradflow.add_argument(
+        "--out", type=Path, default=Path("gradflow.png"), help="the PNG (default gradflow.png)"
+    )
     return parser
 
 
@@ -133,6 +178,16 @@ def _positive_int(text: str) -> int:
         ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
 
@@ -267,11 +322,43 @@ def run_demo(args) -> int:
     return 0
 
 
+def run_gradflow(args) -> int:
+    from rnnkit.errors import UsageError
+    from rnnkit.inside import gradflow
+
+    if args.steps < 3:
+        raise UsageError(f"--steps must be at least 3 to fit a decay, got {args.steps}")
+    flows = gradflow.fresh_flows(
+        args.cells,
+        args.spectral_radius,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        steps=args.steps,
+        batch=args.batch_size,
+        seed=args.seed,
+        input_scale=args.input_scale,
+    )
+    for run_dir in args.run_dirs:
+        flows.append(gradflow.trained_flow(run_dir, args.steps, args.batch_size, args.seed))
+    if not flows:
+        raise UsageError("nothing to measure: name --cells, --spectral-radius or a RUN_DIR")
+    print(gradflow.format_report(flows, args.clip_norm))
+    gradflow.plot(flows, args.clip_norm, args.out)
+    _log(f"wrote {args.out}")
+    return 0
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-COMMANDS = {"train": run_train, "sample": run_sample, "eval": run_eval, "demo": run_demo}
+COMMANDS = {
+    "train": run_train,
+    "sample": run_sample,
+    "eval": run_eval,
+    "demo": run_demo,
+    "gradflow": run_gradflow,
+}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Tools that show what happens inside a recurrent network (SPEC.md §5)."""
