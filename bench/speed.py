@@ -228,14 +228,16 @@ else:
         model(x)[0].sum().backward()
 with torch.no_grad():
     model(ids[:, :1]) if kind == "char model" else model(x[:1])  # load kernels, allocate weights
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/statm") as statm:  # resident pages now, in KiB like ru_maxrss
+    before = int(statm.read().split()[1]) * resource.getpagesize() // 1024
 step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
 
 
 def peak_memory_rows(shapes) -> list[tuple[str, str, float, float]]:
-    """Peak resident memory added by one training step (MiB), each in a fresh process."""
+    """Peak resident memory added by one training step (MiB), each in a fresh process: the
+    peak resident size after the step less the resident size just before it."""
     rows = []
     for kind, (batch, steps, hidden, layers) in shapes:
         peaks = []
@@ -290,63 +292,83 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two shapes instead of the grid")
-    parser.add_argument("--repetitions", type=int, default=10)
-    parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
-    parser.add_argument("--json", type=Path, help="also write the raw rows as JSON here")
-    args = parser.parse_args()
-
+def measure_all(args) -> dict:
+    """Run every comparison; the results as a dict (also saved to --json after every row)."""
     loops = "C++" if compiled.loops() is not None else "Python (no compiler)"
     if args.quick:
         grid = [(32, 64, 128, 1), (32, 128, 512, 1)]
     else:
         grid = list(itertools.product((32, 64), (64, 128), (128, 256, 512), (1, 2)))
-    ceiling = matmul_ceiling(args.repetitions)
-    print(f"matrix-product ceiling: {ceiling:.0f} GFLOP/s; rnnkit loops: {loops}", flush=True)
-    rows: list[Row] = []
+    results = {
+        "command": "bench/speed.py " + " ".join(sys.argv[1:]),
+        "date": str(datetime.date.today()),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
+        "loops": loops,
+        "repetitions": args.repetitions,
+        "ceiling": matmul_ceiling(args.repetitions),
+        "rows": [],
+        "sampling": [],
+        "memory": [],
+    }
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+
+    print(f"matrix-product ceiling: {results['ceiling']:.0f} GFLOP/s; loops: {loops}", flush=True)
     for batch, steps, hidden, layers in grid:
         for row in layer_rows(batch, steps, hidden, layers, args.repetitions) + charlm_rows(
             batch, steps, hidden, layers, args.repetitions
         ):
-            rows.append(row)
-            print(format_table([row], ceiling).splitlines()[-1], flush=True)
-    sampling = sampling_rows(args.repetitions)
-    for row in sampling:
-        print(format_table([row], ceiling).splitlines()[-1], flush=True)
+            results["rows"].append(row.__dict__)
+            save()
+            print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
+    for row in sampling_rows(args.repetitions):
+        results["sampling"].append(row.__dict__)
+        print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
     memory_shapes = [
         ("char model", (32, 128, 512, 1)),
         ("LSTM", (64, 128, 512, 2)),
         ("GRU", (64, 128, 512, 2)),
     ]
-    if args.quick:
-        memory_shapes = memory_shapes[:1]
-    memory = peak_memory_rows(memory_shapes)
+    results["memory"] = peak_memory_rows(memory_shapes[:1] if args.quick else memory_shapes)
+    save()
+    return results
+
+
+def report(results: dict) -> str:
+    rows = [Row(**row) for row in results["rows"]]
+    sampling = [Row(**row) for row in results["sampling"]]
+    ceiling = results["ceiling"]
     memory_table = "\n".join(
         [
             "| training step | shape | rnnkit MiB | torch.nn MiB | ratio |",
             "| --- | --- | ---: | ---: | ---: |",
         ]
-        + [f"| {k} | {s} | {a:.0f} | {b:.0f} | {a / b:.2f} |" for k, s, a, b in memory]
+        + [
+            f"| {k} | {s} | {a:.0f} | {b:.0f} | {a / b if b > 0 else float('nan'):.2f} |"
+            for k, s, a, b in results["memory"]
+        ]
     )
-    print(memory_table)
+    return f"""# Performance: rnnkit against torch.nn, measured side by side
 
-    command = "bench/speed.py " + " ".join(sys.argv[1:])
-    machine = platform.processor() or platform.machine()
-    threads = torch.get_num_threads()
-    report = f"""# Performance: rnnkit against torch.nn, measured side by side
+Measured by `.venv/bin/python {results["command"].strip()}` on {results["date"]}:
+{results["machine"]}, torch {results["torch"]}, rnnkit's loops: {results["loops"]}.
+Matrix-product ceiling measured in the same run: {ceiling:.0f} GFLOP/s (float32 4096×512 by
+512×2048; a noisy shared machine, so some rows exceed it).
 
-Written by `.venv/bin/python {command.strip()}` on {datetime.date.today()}:
-{machine}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads), rnnkit's
-loops: {loops}. Matrix-product ceiling measured in the same run: {ceiling:.0f} GFLOP/s (float32
-4096×512 by 512×2048).
-
-Ratio = rnnkit's median time ÷ torch.nn's median time over {args.repetitions} interleaved
+Ratio = rnnkit's median time ÷ torch.nn's median time over {results["repetitions"]} interleaved
 repetitions after a warm-up (below 1: rnnkit is faster); in brackets the min-max of the
 per-pair ratios. `train` is forward + backward of `output.sum()` (the character model: of the
 cross-entropy), `infer` a forward under `torch.no_grad()`. Input size and embedding size 64,
 vocabulary 65. GFLOP/s counts the matrix products only (forward ×3 for a training step).
+
+What runs (`layer.engine = "fast"`, the default): a float32 LSTM calls torch's fused oneDNN
+kernel (rnnkit.engine.fused: it measured faster than our own loops), so LSTM and character
+model rows compare that kernel with itself plus rnnkit's own code around it. The GRU and the
+RNN run rnnkit's hand-written BPTT with its C++ loops. Sampling runs rnnkit's Stepper (the
+embedding folded into the first layer, one engine call per layer and character).
 
 ## Summary over the grid
 
@@ -358,7 +380,8 @@ vocabulary 65. GFLOP/s counts the matrix products only (forward ×3 for a traini
 
 ## Peak memory of a training step
 
-Resident memory added by one training step, each measured in a fresh process.
+Resident memory added by one training step, each measured in a fresh process (peak resident
+size after the step less the resident size just before it).
 
 {memory_table}
 
@@ -366,12 +389,24 @@ Resident memory added by one training step, each measured in a fresh process.
 
 {format_table(rows, ceiling)}
 """
-    print(summary(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two shapes instead of the grid")
+    parser.add_argument("--repetitions", type=int, default=10)
+    parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
+    parser.add_argument("--json", type=Path, help="save the measurements here (after each row)")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: write the report of a saved --json"
+    )
+    args = parser.parse_args()
+    results = json.loads(args.from_json.read_text()) if args.from_json else measure_all(args)
+    text = report(results)
+    print(text[text.index("## Summary") :].split("## Every shape")[0])
     if args.write:
-        args.write.write_text(report, encoding="utf-8")
+        args.write.write_text(text, encoding="utf-8")
         print(f"wrote {args.write}")
-    if args.json:
-        args.json.write_text(json.dumps([row.__dict__ for row in rows + sampling], indent=1))
 
 
 if __name__ == "__main__":

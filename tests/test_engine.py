@@ -203,3 +203,15 @@ def test_unknown_engine_is_named():
     layer.engine = "turbo"
     with pytest.raises(ValueError, match="fast, bptt, reference"):
         layer(torch.randn(2, 1, 3))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inference_equals_the_reference(loops, kind):
+    layer = KINDS[kind](input_size=3, hidden_size=8, num_layers=2).double()
+    x = torch.randn(9, 4, 3, dtype=torch.double)
+    layer.engine = "reference"
+    expected = layer(x)
+    layer.engine = "bptt"
+    with torch.no_grad():  # nothing is kept for a backward pass
+        got = layer(x)
+    assert_close(got, expected, rtol=1e-10, atol=1e-12)

@@ -151,6 +151,87 @@ def build_parser() -> argparse.ArgumentParser:
     gradflow.add_argument(
         "--out", type=Path, default=Path("gradflow.png"), help="the PNG (default gradflow.png)"
     )
+
+    longrange = commands.add_parser(
+        "longrange",
+        help="the adding and copy-memory problems: which cell remembers over which delay",
+        description="Train each cell type with the same parameter and time budget on the adding "
+        "and copy-memory problems at each delay; print the table (markdown), write "
+        "longrange.json and longrange.png.",
+    )
+    longrange.add_argument(
+        "--tasks", nargs="+", choices=("adding", "copy"), default=["adding", "copy"]
+    )
+    longrange.add_argument(
+        "--cells", nargs="+", choices=("rnn", "lstm", "gru"), default=["rnn", "lstm", "gru"]
+    )
+    longrange.add_argument(
+        "--delays",
+        nargs="+",
+        type=_positive_int,
+        default=[10, 25, 50, 100, 200],
+        help="sequence length of the adding problem, blanks between showing and recalling in "
+        "the copy problem (default 10 25 50 100 200)",
+    )
+    longrange.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=30.0,
+        help="seconds of training per task, delay and cell (default 30)",
+    )
+    longrange.add_argument(
+        "--parameters",
+        type=_positive_int,
+        default=20_000,
+        help="parameter budget of every model (default 20000)",
+    )
+    longrange.add_argument("--seed", type=int, default=0)
+
+    viz = commands.add_parser(
+        "viz",
+        help="an HTML page of a text coloured by a cell's activation",
+        description="Write one self-contained HTML page (no network, no external script): the "
+        "text coloured by a chosen cell's activation, the value on hover, and a picker for "
+        "the most interesting cells.",
+    )
+    viz.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    viz.add_argument("--text", type=Path, required=True, metavar="FILE", help="the text to read")
+    viz.add_argument(
+        "--cell",
+        action="append",
+        default=None,
+        metavar="LAYER:CELL",
+        help="a cell to show (repeatable; a bare number means layer 0); default: the most "
+        "interesting ones",
+    )
+    viz.add_argument(
+        "--value",
+        choices=("cell", "hidden"),
+        default=None,
+        help="tanh(c_t) (LSTM, the default) or h_t (the default for RNN and GRU)",
+    )
+    viz.add_argument("--out", type=Path, default=Path("cells.html"), help="default cells.html")
+    _add_checkpoint_choice(viz)
+
+    cells = commands.add_parser(
+        "cells",
+        help="rank every cell by how well it tracks a feature of the text",
+        description="Rank every cell by ROC-AUC (binary features) or |correlation| (numeric "
+        "ones) between its activation and the feature, and print the top cells.",
+    )
+    cells.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    cells.add_argument("--text", type=Path, required=True, metavar="FILE", help="the text to read")
+    cells.add_argument(
+        "--feature",
+        required=True,
+        choices=("quotes", "comment", "brackets", "line-position", "indent"),
+    )
+    cells.add_argument("--value", choices=("cell", "hidden"), default=None)
+    cells.add_argument("--top", type=_positive_int, default=10, help="cells to print (default 10)")
+    _add_checkpoint_choice(cells)
+    longrange.add_argument(
+        "--out", type=Path, default=Path("longrange"), help="folder for the JSON and the PNG"
+    )
     return parser
 
 
@@ -274,10 +355,10 @@ def run_sample(args) -> int:
 
 def run_eval(args) -> int:
     from rnnkit.data.batches import contiguous_split
+    from rnnkit.data.corpora import corpus_path
     from rnnkit.data.text import load_corpus
     from rnnkit.errors import UsageError
     from rnnkit.training.evaluate import evaluate
-    from rnnkit.training.loop import BUNDLED_CORPUS
     from rnnkit.training.run import load_trained_model
 
     model, config, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
@@ -288,7 +369,7 @@ def run_eval(args) -> int:
         corpus = load_corpus(args.data, vocabulary.encoding, cache, vocabulary)
         split_name = args.split or "all"
     else:
-        source = Path(config.data) if config.data else BUNDLED_CORPUS
+        source = corpus_path(config.data, args.run_dir / "data")
         corpus = load_corpus(source, vocabulary.encoding, args.run_dir / "data", vocabulary)
         split_name = args.split or "val"
     split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
@@ -348,6 +429,69 @@ def run_gradflow(args) -> int:
     return 0
 
 
+def run_longrange(args) -> int:
+    import json
+
+    from rnnkit.errors import UsageError
+    from rnnkit.inside import longrange
+
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = longrange.run_grid(
+        args.tasks, args.cells, args.delays, args.time_budget, args.parameters, args.seed, _log
+    )
+    print(longrange.format_table(results, args.cells))
+    (args.out / "longrange.json").write_text(json.dumps(results, indent=1) + "\n")
+    longrange.plot(results, args.out / "longrange.png")
+    _log(f"wrote {args.out / 'longrange.json'} and {args.out / 'longrange.png'}")
+    return 0
+
+
+def _read_activations(args):
+    from rnnkit.inside.activations import activations, read_text
+    from rnnkit.training.run import load_trained_model
+
+    model, _, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    text = read_text(args.text)
+    value = args.value or ("cell" if model.rnn.kind == "LSTM" else "hidden")
+    return text, activations(model, vocabulary, text, value), value, path
+
+
+def run_viz(args) -> int:
+    from rnnkit.errors import UsageError
+    from rnnkit.inside import viz
+
+    text, values, value, path = _read_activations(args)
+    if args.cell:
+        chosen = []
+        for spec in args.cell:
+            layer, _, cell = spec.rpartition(":")
+            try:
+                chosen.append((int(layer or 0), int(cell), "chosen"))
+            except ValueError:
+                raise UsageError(
+                    f"--cell {spec!r}: give LAYER:CELL or CELL, e.g. --cell 0:17"
+                ) from None
+    else:
+        chosen = viz.interesting_cells(values, text)
+    page = viz.render(text, values, chosen, f"{args.run_dir.name}: {args.text.name}", value)
+    args.out.write_text(page, encoding="utf-8")
+    _log(f"wrote {args.out} ({len(chosen)} cells; checkpoint {path})")
+    return 0
+
+
+def run_cells(args) -> int:
+    from rnnkit.inside.cells import format_ranking, rank_cells
+    from rnnkit.inside.features import feature_values
+
+    text, values, value, _ = _read_activations(args)
+    ranking = rank_cells(values, feature_values(text, args.feature), args.feature)
+    print(f"{args.feature}: {len(ranking)} cells ranked, value {value}, {len(text):,} characters")
+    print(format_ranking(ranking, args.feature, args.top))
+    return 0
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -358,6 +502,9 @@ COMMANDS = {
     "eval": run_eval,
     "demo": run_demo,
     "gradflow": run_gradflow,
+    "longrange": run_longrange,
+    "viz": run_viz,
+    "cells": run_cells,
 }
 
 

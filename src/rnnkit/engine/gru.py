@@ -36,8 +36,10 @@ class GRUSequence(torch.autograd.Function):
         bias = b_hh if b_hh is not None else x_proj.new_zeros(x_proj.shape[-1])
         x_proj, h0, bias = x_proj.contiguous(), h0.contiguous(), bias.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        gates, hidden_n, outputs = loops.gru_forward(x_proj, h0, w_hh, bias)
-        ctx.save_for_backward(gates, hidden_n, outputs, h0, w_hh)
+        keep = any(ctx.needs_input_grad)  # False: no backward will come, keep nothing for it
+        gates, hidden_n, outputs = loops.gru_forward(x_proj, h0, w_hh, bias, keep)
+        if keep:
+            ctx.save_for_backward(gates, hidden_n, outputs, h0, w_hh)
         ctx.has_bias = b_hh is not None
         return outputs, outputs[-1].clone()
 
@@ -56,8 +58,9 @@ class GRUSequence(torch.autograd.Function):
         return grad_x, grad_h0, grad_w_hh, grad_b_hh
 
 
-def gru_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor):
-    """The forward time loop in Python -> r, z, n (T, B, 3H), hn (T, B, H), h_t (T, B, H)."""
+def gru_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, keep: bool = True):
+    """The forward time loop in Python -> r, z, n (T, B, 3H), hn (T, B, H), h_t (T, B, H).
+    (keep=False lets the C++ loop keep only the last step's gates; here all are kept.)"""
     steps, batch, _ = x_proj.shape
     hidden = h0.shape[-1]
     gates = torch.empty_like(x_proj)

@@ -45,9 +45,11 @@ class LSTMSequence(torch.autograd.Function):
     def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
         x_proj, h0, c0 = x_proj.contiguous(), h0.contiguous(), c0.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        gates, cells, tanh_cells, outputs = loops.lstm_forward(x_proj, h0, c0, w_hh)
-        ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
-        return outputs, outputs[-1].clone(), cells[-1].clone()
+        keep = any(ctx.needs_input_grad)  # False: no backward will come, keep nothing for it
+        gates, cells, tanh_cells, outputs, c_last = loops.lstm_forward(x_proj, h0, c0, w_hh, keep)
+        if keep:
+            ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
+        return outputs, outputs[-1].clone(), c_last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -63,11 +65,12 @@ class LSTMSequence(torch.autograd.Function):
         return grad_gates, grad_h0, grad_c0, grad_w_hh
 
 
-def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: bool = True):
     """The forward time loop in Python (kernels/lstm_loops.cpp is the same loop in C++).
 
     x_proj (T, B, 4H) = W_ih x_t + b_ih + b_hh -> gates after their nonlinearities (T, B, 4H),
-    c_t, tanh(c_t) and h_t (T, B, H each).
+    c_t, tanh(c_t) and h_t (T, B, H each), and c_T (B, H). (keep=False lets the C++ loop keep
+    only what the next step needs; here everything is kept either way.)
     """
     steps, batch, _ = x_proj.shape
     hidden = h0.shape[-1]
@@ -86,7 +89,7 @@ def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
         c = torch.addcmul(f * c, i, g, out=cells[t])
         torch.tanh(c, out=tanh_cells[t])
         h = torch.mul(o, tanh_cells[t], out=outputs[t])
-    return gates, cells, tanh_cells, outputs
+    return gates, cells, tanh_cells, outputs, cells[-1].clone()
 
 
 def lstm_backward(gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, grad_c_n):

@@ -154,14 +154,14 @@ def trained_flow(run_dir: Path, steps: int = 100, batch: int = 16, seed: int = 0
     """The flow in a trained character model: the loss is the cross-entropy of the character
     after a window of `steps` validation characters, read from the last step's output."""
     from rnnkit.data.batches import contiguous_split
+    from rnnkit.data.corpora import corpus_path
     from rnnkit.data.text import load_corpus
     from rnnkit.errors import UsageError
-    from rnnkit.training.loop import BUNDLED_CORPUS
     from rnnkit.training.run import load_trained_model
 
     model, config, vocabulary, _ = load_trained_model(run_dir)
     model = model.double()
-    source = Path(config.data) if config.data else BUNDLED_CORPUS
+    source = corpus_path(config.data, run_dir / "data")
     corpus = load_corpus(source, vocabulary.encoding, run_dir / "data", vocabulary)
     start, end = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction).val
     if end - start < steps + 2:

@@ -73,10 +73,11 @@ class Stepper:
             if layer > 0:
                 x_proj = torch.addmm(self.bias[layer], h, self.w_ih[layer].t()).view(1, 1, -1)
             if self.kind == "LSTM":
-                _, cells, _, outputs = loops.lstm_forward(x_proj, hs[layer], cs[layer], w_hh)
-                new_c.append(cells[0])
+                *_, outputs, c = loops.lstm_forward(x_proj, hs[layer], cs[layer], w_hh, False)
+                new_c.append(c)
             elif self.kind == "GRU":
-                _, _, outputs = loops.gru_forward(x_proj, hs[layer], w_hh, self.b_hh[layer])
+                b_hh = self.b_hh[layer]
+                _, _, outputs = loops.gru_forward(x_proj, hs[layer], w_hh, b_hh, False)
             else:
                 (outputs,) = loops.rnn_forward(x_proj, hs[layer], w_hh, self.relu)
             h = outputs[0]  # (1, H)

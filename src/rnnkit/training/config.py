@@ -23,7 +23,9 @@ def _option(default, help: str, choices=None, minimum=None, maximum=None):
 class TrainConfig:
     # data
     data: str | None = _option(
-        None, "text file to train on (default: the bundled Tiny Shakespeare)"
+        None,
+        "text file to train on (default: the bundled Tiny Shakespeare; python-stdlib: the "
+        "Python standard library's source)",
     )
     encoding: str = _option(
         "utf-8", "read the text as UTF-8 characters or raw bytes", ("utf-8", "bytes")

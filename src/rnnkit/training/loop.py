@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit.data.batches import TrainingChunks, contiguous_split
+from rnnkit.data.corpora import corpus_path
 from rnnkit.data.text import load_corpus
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
@@ -40,7 +41,6 @@ from rnnkit.training.run import (
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
-BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "assets" / "tinyshakespeare" / "input.txt"
 MAX_SKIPPED_IN_A_ROW = 10
 MAX_ROLLBACKS = 5
 
@@ -89,10 +89,10 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0 (DDP)
 
-        data_path = Path(config.data) if config.data else BUNDLED_CORPUS
         vocabulary = saved[1] if saved else None
         if not ranks.is_main:
             ranks.barrier()  # rank 0 encodes the text; the others then read its cache
+        data_path = corpus_path(config.data, run_dir / "data")
         corpus = load_corpus(data_path, config.encoding, run_dir / "data", vocabulary)
         if ranks.is_main:
             ranks.barrier()

@@ -60,18 +60,20 @@ void backward_row(const scalar_t* __restrict__ gates, const scalar_t* __restrict
 }  // namespace
 
 // x_proj (T, B, 3H) = W_ih x_t + b_ih, h0 (B, H), w_hh (3H, H), b_hh (3H)
-// -> gates r, z, n (T, B, 3H), hidden_n = W_hn h_{t-1} + b_hn (T, B, H), h_t (T, B, H)
+// -> gates r, z, n (T, B, 3H), hidden_n = W_hn h_{t-1} + b_hn (T, B, H), h_t (T, B, H).
+// With keep = false (inference) the gates and hidden_n of only the last step are kept.
 std::vector<at::Tensor> gru_forward(const at::Tensor& x_proj, const at::Tensor& h0,
-                                    const at::Tensor& w_hh, const at::Tensor& b_hh) {
+                                    const at::Tensor& w_hh, const at::Tensor& b_hh, bool keep) {
   TORCH_CHECK(x_proj.dim() == 3 && x_proj.is_contiguous(), "x_proj must be a contiguous (T, B, 3H)");
   TORCH_CHECK(h0.is_contiguous() && b_hh.is_contiguous(), "h0 and b_hh must be contiguous");
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), hidden = h0.size(1);
-  at::Tensor gates = at::empty_like(x_proj);
-  at::Tensor hidden_n = x_proj.new_empty({steps, batch, hidden});
-  at::Tensor outputs = at::empty_like(hidden_n);
+  at::Tensor gates = x_proj.new_empty({keep ? steps : 1, batch, 3 * hidden});
+  at::Tensor hidden_n = x_proj.new_empty({keep ? steps : 1, batch, hidden});
+  at::Tensor outputs = x_proj.new_empty({steps, batch, hidden});
   at::Tensor hh = x_proj.new_empty({batch, 3 * hidden});
   const at::Tensor w_hh_t = w_hh.t();
   for (int64_t t = 0; t < steps; ++t) {
+    const int64_t slot = keep ? t : 0;
     const at::Tensor h_prev = t == 0 ? h0 : outputs[t - 1];
     at::mm_out(hh, h_prev, w_hh_t);
     AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "gru_forward", [&] {
@@ -79,8 +81,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& x_proj, const at::Tensor& 
       const scalar_t* hhp = hh.data_ptr<scalar_t>();
       const scalar_t* bias = b_hh.data_ptr<scalar_t>();
       const scalar_t* hp = h_prev.data_ptr<scalar_t>();
-      scalar_t* g = gates[t].data_ptr<scalar_t>();
-      scalar_t* hn = hidden_n[t].data_ptr<scalar_t>();
+      scalar_t* g = gates[slot].data_ptr<scalar_t>();
+      scalar_t* hn = hidden_n[slot].data_ptr<scalar_t>();
       scalar_t* h = outputs[t].data_ptr<scalar_t>();
       at::parallel_for(0, batch, grain_rows(3 * hidden), [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {

@@ -21,14 +21,14 @@ inline T sigmoid(T x) {
 inline int64_t grain_rows(int64_t row_size) { return std::max<int64_t>(1, 16384 / row_size); }
 
 std::vector<at::Tensor> lstm_forward(const at::Tensor& x_proj, const at::Tensor& h0,
-                                     const at::Tensor& c0, const at::Tensor& w_hh);
+                                     const at::Tensor& c0, const at::Tensor& w_hh, bool keep);
 std::vector<at::Tensor> lstm_backward(const at::Tensor& gates, const at::Tensor& cells,
                                       const at::Tensor& tanh_cells, const at::Tensor& c0,
                                       const at::Tensor& w_hh, const at::Tensor& grad_outputs,
                                       const at::Tensor& grad_h_n, const at::Tensor& grad_c_n);
 
 std::vector<at::Tensor> gru_forward(const at::Tensor& x_proj, const at::Tensor& h0,
-                                    const at::Tensor& w_hh, const at::Tensor& b_hh);
+                                    const at::Tensor& w_hh, const at::Tensor& b_hh, bool keep);
 std::vector<at::Tensor> gru_backward(const at::Tensor& gates, const at::Tensor& hidden_n,
                                      const at::Tensor& outputs, const at::Tensor& h0,
                                      const at::Tensor& w_hh, const at::Tensor& grad_outputs,

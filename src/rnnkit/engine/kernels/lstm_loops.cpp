@@ -112,29 +112,33 @@ void check_inputs(const at::Tensor& x_proj, const at::Tensor& h0, const at::Tens
 }  // namespace
 
 // x_proj (T, B, 4H) with both biases added (W_ih x_t + b_ih + b_hh), h0 and c0 (B, H), w_hh (4H, H)
-// -> gates (T, B, 4H) after the nonlinearities, c (T, B, H), tanh(c) (T, B, H), h (T, B, H)
+// -> gates (T, B, 4H) after the nonlinearities, c (T, B, H), tanh(c) (T, B, H), h (T, B, H),
+//    c_T (B, H). With keep = false (inference: no backward will come) the gates and tanh(c)
+//    of only the last step, and c of only the last two, are kept: less memory to touch.
 std::vector<at::Tensor> lstm_forward(const at::Tensor& x_proj, const at::Tensor& h0,
-                                     const at::Tensor& c0, const at::Tensor& w_hh) {
+                                     const at::Tensor& c0, const at::Tensor& w_hh, bool keep) {
   check_inputs(x_proj, h0, c0, w_hh);
   const int64_t steps = x_proj.size(0), batch = x_proj.size(1), hidden = h0.size(1);
-  at::Tensor gates = at::empty_like(x_proj);
-  at::Tensor cells = x_proj.new_empty({steps, batch, hidden});
-  at::Tensor tanh_cells = at::empty_like(cells);
-  at::Tensor outputs = at::empty_like(cells);
+  at::Tensor gates = x_proj.new_empty({keep ? steps : 1, batch, 4 * hidden});
+  at::Tensor cells = x_proj.new_empty({keep ? steps : 2, batch, hidden});
+  at::Tensor tanh_cells = x_proj.new_empty({keep ? steps : 1, batch, hidden});
+  at::Tensor outputs = x_proj.new_empty({steps, batch, hidden});
   const at::Tensor w_hh_t = w_hh.t();
   for (int64_t t = 0; t < steps; ++t) {
-    at::Tensor a = gates[t];
+    const int64_t slot = keep ? t : 0, cell_slot = keep ? t : t % 2;
+    at::Tensor a = gates[slot];
     const at::Tensor& h_prev = t == 0 ? h0 : outputs[t - 1];
     at::mm_out(a, h_prev, w_hh_t);  // a = h_{t-1} W_hh^T; x_proj_t is added in the pass below
-    const at::Tensor c_prev = t == 0 ? c0 : cells[t - 1];
+    const at::Tensor c_prev = t == 0 ? c0 : cells[keep ? t - 1 : (t - 1) % 2];
     AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "lstm_forward", [&] {
       forward_pointwise<scalar_t>(a.data_ptr<scalar_t>(), x_proj[t].data_ptr<scalar_t>(),
-                                  c_prev.data_ptr<scalar_t>(),
-                                  cells[t].data_ptr<scalar_t>(), tanh_cells[t].data_ptr<scalar_t>(),
+                                  c_prev.data_ptr<scalar_t>(), cells[cell_slot].data_ptr<scalar_t>(),
+                                  tanh_cells[slot].data_ptr<scalar_t>(),
                                   outputs[t].data_ptr<scalar_t>(), batch, hidden);
     });
   }
-  return {gates, cells, tanh_cells, outputs};
+  const at::Tensor c_last = steps == 0 ? c0 : cells[keep ? steps - 1 : (steps - 1) % 2];
+  return {gates, cells, tanh_cells, outputs, c_last.clone()};
 }
 
 // The saved buffers of lstm_forward, c0, w_hh, and the incoming gradients grad_outputs

@@ -1,0 +1,66 @@
+"""Every cell's activation at every character of a text, from a trained character model.
+
+The text is read in windows of ``window`` characters with the state carried from one to the
+next (as in training), each window through ``layer.trace`` (rnnkit.trace). The value of a cell
+at character t is its state after reading character t: tanh(c_t) (LSTM, ``value="cell"``, the
+cell state squashed to (-1, 1) as the output gate sees it) or h_t (``value="hidden"``, any
+cell type).
+"""
+
+from pathlib import Path
+
+import torch
+
+from rnnkit.errors import UsageError
+
+VALUES = ("cell", "hidden")
+
+
+def read_text(path: Path) -> str:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file. Give a text file with --text")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"{path} is not valid UTF-8 (byte {error.start}); give a UTF-8 text file"
+        ) from None
+
+
+@torch.no_grad()
+def activations(model, vocabulary, text: str, value: str = "cell", window: int = 1000):
+    """-> (L, T, H) float32 numpy array: every layer's value at every character.
+
+    Characters the vocabulary does not know are refused with their list (UsageError, from
+    the vocabulary's encode).
+    """
+    if value not in VALUES:
+        raise UsageError(f"--value must be one of {', '.join(VALUES)}, got {value!r}")
+    if value == "cell" and model.rnn.kind != "LSTM":
+        raise UsageError(
+            f"--value cell needs an LSTM (c_t); this run is a {model.rnn.kind}: use --value hidden"
+        )
+    if not text:
+        raise UsageError("the text is empty: give a file with at least one character")
+    if vocabulary.encoding != "utf-8":
+        raise UsageError(
+            "this run reads bytes (--encoding bytes); viz and cells show one value per "
+            "character and need a run trained on UTF-8 characters"
+        )
+    ids = torch.as_tensor(vocabulary.encode(text).astype("int64"))
+    model.eval()
+    layer = model.rnn
+    batch_first, layer.batch_first = layer.batch_first, False
+    pieces, state = [], None
+    try:
+        for start in range(0, len(ids), window):
+            inputs = model.embedding(ids[start : start + window]).unsqueeze(1)  # (T, 1, E)
+            trace = layer.trace(inputs, state)
+            state = trace.state
+            if value == "cell":
+                pieces.append(torch.tanh(trace.cell[:, 0, :, 0]))  # (L, T, H)
+            else:
+                pieces.append(trace.hidden[:, 0, :, 0])
+    finally:
+        layer.batch_first = batch_first
+    return torch.cat(pieces, dim=1).float().numpy()
