@@ -3,6 +3,7 @@ peak memory, and the matrix-product ceiling of the machine.
 
     .venv/bin/python bench/speed.py                      # the full grid, prints a table (~30 min)
     .venv/bin/python bench/speed.py --quick              # a few shapes, to try it (~2 min)
+    .venv/bin/python bench/speed.py --only GRU --shape 64 128 512 2   # one comparison
     .venv/bin/python bench/speed.py --write docs/performance.md   # also writes the report
 
 Every comparison runs rnnkit and torch.nn interleaved (ours, theirs, ours, theirs...) after one
@@ -94,11 +95,11 @@ def recurrent_flops(kind: str, batch: int, steps: int, hidden: int, layers: int)
     return total
 
 
-def layer_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
+def layer_rows(batch, steps, hidden, layers, repetitions, kinds=tuple(GATES)) -> list[Row]:
     shape = f"B={batch} T={steps} H={hidden} L={layers}"
     rows = []
     x = torch.randn(steps, batch, INPUT_SIZE)
-    for kind in GATES:
+    for kind in kinds:
         ours, theirs = layer_pair(kind, hidden, layers)
 
         def train(module):
@@ -295,10 +296,13 @@ def summary(rows: list[Row]) -> str:
 def measure_all(args) -> dict:
     """Run every comparison; the results as a dict (also saved to --json after every row)."""
     loops = "C++" if compiled.loops() is not None else "Python (no compiler)"
-    if args.quick:
+    if args.shape:
+        grid = [tuple(shape) for shape in args.shape]
+    elif args.quick:
         grid = [(32, 64, 128, 1), (32, 128, 512, 1)]
     else:
         grid = list(itertools.product((32, 64), (64, 128), (128, 256, 512), (1, 2)))
+    kinds = [k for k in GATES if k in args.only] if args.only else list(GATES)
     results = {
         "command": "bench/speed.py " + " ".join(sys.argv[1:]),
         "date": str(datetime.date.today()),
@@ -318,12 +322,16 @@ def measure_all(args) -> dict:
 
     print(f"matrix-product ceiling: {results['ceiling']:.0f} GFLOP/s; loops: {loops}", flush=True)
     for batch, steps, hidden, layers in grid:
-        for row in layer_rows(batch, steps, hidden, layers, args.repetitions) + charlm_rows(
-            batch, steps, hidden, layers, args.repetitions
-        ):
+        rows = layer_rows(batch, steps, hidden, layers, args.repetitions, kinds)
+        if not args.only or "char" in args.only:
+            rows += charlm_rows(batch, steps, hidden, layers, args.repetitions)
+        for row in rows:
             results["rows"].append(row.__dict__)
             save()
             print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
+    if args.only or args.shape:
+        save()
+        return results  # a partial run: no sampling, no memory
     for row in sampling_rows(args.repetitions):
         results["sampling"].append(row.__dict__)
         print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
@@ -395,12 +403,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two shapes instead of the grid")
     parser.add_argument("--repetitions", type=int, default=10)
+    parser.add_argument(
+        "--shape",
+        nargs=4,
+        type=int,
+        action="append",
+        metavar=("B", "T", "H", "L"),
+        help="measure only this shape (repeatable); skips sampling and memory",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("LSTM", "GRU", "RNN", "char"),
+        help="measure only these models; skips sampling and memory",
+    )
     parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
     parser.add_argument("--json", type=Path, help="save the measurements here (after each row)")
     parser.add_argument(
         "--from-json", type=Path, help="measure nothing: write the report of a saved --json"
     )
+    parser.add_argument(
+        "--reuse-memory",
+        action="store_true",
+        help="first call rnnkit.memory.reuse_large_allocations() (as the rnnkit command does)",
+    )
     args = parser.parse_args()
+    if args.reuse_memory:
+        from rnnkit.memory import reuse_large_allocations
+
+        print(f"reuse_large_allocations: {reuse_large_allocations()}")
     results = json.loads(args.from_json.read_text()) if args.from_json else measure_all(args)
     text = report(results)
     print(text[text.index("## Summary") :].split("## Every shape")[0])

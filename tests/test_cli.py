@@ -47,3 +47,17 @@ def test_bad_arguments_get_a_clear_message_and_exit_code_2(bad, capsys):
         main(bad)
     assert exit_info.value.code == 2
     assert "expected a positive whole number" in capsys.readouterr().err
+
+
+def test_large_blocks_are_kept_for_reuse_on_glibc():
+    import platform
+
+    from rnnkit.memory import reuse_large_allocations
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert reuse_large_allocations()
+    import torch
+
+    for _ in range(3):  # large blocks still allocate, fill and free normally
+        assert float(torch.ones(50_000_000).sum()) == 50_000_000

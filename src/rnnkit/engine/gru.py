@@ -25,18 +25,17 @@ import sys
 import torch
 from torch import Tensor
 
-from rnnkit.engine import compiled
+from rnnkit.engine import backward_may_come, compiled
 
 
 class GRUSequence(torch.autograd.Function):
     """One GRU direction over a whole (T, B) batch; inputs and outputs time-major."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None):
+    def forward(ctx, x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, keep: bool):
         bias = b_hh if b_hh is not None else x_proj.new_zeros(x_proj.shape[-1])
         x_proj, h0, bias = x_proj.contiguous(), h0.contiguous(), bias.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        keep = any(ctx.needs_input_grad)  # False: no backward will come, keep nothing for it
         gates, hidden_n, outputs = loops.gru_forward(x_proj, h0, w_hh, bias, keep)
         if keep:
             ctx.save_for_backward(gates, hidden_n, outputs, h0, w_hh)
@@ -55,7 +54,7 @@ class GRUSequence(torch.autograd.Function):
         flat_grad = grad_hh.flatten(0, 1)  # (T·B, 3H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (3H, H)
         grad_b_hh = flat_grad.sum(0) if ctx.has_bias else None
-        return grad_x, grad_h0, grad_w_hh, grad_b_hh
+        return grad_x, grad_h0, grad_w_hh, grad_b_hh, None
 
 
 def gru_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, keep: bool = True):
@@ -103,4 +102,4 @@ def gru_backward(gates, hidden_n, outputs, h0, w_hh, grad_outputs, grad_h_n):
 def gru_sequence(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None):
     """x_proj = W_ih x_t + b_ih (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H) or None
     -> outputs (T, B, H), h_T (B, H)."""
-    return GRUSequence.apply(x_proj, h0, w_hh, b_hh)
+    return GRUSequence.apply(x_proj, h0, w_hh, b_hh, backward_may_come(x_proj, h0, w_hh, b_hh))

@@ -35,17 +35,16 @@ import sys
 import torch
 from torch import Tensor
 
-from rnnkit.engine import compiled
+from rnnkit.engine import backward_may_come, compiled
 
 
 class LSTMSequence(torch.autograd.Function):
     """One LSTM direction over a whole (T, B) batch; inputs and outputs time-major."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+    def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: bool):
         x_proj, h0, c0 = x_proj.contiguous(), h0.contiguous(), c0.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        keep = any(ctx.needs_input_grad)  # False: no backward will come, keep nothing for it
         gates, cells, tanh_cells, outputs, c_last = loops.lstm_forward(x_proj, h0, c0, w_hh, keep)
         if keep:
             ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
@@ -62,7 +61,7 @@ class LSTMSequence(torch.autograd.Function):
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
         flat_grad = grad_gates.flatten(0, 1)  # (T·B, 4H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (4H, H)
-        return grad_gates, grad_h0, grad_c0, grad_w_hh
+        return grad_gates, grad_h0, grad_c0, grad_w_hh, None
 
 
 def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: bool = True):
@@ -117,4 +116,5 @@ def lstm_backward(gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, gr
 def lstm_sequence(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
     """x_proj = W_ih x_t + b_ih + b_hh (T, B, 4H), h0 and c0 (B, H), w_hh (4H, H)
     -> outputs (T, B, H), h_T (B, H), c_T (B, H)."""
-    return LSTMSequence.apply(x_proj, h0, c0, w_hh)
+    keep = backward_may_come(x_proj, h0, c0, w_hh)
+    return LSTMSequence.apply(x_proj, h0, c0, w_hh, keep)

@@ -1,0 +1,36 @@
+"""Reuse large blocks of memory instead of asking the kernel for fresh pages every step.
+
+glibc's malloc serves every block above a threshold (at most 32 MiB by default) with a fresh
+``mmap`` and gives it back on ``free``; the next step's block of the same size then page-faults
+anew. A training step allocates several such blocks (activations kept for the backward pass:
+at B=64, T=128, H=512 the GRU's gates alone are 50 MB), and on the 2-core development machine
+touching fresh pages runs at about 1 GB/s: allocating and filling 100 MB took 104 ms with the
+default and 16 ms once the threshold was raised (median of 9, same process kind). Raising the
+mmap threshold and the trim threshold keeps freed blocks in the heap for the next step; the
+cost is that the process keeps its peak memory until it exits.
+
+``rnnkit``'s commands call :func:`reuse_large_allocations` at start; code that uses the library
+may call it too. It does nothing outside glibc.
+"""
+
+import ctypes
+import ctypes.util
+import functools
+
+M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+THRESHOLD = 1 << 30  # 1 GiB: blocks below it come from the heap and are kept for reuse
+
+
+@functools.cache
+def reuse_large_allocations() -> bool:
+    """Set glibc's mmap and trim thresholds to 1 GiB; True when it took effect."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (musl, macOS, Windows): leave the allocator alone
+    return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, THRESHOLD))
