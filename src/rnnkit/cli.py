@@ -8,6 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from rnnkit.cli_common import add_checkpoint_choice, log, positive_int
+from rnnkit.inside import commands as inside_commands
+
 
 def build_parser() -> argparse.ArgumentParser:
     from rnnkit.training.config import add_arguments
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     sample.add_argument(
-        "--length", type=_positive_int, default=500, help="characters to generate (default 500)"
+        "--length", type=positive_int, default=500, help="characters to generate (default 500)"
     )
     sample.add_argument(
         "--temperature",
@@ -69,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
     sample.add_argument(
-        "--num-samples", type=_positive_int, default=1, help="independent samples (default 1)"
+        "--num-samples", type=positive_int, default=1, help="independent samples (default 1)"
     )
-    _add_checkpoint_choice(sample)
+    add_checkpoint_choice(sample)
 
     evaluate = commands.add_parser(
         "eval",
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="part of the text (default val; all with --data)",
     )
-    _add_checkpoint_choice(evaluate)
+    add_checkpoint_choice(evaluate)
 
     demo = commands.add_parser(
         "demo",
@@ -98,178 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--delay",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="distractors between the symbol and the question (default 10)",
     )
     demo.add_argument(
-        "--steps", type=_positive_int, default=None, help="training steps per cell (default 300)"
+        "--steps", type=positive_int, default=None, help="training steps per cell (default 300)"
     )
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
 
-    gradflow = commands.add_parser(
-        "gradflow",
-        help="how a loss at the last step reaches earlier steps: RNN vs LSTM vs GRU",
-        description="Measure ‖∂L/∂h_t‖ for a loss at the last step against the distance to it, "
-        "per layer, for fresh layers of each cell type (and the vanilla RNN at chosen spectral "
-        "radii of W_hh) or for trained runs; print the decay per step and the effect of "
-        "gradient clipping, and draw one log-scale PNG.",
-    )
-    gradflow.add_argument(
-        "run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="trained runs to measure too"
-    )
-    gradflow.add_argument(
-        "--cells",
-        nargs="*",
-        choices=("rnn", "lstm", "gru"),
-        default=["rnn", "lstm", "gru"],
-        help="fresh cell types to measure (default: all three; none with a bare --cells)",
-    )
-    gradflow.add_argument(
-        "--spectral-radius",
-        type=_positive_float,
-        nargs="*",
-        default=[0.5, 0.9, 1.0, 1.1, 1.5],
-        help="vanilla RNNs with W_hh scaled to these spectral radii (default 0.5 0.9 1 1.1 1.5)",
-    )
-    gradflow.add_argument(
-        "--input-scale",
-        type=_positive_float,
-        default=1.0,
-        help="standard deviation of the fresh layers' random inputs (default 1)",
-    )
-    gradflow.add_argument("--hidden-size", type=_positive_int, default=64)
-    gradflow.add_argument("--num-layers", type=_positive_int, default=1)
-    gradflow.add_argument(
-        "--steps", type=_positive_int, default=100, help="sequence length (default 100)"
-    )
-    gradflow.add_argument("--batch-size", type=_positive_int, default=16)
-    gradflow.add_argument(
-        "--clip-norm", type=_positive_float, default=1.0, help="clipping to show (default 1.0)"
-    )
-    gradflow.add_argument("--seed", type=int, default=0)
-    gradflow.add_argument(
-        "--out", type=Path, default=Path("gradflow.png"), help="the PNG (default gradflow.png)"
-    )
-
-    longrange = commands.add_parser(
-        "longrange",
-        help="the adding and copy-memory problems: which cell remembers over which delay",
-        description="Train each cell type with the same parameter and time budget on the adding "
-        "and copy-memory problems at each delay; print the table (markdown), write "
-        "longrange.json and longrange.png.",
-    )
-    longrange.add_argument(
-        "--tasks", nargs="+", choices=("adding", "copy"), default=["adding", "copy"]
-    )
-    longrange.add_argument(
-        "--cells", nargs="+", choices=("rnn", "lstm", "gru"), default=["rnn", "lstm", "gru"]
-    )
-    longrange.add_argument(
-        "--delays",
-        nargs="+",
-        type=_positive_int,
-        default=[10, 25, 50, 100, 200],
-        help="sequence length of the adding problem, blanks between showing and recalling in "
-        "the copy problem (default 10 25 50 100 200)",
-    )
-    longrange.add_argument(
-        "--time-budget",
-        type=_positive_float,
-        default=30.0,
-        help="seconds of training per task, delay and cell (default 30)",
-    )
-    longrange.add_argument(
-        "--parameters",
-        type=_positive_int,
-        default=20_000,
-        help="parameter budget of every model (default 20000)",
-    )
-    longrange.add_argument("--seed", type=int, default=0)
-
-    viz = commands.add_parser(
-        "viz",
-        help="an HTML page of a text coloured by a cell's activation",
-        description="Write one self-contained HTML page (no network, no external script): the "
-        "text coloured by a chosen cell's activation, the value on hover, and a picker for "
-        "the most interesting cells.",
-    )
-    viz.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    viz.add_argument("--text", type=Path, required=True, metavar="FILE", help="the text to read")
-    viz.add_argument(
-        "--cell",
-        action="append",
-        default=None,
-        metavar="LAYER:CELL",
-        help="a cell to show (repeatable; a bare number means layer 0); default: the most "
-        "interesting ones",
-    )
-    viz.add_argument(
-        "--value",
-        choices=("cell", "hidden"),
-        default=None,
-        help="tanh(c_t) (LSTM, the default) or h_t (the default for RNN and GRU)",
-    )
-    viz.add_argument("--out", type=Path, default=Path("cells.html"), help="default cells.html")
-    _add_checkpoint_choice(viz)
-
-    cells = commands.add_parser(
-        "cells",
-        help="rank every cell by how well it tracks a feature of the text",
-        description="Rank every cell by ROC-AUC (binary features) or |correlation| (numeric "
-        "ones) between its activation and the feature, and print the top cells.",
-    )
-    cells.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    cells.add_argument("--text", type=Path, required=True, metavar="FILE", help="the text to read")
-    cells.add_argument(
-        "--feature",
-        required=True,
-        choices=("quotes", "comment", "brackets", "line-position", "indent"),
-    )
-    cells.add_argument("--value", choices=("cell", "hidden"), default=None)
-    cells.add_argument("--top", type=_positive_int, default=10, help="cells to print (default 10)")
-    _add_checkpoint_choice(cells)
-    longrange.add_argument(
-        "--out", type=Path, default=Path("longrange"), help="folder for the JSON and the PNG"
-    )
+    inside_commands.add_commands(commands)
     return parser
-
-
-def _add_checkpoint_choice(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        choices=("best", "latest"),
-        default="best",
-        help="which checkpoint (default best)",
-    )
 
 
 def _version() -> str:
     from rnnkit import __version__
 
     return f"rnnkit {__version__}"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +159,7 @@ def run_train(args) -> int:
                 setattr(args, spec.name, getattr(saved, spec.name))
     config = build_config(args, args.config)
     out = args.resume or args.out or Path("runs/charlm")
-    result = train(config, out, resume=args.resume is not None, log=_log)
+    result = train(config, out, resume=args.resume is not None, log=log)
     return result.exit_code
 
 
@@ -319,7 +167,7 @@ def run_sample(args) -> int:
     from rnnkit.generation import check_sampling, generate
     from rnnkit.training.run import load_trained_model
 
-    model, _, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    model, _, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=log)
     check_sampling(args.temperature, args.top_k, args.top_p, len(vocabulary))
     if args.prime_file is not None:
         if not args.prime_file.is_file():
@@ -364,7 +212,7 @@ def run_eval(args) -> int:
     from rnnkit.training.evaluate import evaluate
     from rnnkit.training.run import load_trained_model
 
-    model, config, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
+    model, config, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=log)
     if args.data is not None:
         import tempfile
 
@@ -406,108 +254,12 @@ def run_demo(args) -> int:
     return 0
 
 
-def run_gradflow(args) -> int:
-    from rnnkit.errors import UsageError
-    from rnnkit.inside import gradflow
-
-    if args.steps < 3:
-        raise UsageError(f"--steps must be at least 3 to fit a decay, got {args.steps}")
-    flows = gradflow.fresh_flows(
-        args.cells,
-        args.spectral_radius,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        steps=args.steps,
-        batch=args.batch_size,
-        seed=args.seed,
-        input_scale=args.input_scale,
-    )
-    for run_dir in args.run_dirs:
-        flows.append(gradflow.trained_flow(run_dir, args.steps, args.batch_size, args.seed))
-    if not flows:
-        raise UsageError("nothing to measure: name --cells, --spectral-radius or a RUN_DIR")
-    print(gradflow.format_report(flows, args.clip_norm))
-    gradflow.plot(flows, args.clip_norm, args.out)
-    _log(f"wrote {args.out}")
-    return 0
-
-
-def run_longrange(args) -> int:
-    import json
-
-    from rnnkit.errors import UsageError
-    from rnnkit.inside import longrange
-
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file; give a folder")
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = longrange.run_grid(
-        args.tasks, args.cells, args.delays, args.time_budget, args.parameters, args.seed, _log
-    )
-    print(longrange.format_table(results, args.cells))
-    (args.out / "longrange.json").write_text(json.dumps(results, indent=1) + "\n")
-    longrange.plot(results, args.out / "longrange.png")
-    _log(f"wrote {args.out / 'longrange.json'} and {args.out / 'longrange.png'}")
-    return 0
-
-
-def _read_activations(args):
-    from rnnkit.inside.activations import activations, read_text
-    from rnnkit.training.run import load_trained_model
-
-    model, _, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=_log)
-    text = read_text(args.text)
-    value = args.value or ("cell" if model.rnn.kind == "LSTM" else "hidden")
-    return text, activations(model, vocabulary, text, value), value, path
-
-
-def run_viz(args) -> int:
-    from rnnkit.errors import UsageError
-    from rnnkit.inside import viz
-
-    text, values, value, path = _read_activations(args)
-    if args.cell:
-        chosen = []
-        for spec in args.cell:
-            layer, _, cell = spec.rpartition(":")
-            try:
-                chosen.append((int(layer or 0), int(cell), "chosen"))
-            except ValueError:
-                raise UsageError(
-                    f"--cell {spec!r}: give LAYER:CELL or CELL, e.g. --cell 0:17"
-                ) from None
-    else:
-        chosen = viz.interesting_cells(values, text)
-    page = viz.render(text, values, chosen, f"{args.run_dir.name}: {args.text.name}", value)
-    args.out.write_text(page, encoding="utf-8")
-    _log(f"wrote {args.out} ({len(chosen)} cells; checkpoint {path})")
-    return 0
-
-
-def run_cells(args) -> int:
-    from rnnkit.inside.cells import format_ranking, rank_cells
-    from rnnkit.inside.features import feature_values
-
-    text, values, value, _ = _read_activations(args)
-    ranking = rank_cells(values, feature_values(text, args.feature), args.feature)
-    print(f"{args.feature}: {len(ranking)} cells ranked, value {value}, {len(text):,} characters")
-    print(format_ranking(ranking, args.feature, args.top))
-    return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 COMMANDS = {
     "train": run_train,
     "sample": run_sample,
     "eval": run_eval,
     "demo": run_demo,
-    "gradflow": run_gradflow,
-    "longrange": run_longrange,
-    "viz": run_viz,
-    "cells": run_cells,
+    **inside_commands.COMMANDS,
 }
 
 

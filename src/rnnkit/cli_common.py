@@ -1,0 +1,41 @@
+"""What rnnkit.cli and rnnkit.inside.commands share: argument types, the --checkpoint option,
+the stderr log (no torch imported here)."""
+
+import argparse
+import sys
+
+
+def add_checkpoint_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint (default best)",
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def log(message: str) -> None:
+    """A progress or warning line for the user, on stderr (stdout is for results)."""
+    print(message, file=sys.stderr, flush=True)
