@@ -215,3 +215,13 @@ def test_inference_equals_the_reference(loops, kind):
     with torch.no_grad():  # nothing is kept for a backward pass
         got = layer(x)
     assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_lstm_in_eval_mode_applies_no_dropout():
+    layer = rnnkit.LSTM(3, 8, num_layers=3, dropout=0.5).eval()
+    x = torch.randn(7, 4, 3)
+    layer.engine = "reference"
+    expected = layer(x)
+    layer.engine = "fast"
+    assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
+    assert_close(layer(x), layer(x), rtol=0, atol=0)  # no random masks

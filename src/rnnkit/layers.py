@@ -246,7 +246,8 @@ class _Layer(nn.Module):
                 steps,
                 initial_state,
                 self.num_layers,
-                dropout,
+                self.dropout,
+                self.training,
                 self.bidirectional,
             )
         else:

@@ -29,13 +29,14 @@ def fused_lstm(
     initial_state: tuple[Tensor, Tensor],
     num_layers: int,
     dropout: float,
+    training: bool,
     bidirectional: bool,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """data (T·B, I), every sequence T steps; initial_state each (L·D, B, H).
 
     Returns the last layer's output (T·B, D·H) and the final (h, c), each (L·D, B, H).
-    dropout is applied between layers when > 0 (the caller passes 0 outside training), with
-    the same random draws as torch.nn.LSTM.
+    dropout is applied between layers in training, with the same random draws as
+    torch.nn.LSTM; ``training`` is the module's mode, passed as torch.nn passes it.
     """
     x = data.view(steps, -1, data.shape[-1])  # (T, B, I)
     output, h, c = _VF.lstm(
@@ -45,7 +46,7 @@ def fused_lstm(
         has_biases,
         num_layers,
         dropout,
-        dropout > 0,  # train: only decides whether dropout is applied
+        training,
         bidirectional,
         False,  # batch_first: x is time-major here
     )
