@@ -225,3 +225,15 @@ def test_fused_lstm_in_eval_mode_applies_no_dropout():
     layer.engine = "fast"
     assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
     assert_close(layer(x), layer(x), rtol=0, atol=0)  # no random masks
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_nan_input_stays_nan(loops, kind):
+    """The C++ loops are built with -ffast-math: NaN must still come out where it went in, or
+    the training loop's non-finite check could not see it."""
+    layer = KINDS[kind](input_size=3, hidden_size=8)
+    layer.engine = "bptt"
+    x = torch.randn(5, 2, 3)
+    x[1, 0, 0] = float("nan")
+    output, _ = layer(x)
+    assert torch.isnan(output[1:, 0]).all() and torch.isfinite(output[:, 1]).all()

@@ -3,7 +3,8 @@
     before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh    (all steps, by the caller)
     forward, per step t:    h_t = act(x_proj_t + W_hh h_{t-1})
     backward, t = T..1:     da_t = (dh_t(from the output) + dh(from step t+1)) ⊙ act'
-                            with act' = 1 − h_t² (tanh) or [h_t > 0] (relu)
+                            with act' = 1 − h_t² (tanh) or [h_t > 0] (relu; a NaN h_t
+                            passes the gradient, as torch.nn's relu backward does)
                             dh(for step t−1) = da_t W_hh
     after the loop:         dW_hh = Σ_t da_tᵀ h_{t-1} (one product), dx_proj = da (all steps)
 
@@ -61,7 +62,7 @@ def rnn_backward(outputs, w_hh, grad_outputs, grad_h_n, relu: bool):
     dh = grad_h_n.clone()
     for t in range(outputs.shape[0] - 1, -1, -1):
         h = outputs[t]
-        slope = (h > 0).to(h.dtype) if relu else 1 - h * h
+        slope = ((h > 0) | h.isnan()).to(h.dtype) if relu else 1 - h * h  # NaN: as torch.nn
         torch.mul(dh + grad_outputs[t], slope, out=grad_pre[t])
         dh = grad_pre[t] @ w_hh
     return grad_pre, dh

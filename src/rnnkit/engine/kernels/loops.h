@@ -9,11 +9,25 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 template <typename T>
 inline T sigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
+}
+
+// NaN, tested on the bits: the loops are built with -ffast-math, under which the compiler may
+// assume that no value is NaN and fold `v != v` (or pick either operand of a max) away. A NaN
+// must come out where one went in, or the training loop's non-finite check could not see it.
+template <typename T>
+inline bool is_nan(T v) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  Bits bits;
+  std::memcpy(&bits, &v, sizeof(T));
+  return (bits & ~(Bits(1) << (8 * sizeof(T) - 1))) > exponent;
 }
 
 // Rows of the batch per parallel task: about 16k values per task, so a small batch stays on one

@@ -13,21 +13,24 @@ template <typename scalar_t>
 void forward_row(const scalar_t* __restrict__ x, scalar_t* __restrict__ h, int64_t hidden,
                  bool relu) {
   if (relu) {
-    for (int64_t j = 0; j < hidden; ++j) h[j] = std::max(x[j] + h[j], scalar_t(0));
+    for (int64_t j = 0; j < hidden; ++j) {
+      const scalar_t v = x[j] + h[j];
+      h[j] = is_nan(v) ? v : std::max(v, scalar_t(0));
+    }
   } else {
     for (int64_t j = 0; j < hidden; ++j) h[j] = std::tanh(x[j] + h[j]);
   }
 }
 
 // da = (dh + grad_output_t) ⊙ act'(pre-activation), written from h_t itself:
-// tanh' = 1 − h_t², relu' = [h_t > 0]
+// tanh' = 1 − h_t², relu' = [h_t > 0] (a NaN h_t passes the gradient, as in torch.nn)
 template <typename scalar_t>
 void backward_row(const scalar_t* __restrict__ h, const scalar_t* __restrict__ dh,
                   const scalar_t* __restrict__ grad_output, scalar_t* __restrict__ da,
                   int64_t hidden, bool relu) {
   if (relu) {
-    for (int64_t j = 0; j < hidden; ++j)
-      da[j] = h[j] > scalar_t(0) ? dh[j] + grad_output[j] : scalar_t(0);
+    for (int64_t j = 0; j < hidden; ++j)  // torch.nn's rule: zero where h <= 0 (not for NaN)
+      da[j] = h[j] > scalar_t(0) || is_nan(h[j]) ? dh[j] + grad_output[j] : scalar_t(0);
   } else {
     for (int64_t j = 0; j < hidden; ++j)
       da[j] = (dh[j] + grad_output[j]) * (scalar_t(1) - h[j] * h[j]);
