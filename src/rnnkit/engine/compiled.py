@@ -3,8 +3,8 @@
 ``torch.utils.cpp_extension.load`` builds them with the system's C++ compiler and ninja the
 first time a process needs them (about a minute on a 2-core machine), then loads the cached
 build in well under a second. The build is optimised for the CPU it runs on (``-march=native``),
-so the cache folder's name carries a hash of the CPU's feature flags: a cache made on another
-CPU is never loaded.
+so the cache folder's name carries a hash of the CPU's feature flags (and of torch's version):
+a cache made on another CPU, or against another torch, is never loaded.
 
 Which loops run is chosen by the environment variable ``RNNKIT_KERNELS``:
     auto    (default) the compiled loops when they build, else the Python loops, with one
@@ -80,14 +80,11 @@ def _build() -> tuple[ModuleType | None, str]:
         if not cpp_extension.is_ninja_available():
             return None, "ninja was not found"
         sources = sorted(KERNELS.glob("*.cpp"))  # bindings.cpp and one file of loops per cell
-        name = "rnnkit_loops_" + _cpu_tag()
-        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
         return cpp_extension.load(
-            name=name,
+            name="rnnkit_loops_" + _build_tag(),
             sources=[str(s) for s in sources],
             extra_cflags=["-O3", "-march=native", "-ffast-math"],
             extra_ldflags=["-lm"],  # glibc: also brings libmvec, the vectorised exp and tanh
-            build_directory=str(folder),
             verbose=False,
         ), ""
     except Exception as error:  # a missing compiler, a failed build: fall back, say why
@@ -109,9 +106,12 @@ def _put_ninja_on_path() -> None:
         os.environ["PATH"] = folder + os.pathsep + path
 
 
-def _cpu_tag() -> str:
-    """A short hash of the CPU's model and feature flags (and the machine type)."""
-    text = platform.machine()
+def _build_tag() -> str:
+    """A short hash of the CPU's model and feature flags, the machine type and torch's version:
+    a build made for another CPU or against another torch is never loaded."""
+    import torch
+
+    text = platform.machine() + torch.__version__
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             for line in cpuinfo:
