@@ -4,7 +4,7 @@ On the CPU, ``torch.nn.LSTM`` in float32 runs through oneDNN's fused RNN primiti
 backward. rnnkit's hand-written BPTT (:mod:`rnnkit.engine.lstm`, C++ loops) does the same
 arithmetic but its per-step matrix products go through the general BLAS call, and measured
 side by side it took 1.17-1.28x the time of the fused kernel for a training step and
-1.6-1.9x for inference (``bench/speed.py --quick``, 2-core machine, torch 2.13). So for a
+1.5-1.9x for inference (``bench/speed.py --quick``, 2-core machine, torch 2.13). So for a
 plain float32 LSTM (no projection, every sequence of the same length, nothing traced) the
 default engine calls that kernel, with rnnkit's own parameters, exactly as torch.nn.LSTM
 does. This is torch's code, not ours: ``layer.engine = "bptt"`` runs rnnkit's hand-written

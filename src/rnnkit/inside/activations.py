@@ -50,17 +50,14 @@ def activations(model, vocabulary, text: str, value: str = "cell", window: int =
     ids = torch.as_tensor(vocabulary.encode(text).astype("int64"))
     model.eval()
     layer = model.rnn
-    batch_first, layer.batch_first = layer.batch_first, False
     pieces, state = [], None
-    try:
-        for start in range(0, len(ids), window):
-            inputs = model.embedding(ids[start : start + window]).unsqueeze(1)  # (T, 1, E)
-            trace = layer.trace(inputs, state)
-            state = trace.state
-            if value == "cell":
-                pieces.append(torch.tanh(trace.cell[:, 0, :, 0]))  # (L, T, H)
-            else:
-                pieces.append(trace.hidden[:, 0, :, 0])
-    finally:
-        layer.batch_first = batch_first
+    for start in range(0, len(ids), window):
+        inputs = model.embedding(ids[start : start + window])  # (T, E): one sequence
+        inputs = inputs.unsqueeze(0 if layer.batch_first else 1)
+        trace = layer.trace(inputs, state)  # records are (L, D, T, B, ·) in any layout
+        state = trace.state
+        if value == "cell":
+            pieces.append(torch.tanh(trace.cell[:, 0, :, 0]))  # (L, T, H)
+        else:
+            pieces.append(trace.hidden[:, 0, :, 0])
     return torch.cat(pieces, dim=1).float().numpy()

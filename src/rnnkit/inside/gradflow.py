@@ -79,10 +79,10 @@ def fresh_layer(
 
 
 def measure(layer, inputs: Tensor, loss_from_last_output, label: str) -> GradientFlow:
-    """inputs (T, B, I) time-major; loss_from_last_output(h_T of the top layer (B, P)) -> L."""
+    """inputs in the layer's own layout; loss_from_last_output(h_T of the top layer (B, P)) -> L."""
     layer.zero_grad(set_to_none=True)
     trace = layer.trace(inputs, probe_gradients=True)
-    loss = loss_from_last_output(trace.output[-1])
+    loss = loss_from_last_output(trace.hidden[-1, 0, -1])  # (L, D, T, B, P), whatever the layout
     loss.backward()
     gradient = trace.hidden_grad[:, 0]  # (L, T, B, P), the forward direction
     norms = gradient.norm(dim=-1).mean(dim=-1).flip(-1)  # (L, T), index = distance to the loss
@@ -174,17 +174,15 @@ def trained_flow(run_dir: Path, steps: int = 100, batch: int = 16, seed: int = 0
     windows = torch.stack(
         [torch.from_numpy(corpus.ids[s : s + steps + 1].astype("int64")) for s in starts]
     )  # (B, T+1)
-    inputs = model.embedding(windows[:, :steps]).transpose(0, 1).detach()  # (T, B, E)
+    inputs = model.embedding(windows[:, :steps]).detach()  # (B, T, E)
     layer = model.rnn
-    batch_first, layer.batch_first = layer.batch_first, False
-    try:
+    if not layer.batch_first:
+        inputs = inputs.transpose(0, 1)
 
-        def loss(last_output: Tensor) -> Tensor:
-            return F.cross_entropy(model.head(last_output), windows[:, steps], reduction="sum")
+    def loss(last_output: Tensor) -> Tensor:
+        return F.cross_entropy(model.head(last_output), windows[:, steps], reduction="sum")
 
-        return measure(layer, inputs, loss, f"{run_dir.name} ({config.cell.upper()})")
-    finally:
-        layer.batch_first = batch_first
+    return measure(layer, inputs, loss, f"{run_dir.name} ({config.cell.upper()})")
 
 
 def format_report(flows: list[GradientFlow], clip_norm: float) -> str:
