@@ -85,3 +85,80 @@ def generate(
         symbol = next_symbol(logits.float().cpu(), temperature, top_k, top_p, generator)
         yield int(symbol)
         logits, state = stepper.step(int(symbol), state)
+
+
+# -- decoding for the encoder–decoder tasks ----------------------------------------------------
+
+
+@torch.no_grad()
+def greedy_decode(decoder, state, max_length: int, bos: int, eos: int):
+    """The most likely token at each step, for a whole batch at once.
+
+    Returns (token lists without <s>/</s>, attention weights per row: (steps, S) or None).
+    """
+    rows = state.memory.shape[0]
+    token = torch.full((rows,), bos, dtype=torch.long, device=state.memory.device)
+    tokens, weights, done = [], [], torch.zeros(rows, dtype=torch.bool, device=token.device)
+    for _ in range(max_length):
+        logits, state, alpha = decoder.step(token, state)
+        token = logits.argmax(-1)
+        tokens.append(token)
+        weights.append(alpha)
+        done |= token == eos
+        if done.all():
+            break
+    steps = torch.stack(tokens, 1).tolist()
+    out, alignments = [], []
+    for row, sequence in enumerate(steps):
+        length = sequence.index(eos) if eos in sequence else len(sequence)
+        out.append(sequence[:length])
+        alignments.append(
+            None if weights[0] is None else torch.stack([w[row] for w in weights[: length + 1]])
+        )
+    return out, alignments
+
+
+@torch.no_grad()
+def beam_search(decoder, state, width: int, max_length: int, bos: int, eos: int, alpha=1.0):
+    """Beam search for one source (the state of batch 1); returns (tokens, attention or None).
+
+    Each step every live hypothesis is extended by every token; the `width` best by total log
+    probability are kept. One that ends with </s> is finished; the search stops when none is
+    live (so width 1 is exactly greedy). Finished hypotheses are ranked by their log
+    probability divided by length**alpha (length normalisation: alpha 0 = none, 1 = mean).
+    """
+    if width < 1:
+        raise UsageError(f"--beam-width must be at least 1, got {width}")
+    device = state.memory.device
+    scores = torch.zeros(1, device=device)  # total log probability of each live hypothesis
+    histories: list[list[int]] = [[]]
+    attention: list[list] = [[]]
+    tokens = torch.full((1,), bos, dtype=torch.long, device=device)
+    finished = []  # (normalised score, tokens, attention)
+    for _ in range(max_length):
+        logits, state, alpha_t = decoder.step(tokens, state)
+        candidates = (scores[:, None] + logits.log_softmax(-1)).flatten()
+        best = candidates.topk(min(width, candidates.numel())).indices
+        vocab = logits.shape[-1]
+        rows, words = best // vocab, best % vocab
+        live = []
+        for row, word, index in zip(rows.tolist(), words.tolist(), best.tolist(), strict=True):
+            seen = attention[row] + ([] if alpha_t is None else [alpha_t[row]])
+            if word == eos:
+                length = len(histories[row]) + 1
+                finished.append((candidates[index].item() / length**alpha, histories[row], seen))
+            else:
+                live.append((row, word, index, seen))
+        if not live:
+            break
+        keep = torch.tensor([r for r, _, _, _ in live], device=device)
+        scores = candidates[torch.tensor([i for _, _, i, _ in live], device=device)]
+        histories = [histories[r] + [w] for r, w, _, _ in live]
+        attention = [seen for _, _, _, seen in live]
+        tokens = torch.tensor([w for _, w, _, _ in live], device=device)
+        state = state.select(keep)
+    else:  # out of length: the live ones count as they are
+        for score, history, seen in zip(scores.tolist(), histories, attention, strict=True):
+            finished.append((score / max(len(history), 1) ** alpha, history, seen))
+    _, best_tokens, seen = max(finished, key=lambda f: f[0])
+    return best_tokens, (torch.stack(seen) if seen else None)

@@ -195,3 +195,24 @@ def rotate(run_dir: Path, keep: int, best: Path | None) -> None:
     for path in complete[:-keep] if keep else complete:
         if best is None or path.resolve() != best.resolve():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_best(run_dir: Path, path: Path, document: dict) -> None:
+    """Record `path` as the run's best checkpoint (checkpoints/best.json, replaced atomically)."""
+    root = checkpoint_root(run_dir)
+    temporary = root / "best.json.tmp"
+    temporary.write_text(json.dumps({"checkpoint": path.name, **document}))
+    temporary.replace(root / "best.json")
+
+
+def load_chosen(run_dir: Path, which: str = "best", warn=print):
+    """(path, tensors, documents) of the best checkpoint ("best") or the newest ("latest"); a
+    bad one is skipped, with a warning, in favour of the newest good one."""
+    prefer = None
+    best_file = checkpoint_root(run_dir) / "best.json"
+    if which == "best" and best_file.is_file():
+        try:
+            prefer = checkpoint_root(run_dir) / json.loads(best_file.read_text())["checkpoint"]
+        except (ValueError, KeyError):
+            warn(f"warning: {best_file} is corrupted; using the latest checkpoint")
+    return load_latest_good(run_dir, prefer=prefer, warn=warn)

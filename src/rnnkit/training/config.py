@@ -14,7 +14,7 @@ from pathlib import Path
 from rnnkit.errors import UsageError
 
 
-def _option(default, help: str, choices=None, minimum=None, maximum=None):
+def option(default, help: str, choices=None, minimum=None, maximum=None):
     metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
     return field(default=default, metadata=metadata)
 
@@ -22,96 +22,83 @@ def _option(default, help: str, choices=None, minimum=None, maximum=None):
 @dataclass
 class TrainConfig:
     # data
-    data: str | None = _option(
+    data: str | None = option(
         None,
         "text file to train on (default: the bundled Tiny Shakespeare; python-stdlib: the "
         "Python standard library's source)",
     )
-    encoding: str = _option(
+    encoding: str = option(
         "utf-8", "read the text as UTF-8 characters or raw bytes", ("utf-8", "bytes")
     )
-    val_fraction: float = _option(
+    val_fraction: float = option(
         0.1, "last part of the text held out for validation", minimum=0.0, maximum=0.5
     )
-    test_fraction: float = _option(
+    test_fraction: float = option(
         0.0,
         "part after validation held out for `rnnkit eval --split test`",
         minimum=0.0,
         maximum=0.5,
     )
     # model
-    cell: str = _option("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
-    num_layers: int = _option(1, "recurrent layers", minimum=1)
-    hidden_size: int = _option(512, "hidden units per layer", minimum=1)
-    embedding_size: int = _option(64, "size of the character embedding", minimum=1)
-    dropout: float = _option(
+    cell: str = option("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    num_layers: int = option(1, "recurrent layers", minimum=1)
+    hidden_size: int = option(512, "hidden units per layer", minimum=1)
+    embedding_size: int = option(64, "size of the character embedding", minimum=1)
+    dropout: float = option(
         0.2, "dropout on embeddings, between layers and before the head", minimum=0.0, maximum=0.9
     )
-    tie_weights: bool = _option(
+    tie_weights: bool = option(
         False,
         "share the embedding matrix with the output head (needs embedding size = hidden size)",
     )
     # optimisation
-    batch_size: int = _option(32, "sequences per batch", minimum=1)
-    seq_len: int = _option(
+    batch_size: int = option(32, "sequences per batch", minimum=1)
+    seq_len: int = option(
         128, "truncated-BPTT length: steps per chunk before the gradient is cut", minimum=1
     )
-    max_steps: int = _option(
+    max_steps: int = option(
         0,
         "training steps, the end of the schedule (0: 2000, or as many as --time-budget allows)",
         minimum=0,
     )
-    time_budget: float = _option(
+    time_budget: float = option(
         0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
     )
-    lr: float = _option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
-    min_lr: float = _option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
-    warmup_steps: int = _option(100, "linear warm-up steps", minimum=0)
-    weight_decay: float = _option(0.0, "AdamW weight decay", minimum=0.0)
-    clip_norm: float = _option(
+    lr: float = option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
+    min_lr: float = option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
+    warmup_steps: int = option(100, "linear warm-up steps", minimum=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
+    clip_norm: float = option(
         1.0, "clip gradients to this global norm (0: no clipping)", minimum=0.0
     )
-    nonfinite: str = _option(
+    nonfinite: str = option(
         "skip",
         "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with "
         "half the learning rate, or abort",
         ("skip", "rollback", "abort"),
     )
     # bookkeeping
-    eval_chars: int = _option(
+    eval_chars: int = option(
         2_000_000,
         "validation during training scores the first N characters of the validation split "
         "(0: all of it); `rnnkit eval` always scores all",
         minimum=0,
     )
-    eval_interval: int = _option(
+    eval_interval: int = option(
         250, "evaluate (full pass) and save a checkpoint every N steps", minimum=1
     )
-    log_interval: int = _option(
+    log_interval: int = option(
         50, "write a log line every N steps (when not on a terminal)", minimum=1
     )
-    keep_checkpoints: int = _option(
+    keep_checkpoints: int = option(
         2, "recent checkpoints to keep (the best one is always kept)", minimum=1
     )
-    seed: int = _option(1337, "random seed (weights, dropout)")
-    device: str = _option("auto", "where to train", ("auto", "cpu", "cuda"))
-    threads: int = _option(0, "CPU threads for torch (0: torch's default)", minimum=0)
+    seed: int = option(1337, "random seed (weights, dropout)")
+    device: str = option("auto", "where to train", ("auto", "cpu", "cuda"))
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", minimum=0)
 
     def validate(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            meta = spec.metadata
-            flag = "--" + spec.name.replace("_", "-")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"{flag} must be a finite number, got {value}")
-            if meta.get("choices") and value not in meta["choices"]:
-                raise UsageError(
-                    f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}"
-                )
-            if meta.get("minimum") is not None and value < meta["minimum"]:
-                raise UsageError(f"{flag} must be at least {meta['minimum']}, got {value}")
-            if meta.get("maximum") is not None and value > meta["maximum"]:
-                raise UsageError(f"{flag} must be at most {meta['maximum']}, got {value}")
+        check_fields(self)
         if self.min_lr > self.lr:
             raise UsageError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr})")
         if self.tie_weights and self.embedding_size != self.hidden_size:
@@ -150,13 +137,38 @@ ARCHITECTURE_FIELDS = (
 """Fields a resumed run cannot change (they decide the shape of the weights or the vocabulary)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field, with no default of its own (None = not given)."""
-    for spec in fields(TrainConfig):
+def check_fields(config) -> None:
+    """Check every field of a config dataclass against its choices, minimum and maximum."""
+    for spec in fields(config):
+        value = getattr(config, spec.name)
+        meta = spec.metadata
+        flag = "--" + spec.name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise UsageError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        if meta.get("minimum") is not None and value < meta["minimum"]:
+            raise UsageError(f"{flag} must be at least {meta['minimum']}, got {value}")
+        if meta.get("maximum") is not None and value > meta["maximum"]:
+            raise UsageError(f"{flag} must be at most {meta['maximum']}, got {value}")
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    config_class=TrainConfig,
+    names: tuple[str, ...] | None = None,
+    defaults: dict | None = None,
+) -> None:
+    """One flag per field (or per field in `names`), with no default of its own (None = not
+    given); `defaults` overrides the dataclass's defaults in the help text."""
+    for spec in fields(config_class):
+        if names is not None and spec.name not in names:
+            continue
         flag = "--" + spec.name.replace("_", "-")
         help_text = spec.metadata["help"]
-        if spec.default is not None:
-            help_text += f" (default: {spec.default})"
+        default = (defaults or {}).get(spec.name, spec.default)
+        if default is not None:
+            help_text += f" (default: {default})"
         if spec.type is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help_text

@@ -408,17 +408,11 @@ class Trainer:
         if not self.ranks.is_main:
             return
         if self.best_checkpoint == path.name:
-            self._write_best(path)
+            checkpoint.mark_best(self.run_dir, path, {"val_loss": self.best_val, "step": self.step})
         try:
             write_loss_curve(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
         except OSError as error:  # a picture is not worth stopping a run for
             self.log(f"warning: could not draw {self.run_dir / 'loss.png'}: {error}")
-
-    def _write_best(self, path: Path) -> None:
-        document = {"checkpoint": path.name, "val_loss": self.best_val, "step": self.step}
-        temporary = path.parent / "best.json.tmp"
-        temporary.write_text(json.dumps(document))
-        temporary.replace(path.parent / "best.json")
 
 
 def _device(name: str, local_rank: int = 0) -> torch.device:

@@ -4,7 +4,9 @@ import csv
 from pathlib import Path
 
 
-def write_loss_curve(metrics_csv: Path, png: Path) -> None:
+def write_loss_curve(
+    metrics_csv: Path, png: Path, ylabel: str = "loss (nats per character)"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -13,8 +15,9 @@ def write_loss_curve(metrics_csv: Path, png: Path) -> None:
     steps, train, val_steps, val = [], [], [], []
     with metrics_csv.open(newline="") as file:
         for row in csv.DictReader(file):
-            steps.append(int(row["step"]))
-            train.append(float(row["train_loss"]))
+            if row["train_loss"]:  # a task run's dev rows leave it empty
+                steps.append(int(row["step"]))
+                train.append(float(row["train_loss"]))
             if row["val_loss"]:
                 val_steps.append(int(row["step"]))
                 val.append(float(row["val_loss"]))
@@ -25,7 +28,7 @@ def write_loss_curve(metrics_csv: Path, png: Path) -> None:
     if val:
         axis.plot(val_steps, val, marker="o", linewidth=1.5, label="validation (full pass)")
     axis.set_xlabel("step")
-    axis.set_ylabel("loss (nats per character)")
+    axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -19,9 +19,8 @@ from rnnkit.errors import UsageError
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.checkpoint import (
     CheckpointError,
-    checkpoint_root,
     complete_checkpoints,
-    load_latest_good,
+    load_chosen,
 )
 from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
 
@@ -69,14 +68,7 @@ def load_trained_model(run_dir: Path, which: str = "best", warn=print):
     warning) in favour of the newest good one.
     """
     config, vocabulary = read_run(run_dir)
-    prefer = None
-    best_file = checkpoint_root(run_dir) / "best.json"
-    if which == "best" and best_file.is_file():
-        try:
-            prefer = checkpoint_root(run_dir) / json.loads(best_file.read_text())["checkpoint"]
-        except (ValueError, KeyError):
-            warn(f"warning: {best_file} is corrupted; using the latest checkpoint")
-    path, tensors, _ = load_latest_good(run_dir, prefer=prefer, warn=warn)
+    path, tensors, _ = load_chosen(run_dir, which, warn)
     model = build_model(config, vocabulary)
     load_weights(model, tensors["model"], path)
     model.eval()

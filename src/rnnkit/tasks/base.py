@@ -1,0 +1,102 @@
+"""What a task is: its data, its model, its loss and metrics, its baseline, its predictions.
+
+The runner (runner.py) trains, evaluates and predicts with any Task; each task file fills in
+the methods below and nothing else. Examples are whatever a task likes (a sentence and a label,
+a pair of token lists, an image strip); batches are built by the task and only passed back to it.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.tasks.config import TaskConfig
+
+
+@dataclass
+class Splits:
+    train: list
+    dev: list
+    test: list
+
+    def sizes(self) -> str:
+        return f"{len(self.train):,} train / {len(self.dev):,} dev / {len(self.test):,} test"
+
+
+def asset(*parts: str) -> Path:
+    """A file bundled in rnnkit/assets/."""
+    return Path(str(files("rnnkit").joinpath("assets", *parts)))
+
+
+def shuffled(count: int, generator: torch.Generator | None) -> list[int]:
+    """0..count-1 in a random order drawn from `generator`, or in order when it is None."""
+    if generator is None:
+        return list(range(count))
+    return torch.randperm(count, generator=generator).tolist()
+
+
+class Task:
+    name: str = ""
+    shape: str = ""  # "many-to-one", ...
+    summary: str = ""
+    metric: str = ""  # the main metric (higher is better): picks the best checkpoint
+    fields: tuple[str, ...] = ()  # the TaskConfig fields that apply (they become flags)
+    defaults: ClassVar[dict] = {}  # this task's defaults for those fields
+
+    def config(self, **given) -> TaskConfig:
+        values = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        config = TaskConfig(**values)
+        config.validate()
+        return config
+
+    # -- data ---------------------------------------------------------------------------------
+    def load_splits(self, config: TaskConfig) -> Splits:
+        raise NotImplementedError
+
+    def vocabularies(self, train: list, config: TaskConfig) -> dict:
+        """The vocabularies (TokenVocabulary) built from the training split only."""
+        raise NotImplementedError
+
+    def batches(
+        self, examples: list, vocabularies: dict, batch_size: int, generator=None
+    ) -> Iterator:
+        """Batches of `examples`, shuffled by `generator` when given, else in order."""
+        raise NotImplementedError
+
+    def source_length(self, example) -> int:
+        """The length the model's input limit applies to (tokens, characters or images)."""
+        raise NotImplementedError
+
+    # -- model --------------------------------------------------------------------------------
+    def build_model(self, config: TaskConfig, vocabularies: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(
+        self, model: nn.Module, batch, config: TaskConfig, teacher_forcing: float, generator
+    ) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, examples: list, vocabularies: dict, config: TaskConfig
+    ) -> dict:
+        """Metrics on `examples` (model in eval mode): at least "loss" and self.metric."""
+        raise NotImplementedError
+
+    def baseline(self, splits: Splits, vocabularies: dict, config: TaskConfig) -> dict | None:
+        """A simple model's metrics on the test split, computed by the same command (or None)."""
+        return None
+
+    # -- use ----------------------------------------------------------------------------------
+    def parse(self, text: str, vocabularies: dict, limit: int):
+        """One user input -> an example to predict on; a UsageError for empty, unknown-only or
+        too long input."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, example, vocabularies: dict, config: TaskConfig) -> str:
+        raise NotImplementedError

@@ -1,0 +1,94 @@
+"""The task models' configuration: one dataclass for every task; each task picks the fields
+that apply to it (only those become its flags) and its own defaults (tasks/*.py)."""
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+from rnnkit.errors import UsageError
+from rnnkit.training.config import check_fields, option
+
+
+@dataclass
+class TaskConfig:
+    # model
+    cell: str = option("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    embedding_size: int = option(64, "size of the token embedding", minimum=1)
+    hidden_size: int = option(128, "hidden units per direction", minimum=1)
+    num_layers: int = option(1, "recurrent layers of the encoder", minimum=1)
+    bidirectional: bool = option(True, "read the input in both directions")
+    dropout: float = option(0.3, "dropout on embeddings and outputs", minimum=0.0, maximum=0.9)
+    attention: str = option(
+        "additive",
+        "decoder attention: additive (Bahdanau), multiplicative (Luong), or none",
+        ("additive", "multiplicative", "none"),
+    )
+    attention_size: int = option(128, "hidden size of additive attention", minimum=1)
+    # training
+    teacher_forcing: float = option(
+        1.0,
+        "probability that the decoder is fed the reference token (at the end of training when "
+        "scheduled)",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    scheduled_sampling: bool = option(
+        False, "lower the teacher-forcing ratio linearly from 1 to --teacher-forcing"
+    )
+    batch_size: int = option(32, "examples per batch", minimum=1)
+    lr: float = option(3e-3, "peak learning rate (AdamW, warm-up then cosine)", minimum=0.0)
+    warmup_steps: int = option(50, "linear warm-up steps", minimum=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
+    clip_norm: float = option(1.0, "clip gradients to this global norm (0: none)", minimum=0.0)
+    max_epochs: int = option(20, "passes over the training set", minimum=1)
+    time_budget: float = option(
+        0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
+    )
+    min_count: int = option(1, "words seen fewer times in training become <unk>", minimum=1)
+    train_examples: int = option(
+        0, "use only the first N training examples (0: all); for quick trials", minimum=0
+    )
+    # decoding
+    beam_width: int = option(1, "beam width for evaluation and prediction (1: greedy)", minimum=1)
+    length_penalty: float = option(
+        1.0, "beam search ranks by log p / length**P (0: no length normalisation)", minimum=0.0
+    )
+    # bookkeeping
+    seed: int = option(1234, "random seed (split of generated data, weights, dropout, batches)")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", minimum=0)
+
+    def validate(self) -> None:
+        check_fields(self)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TaskConfig":
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as error:
+            raise UsageError(f"the saved task configuration is corrupted: {error}") from None
+
+
+COMMON_FIELDS = (
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "weight_decay",
+    "clip_norm",
+    "max_epochs",
+    "time_budget",
+    "train_examples",
+    "seed",
+    "threads",
+)
+ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "dropout")
+DECODER_FIELDS = (
+    "attention",
+    "attention_size",
+    "teacher_forcing",
+    "scheduled_sampling",
+    "beam_width",
+    "length_penalty",
+)

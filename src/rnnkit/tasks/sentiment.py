@@ -1,0 +1,163 @@
+"""Many-to-one: is a sentence positive or negative? (UCI Sentiment Labelled Sentences)
+
+3,000 sentences from Amazon, IMDb and Yelp reviews, 500 positive and 500 negative from each.
+The split is fixed and stratified by source: in each file, lines 9 and 10 of every ten go to dev
+and test, the rest to train (2,400 / 300 / 300). Words are lower-cased; words seen once in
+training become <unk>. Baseline: a logistic regression on the bag of words (which words occur),
+its L2 strength chosen on dev.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
+from rnnkit.errors import UsageError
+from rnnkit.models.classifier import SentenceClassifier
+from rnnkit.tasks.base import Splits, Task, asset, shuffled
+from rnnkit.tasks.config import COMMON_FIELDS, ENCODER_FIELDS
+
+SOURCES = ("amazon_cells", "imdb", "yelp")
+LABELS = ("negative", "positive")
+# Windows-1252 punctuation left as C1 control characters in imdb_labelled.txt.
+C1_FIXES = {"\x85": "...", "\x96": "-", "\x97": "-", "\x91": "'", "\x92": "'"}
+
+
+def read_sentences() -> Splits:
+    splits = Splits([], [], [])
+    for source in SOURCES:
+        lines = asset("sentiment", f"{source}_labelled.txt").read_text(encoding="utf-8")
+        for index, line in enumerate(lines.split("\n")):  # not splitlines(): U+0085 is in text
+            if not line.strip():
+                continue
+            text, label = line.rsplit("\t", 1)  # the last tab: sentences may hold quotes
+            for bad, good in C1_FIXES.items():
+                text = text.replace(bad, good)
+            example = (words(text.strip()), int(label.strip()))
+            part = {8: splits.dev, 9: splits.test}.get(index % 10, splits.train)
+            part.append(example)
+    return splits
+
+
+class Sentiment(Task):
+    name = "sentiment"
+    shape = "many-to-one"
+    summary = "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches"
+    metric = "accuracy"
+    fields = COMMON_FIELDS + ENCODER_FIELDS + ("min_count",)
+    defaults = {  # noqa: RUF012
+        "embedding_size": 64,
+        "hidden_size": 64,
+        "dropout": 0.5,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "weight_decay": 0.01,
+        "max_epochs": 15,
+        "min_count": 2,
+    }
+
+    def load_splits(self, config):
+        return read_sentences()
+
+    def vocabularies(self, train, config):
+        return {"words": TokenVocabulary.build((w for w, _ in train), config.min_count)}
+
+    def source_length(self, example) -> int:
+        return len(example[0])
+
+    def batches(self, examples, vocabularies, batch_size, generator=None):
+        order = shuffled(len(examples), generator)
+        for start in range(0, len(examples), batch_size):
+            chosen = [examples[i] for i in order[start : start + batch_size]]
+            ids, lengths = pad([vocabularies["words"].encode(w) for w, _ in chosen])
+            yield ids, lengths, torch.tensor([label for _, label in chosen])
+
+    def build_model(self, config, vocabularies):
+        return SentenceClassifier(
+            len(vocabularies["words"]),
+            len(LABELS),
+            config.embedding_size,
+            config.hidden_size,
+            config.cell,
+            config.num_layers,
+            config.bidirectional,
+            config.dropout,
+        )
+
+    def loss(self, model, batch, config, teacher_forcing, generator):
+        ids, lengths, labels = batch
+        return F.cross_entropy(model(ids, lengths), labels)
+
+    @torch.no_grad()
+    def evaluate(self, model, examples, vocabularies, config):
+        model.eval()
+        total, correct, count = 0.0, 0, 0
+        for ids, lengths, labels in self.batches(examples, vocabularies, 256):
+            logits = model(ids, lengths)
+            total += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(-1) == labels).sum().item()
+            count += len(labels)
+        model.train()
+        return {"loss": total / count, "accuracy": correct / count}
+
+    def baseline(self, splits, vocabularies, config):
+        """Bag-of-words logistic regression (L2 from a small grid, chosen on dev)."""
+        vocabulary = vocabularies["words"]
+
+        def features(examples):
+            x = torch.zeros(len(examples), len(vocabulary))
+            for row, (tokens, _) in enumerate(examples):
+                x[row, vocabulary.encode(tokens)] = 1.0
+            return x, torch.tensor([label for _, label in examples])
+
+        train, dev, test = (features(s) for s in (splits.train, splits.dev, splits.test))
+        best = None
+        for l2 in (1e-4, 1e-3, 1e-2, 1e-1):
+            model = _logistic_regression(*train, l2)
+            accuracy = (model(dev[0]).argmax(-1) == dev[1]).float().mean().item()
+            if best is None or accuracy > best[0]:
+                best = (accuracy, l2, model)
+        _, l2, model = best
+        with torch.no_grad():
+            accuracy = (model(test[0]).argmax(-1) == test[1]).float().mean().item()
+        return {"name": "bag-of-words logistic regression", "l2": l2, "accuracy": accuracy}
+
+    def parse(self, text, vocabularies, limit):
+        tokens = words(text)
+        if not tokens:
+            raise UsageError("the sentence is empty: give at least one word")
+        if len(tokens) > limit:
+            raise UsageError(
+                f"the sentence has {len(tokens)} words; this model handles at most {limit} "
+                "(twice its longest training sentence): split it"
+            )
+        ids = vocabularies["words"].encode(tokens)
+        if all(i == UNK for i in ids):
+            raise UsageError(
+                f"every word of the sentence is unknown to the model ({', '.join(tokens[:10])}):"
+                " it would give the same answer for any such sentence. Use English words"
+            )
+        return tokens, 0
+
+    @torch.no_grad()
+    def predict(self, model, example, vocabularies, config):
+        ids, lengths, _ = next(self.batches([example], vocabularies, 1))
+        probabilities = model(ids, lengths).softmax(-1)[0]
+        label = int(probabilities.argmax())
+        return f"{LABELS[label]}\t{probabilities[label].item():.3f}"
+
+
+def _logistic_regression(x, y, l2: float) -> torch.nn.Linear:
+    model = torch.nn.Linear(x.shape[1], 2)
+    optimizer = torch.optim.LBFGS(model.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y) + l2 * model.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return model
+
+
+TASK = Sentiment()
