@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rnnkit.cli_common import add_checkpoint_choice, log, positive_int
 from rnnkit.inside import commands as inside_commands
+from rnnkit.tasks import commands as task_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
 
     inside_commands.add_commands(commands)
+    task_commands.add_commands(commands)
     return parser
 
 
@@ -260,6 +262,7 @@ COMMANDS = {
     "eval": run_eval,
     "demo": run_demo,
     **inside_commands.COMMANDS,
+    **task_commands.COMMANDS,
 }
 
 

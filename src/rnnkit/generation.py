@@ -120,45 +120,61 @@ def greedy_decode(decoder, state, max_length: int, bos: int, eos: int):
 
 @torch.no_grad()
 def beam_search(decoder, state, width: int, max_length: int, bos: int, eos: int, alpha=1.0):
-    """Beam search for one source (the state of batch 1); returns (tokens, attention or None).
+    """Beam search for every row of an encoded batch at once; same return as greedy_decode.
 
-    Each step every live hypothesis is extended by every token; the `width` best by total log
-    probability are kept. One that ends with </s> is finished; the search stops when none is
-    live (so width 1 is exactly greedy). Finished hypotheses are ranked by their log
-    probability divided by length**alpha (length normalisation: alpha 0 = none, 1 = mean).
+    Each row keeps `width` hypotheses (rows of the decoder's batch, B·width in all). Each step
+    every live hypothesis is extended by every token and the `width` best by total log
+    probability are kept; one that ends with </s> is finished and its slot dies (score −∞). A
+    row stops when none of its slots lives, so width 1 is exactly greedy. Finished hypotheses
+    are ranked by log probability / length**alpha (length normalisation: alpha 0 = none,
+    1 = per-token mean; the length counts </s>).
     """
     if width < 1:
         raise UsageError(f"--beam-width must be at least 1, got {width}")
-    device = state.memory.device
-    scores = torch.zeros(1, device=device)  # total log probability of each live hypothesis
-    histories: list[list[int]] = [[]]
-    attention: list[list] = [[]]
-    tokens = torch.full((1,), bos, dtype=torch.long, device=device)
-    finished = []  # (normalised score, tokens, attention)
-    for _ in range(max_length):
-        logits, state, alpha_t = decoder.step(tokens, state)
-        candidates = (scores[:, None] + logits.log_softmax(-1)).flatten()
-        best = candidates.topk(min(width, candidates.numel())).indices
+    rows, device = state.memory.shape[0], state.memory.device
+    state = state.select(torch.arange(rows, device=device).repeat_interleave(width))
+    scores = torch.full((rows, width), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis per row to start with
+    tokens = torch.full((rows * width,), bos, dtype=torch.long, device=device)
+    history = torch.zeros(rows * width, 0, dtype=torch.long, device=device)
+    seen = None  # attention weights so far (B·width, steps, S)
+    finished: list[list] = [[] for _ in range(rows)]  # (normalised score, tokens, weights)
+    offsets = torch.arange(rows, device=device)[:, None] * width
+    for step in range(1, max_length + 1):
+        logits, state, weights = decoder.step(tokens, state)
         vocab = logits.shape[-1]
-        rows, words = best // vocab, best % vocab
-        live = []
-        for row, word, index in zip(rows.tolist(), words.tolist(), best.tolist(), strict=True):
-            seen = attention[row] + ([] if alpha_t is None else [alpha_t[row]])
-            if word == eos:
-                length = len(histories[row]) + 1
-                finished.append((candidates[index].item() / length**alpha, histories[row], seen))
-            else:
-                live.append((row, word, index, seen))
-        if not live:
+        candidates = scores[:, :, None] + logits.log_softmax(-1).view(rows, width, vocab)
+        scores, best = candidates.view(rows, -1).topk(width, dim=-1)  # (B, width)
+        parents = (offsets + best // vocab).flatten()
+        words = best % vocab
+        state = state.select(parents)
+        history = torch.cat([history[parents], words.view(-1, 1)], dim=1)
+        if weights is not None:
+            now = weights[parents][:, None]
+            seen = now if seen is None else torch.cat([seen[parents], now], dim=1)
+        ended = (words == eos) & torch.isfinite(scores)
+        for row, slot in ended.nonzero().tolist():
+            index = row * width + slot
+            finished[row].append(
+                (
+                    scores[row, slot].item() / step**alpha,
+                    history[index, :-1].tolist(),
+                    None if seen is None else seen[index],
+                )
+            )
+        scores = scores.masked_fill(ended, float("-inf"))
+        tokens = words.flatten()
+        if not torch.isfinite(scores).any():
             break
-        keep = torch.tensor([r for r, _, _, _ in live], device=device)
-        scores = candidates[torch.tensor([i for _, _, i, _ in live], device=device)]
-        histories = [histories[r] + [w] for r, w, _, _ in live]
-        attention = [seen for _, _, _, seen in live]
-        tokens = torch.tensor([w for _, w, _, _ in live], device=device)
-        state = state.select(keep)
-    else:  # out of length: the live ones count as they are
-        for score, history, seen in zip(scores.tolist(), histories, attention, strict=True):
-            finished.append((score / max(len(history), 1) ** alpha, history, seen))
-    _, best_tokens, seen = max(finished, key=lambda f: f[0])
-    return best_tokens, (torch.stack(seen) if seen else None)
+    else:  # out of length: the live hypotheses count as they are
+        for row, slot in torch.isfinite(scores).nonzero().tolist():
+            index = row * width + slot
+            finished[row].append(
+                (
+                    scores[row, slot].item() / max_length**alpha,
+                    history[index].tolist(),
+                    None if seen is None else seen[index],
+                )
+            )
+    best_of_row = [max(found, key=lambda f: f[0]) for found in finished]
+    return [b[1] for b in best_of_row], [b[2] for b in best_of_row]

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.tasks.catalogue import CATALOGUE
 from rnnkit.tasks.config import TaskConfig
 
 
@@ -40,15 +40,17 @@ def shuffled(count: int, generator: torch.Generator | None) -> list[int]:
 
 
 class Task:
-    name: str = ""
-    shape: str = ""  # "many-to-one", ...
-    summary: str = ""
+    name: str = ""  # its key in catalogue.CATALOGUE (shape, summary, flags, defaults)
     metric: str = ""  # the main metric (higher is better): picks the best checkpoint
-    fields: tuple[str, ...] = ()  # the TaskConfig fields that apply (they become flags)
-    defaults: ClassVar[dict] = {}  # this task's defaults for those fields
+
+    @property
+    def shape(self) -> str:
+        return CATALOGUE[self.name].shape
 
     def config(self, **given) -> TaskConfig:
-        values = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        """The task's defaults, overridden by the `given` values that are not None."""
+        values = {**CATALOGUE[self.name].defaults}
+        values.update({k: v for k, v in given.items() if v is not None})
         config = TaskConfig(**values)
         config.validate()
         return config

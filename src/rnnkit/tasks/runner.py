@@ -135,7 +135,7 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
             train_seconds = time.perf_counter() - started
             if stop and last_row is None:
                 break
-            dev = task.evaluate(model, splits.dev, vocabularies, config)
+            dev = task.evaluate(model, splits.dev, vocabularies, config, beam=False)
             metrics.writerow(
                 [step, epoch, "", f"{dev['loss']:.6f}", "", "", f"{dev[task.metric]:.6f}"]
             )  # fmt: skip

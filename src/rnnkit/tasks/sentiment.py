@@ -14,7 +14,6 @@ from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
 from rnnkit.errors import UsageError
 from rnnkit.models.classifier import SentenceClassifier
 from rnnkit.tasks.base import Splits, Task, asset, shuffled
-from rnnkit.tasks.config import COMMON_FIELDS, ENCODER_FIELDS
 
 SOURCES = ("amazon_cells", "imdb", "yelp")
 LABELS = ("negative", "positive")
@@ -40,20 +39,7 @@ def read_sentences() -> Splits:
 
 class Sentiment(Task):
     name = "sentiment"
-    shape = "many-to-one"
-    summary = "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches"
     metric = "accuracy"
-    fields = COMMON_FIELDS + ENCODER_FIELDS + ("min_count",)
-    defaults = {  # noqa: RUF012
-        "embedding_size": 64,
-        "hidden_size": 64,
-        "dropout": 0.5,
-        "batch_size": 32,
-        "lr": 3e-3,
-        "weight_decay": 0.01,
-        "max_epochs": 15,
-        "min_count": 2,
-    }
 
     def load_splits(self, config):
         return read_sentences()
@@ -88,7 +74,7 @@ class Sentiment(Task):
         return F.cross_entropy(model(ids, lengths), labels)
 
     @torch.no_grad()
-    def evaluate(self, model, examples, vocabularies, config):
+    def evaluate(self, model, examples, vocabularies, config, beam=True):
         model.eval()
         total, correct, count = 0.0, 0, 0
         for ids, lengths, labels in self.batches(examples, vocabularies, 256):

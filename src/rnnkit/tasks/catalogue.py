@@ -1,0 +1,94 @@
+"""The tasks' names, shapes, flags and defaults, without importing torch (the command line is
+built from this table; the task files hold the data, models and metrics)."""
+
+from dataclasses import dataclass, field
+
+from rnnkit.tasks.config import COMMON_FIELDS, DECODER_FIELDS, ENCODER_FIELDS
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    shape: str
+    summary: str
+    fields: tuple[str, ...]  # the TaskConfig fields that apply (they become flags)
+    defaults: dict = field(default_factory=dict)  # this task's defaults for those fields
+
+
+CATALOGUE = {
+    "sentiment": TaskInfo(
+        "many-to-one",
+        "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches",
+        COMMON_FIELDS + ENCODER_FIELDS + ("min_count",),
+        {
+            "embedding_size": 64,
+            "hidden_size": 64,
+            "dropout": 0.5,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "weight_decay": 0.01,
+            "max_epochs": 15,
+            "min_count": 2,
+        },
+    ),
+    "pos": TaskInfo(
+        "many-to-many (synchronous)",
+        "part-of-speech tagging (UD English EWT): a biLSTM tag at every word",
+        COMMON_FIELDS + ENCODER_FIELDS + ("min_count",),
+        {
+            "embedding_size": 100,
+            "hidden_size": 128,
+            "dropout": 0.3,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "max_epochs": 8,
+            "min_count": 2,
+        },
+    ),
+    "translate": TaskInfo(
+        "many-to-many (encoder–decoder)",
+        "English -> French (Tatoeba, <= 5 words): attention, teacher forcing, beam search",
+        COMMON_FIELDS + ENCODER_FIELDS + DECODER_FIELDS + ("min_count",),
+        {
+            "cell": "gru",
+            "embedding_size": 128,
+            "hidden_size": 256,
+            "dropout": 0.2,
+            "attention_size": 128,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "max_epochs": 8,
+            "min_count": 2,
+            "beam_width": 5,
+        },
+    ),
+    "dates": TaskInfo(
+        "many-to-many (encoder–decoder)",
+        "date normalisation (generated): characters in, ISO 8601 out, with attention",
+        COMMON_FIELDS + ENCODER_FIELDS + DECODER_FIELDS,
+        {
+            "cell": "gru",
+            "embedding_size": 32,
+            "hidden_size": 64,
+            "dropout": 0.1,
+            "attention_size": 64,
+            "batch_size": 64,
+            "lr": 5e-3,
+            "max_epochs": 6,
+        },
+    ),
+    "caption": TaskInfo(
+        "one-to-many",
+        "captioning strips of handwritten digits (UCI optdigits) with their words",
+        (*COMMON_FIELDS, "cell", "embedding_size", "hidden_size", "dropout", *DECODER_FIELDS),
+        {
+            "cell": "gru",
+            "embedding_size": 32,
+            "hidden_size": 128,
+            "dropout": 0.2,
+            "attention_size": 64,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "max_epochs": 8,
+        },
+    ),
+}

@@ -1,0 +1,124 @@
+"""`rnnkit task NAME train|eval|predict|attention`: parsers and runners (no torch at import)."""
+
+import json
+import sys
+from pathlib import Path
+
+from rnnkit.cli_common import add_checkpoint_choice, log
+from rnnkit.tasks.catalogue import CATALOGUE
+from rnnkit.training.config import add_arguments
+
+ATTENTION_TASKS = ("translate", "dates", "caption")
+
+
+def add_commands(commands) -> None:
+    from rnnkit.tasks.config import TaskConfig
+
+    task = commands.add_parser(
+        "task",
+        help="train, score and use a model of each RNN shape on real data",
+        description="Each shape of RNN problem as a task on bundled data: "
+        + "; ".join(f"{name} ({info.shape})" for name, info in CATALOGUE.items())
+        + ".",
+    )
+    names = task.add_subparsers(dest="task_name", metavar="NAME", required=True)
+    for name, info in CATALOGUE.items():
+        one = names.add_parser(name, help=f"{info.shape}: {info.summary}", description=info.summary)
+        actions = one.add_subparsers(dest="task_action", metavar="ACTION", required=True)
+        train = actions.add_parser(
+            "train", help="train, then score on the test split", description=info.summary
+        )
+        train.add_argument(
+            "--out", type=Path, default=Path("runs") / name, help=f"run directory (runs/{name})"
+        )
+        add_arguments(train, TaskConfig, info.fields, info.defaults)
+        evaluate = actions.add_parser("eval", help="score a trained run again")
+        evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+        evaluate.add_argument("--split", choices=("dev", "test", "train"), default="test")
+        add_checkpoint_choice(evaluate)
+        predict = actions.add_parser(
+            "predict",
+            help="the model's answer for each --text (or each line of standard input)",
+        )
+        predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+        predict.add_argument(
+            "--text",
+            action="append",
+            default=None,
+            help="digits to draw and caption (e.g. 314)" if name == "caption" else "input text",
+        )
+        add_checkpoint_choice(predict)
+        decoding = [evaluate, predict]
+        if name in ATTENTION_TASKS:
+            attention = actions.add_parser(
+                "attention", help="draw the attention alignment of one input as a PNG heat map"
+            )
+            attention.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+            attention.add_argument(
+                "--text",
+                required=True,
+                help="digits to draw (e.g. 314)" if name == "caption" else "input text",
+            )
+            attention.add_argument(
+                "--out", type=Path, default=Path("attention.png"), help="PNG file"
+            )
+            add_checkpoint_choice(attention)
+            decoding.append(attention)
+        for parser in decoding if "beam_width" in info.fields else []:
+            add_arguments(parser, TaskConfig, ("beam_width", "length_penalty"), info.defaults)
+
+
+def run_task(args) -> int:
+    from rnnkit.tasks import get_task, runner
+
+    task = get_task(args.task_name)
+    decoding = {
+        "beam_width": getattr(args, "beam_width", None),
+        "length_penalty": getattr(args, "length_penalty", None),
+    }
+    if args.task_action == "train":
+        info = CATALOGUE[args.task_name]
+        config = task.config(**{name: getattr(args, name) for name in info.fields})
+        runner.train(task, config, args.out, log=log, progress=sys.stderr.isatty())
+        print(f"results: {args.out / 'test_metrics.json'}")
+        return 0
+    if args.task_action == "eval":
+        result = runner.evaluate_run(
+            args.run_dir, task, args.split, args.checkpoint, warn=log, **decoding
+        )
+        print(json.dumps(result, indent=1))
+        return 0
+    if args.task_action == "predict":
+        texts = args.text if args.text is not None else [line.rstrip("\n") for line in sys.stdin]
+        for output in runner.predict_run(
+            args.run_dir, task, texts, args.checkpoint, warn=log, **decoding
+        ):
+            print(output, flush=True)
+        return 0
+    from rnnkit.inside.alignment import draw_attention
+
+    model, _, config, vocabularies, limit = runner.load_run(
+        args.run_dir, task, args.checkpoint, log
+    )
+    for name, value in decoding.items():
+        if value is not None:
+            setattr(config, name, value)
+    example = task.parse(args.text, vocabularies, limit)
+    output, weights = task.translate(model, example, vocabularies, config)
+    if weights is None:
+        from rnnkit.errors import UsageError
+
+        raise UsageError(f"{args.run_dir} was trained with --attention none: it has no alignment")
+    draw_attention(
+        task.source_labels(example),
+        [*output, "</s>"],
+        weights,
+        args.out,
+        title=task.show(output),
+        image=task.source_image(example),
+    )
+    print(f"{task.show(output)}\nwrote {args.out}")
+    return 0
+
+
+COMMANDS = {"task": run_task}
