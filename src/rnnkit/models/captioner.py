@@ -19,11 +19,8 @@ class ImageEncoder(nn.Module):
         self, channels: int = 32, hidden_size: int = 128, cell: str = "gru", dropout: float = 0.2
     ) -> None:
         super().__init__()
-        self.convolutions = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.ReLU(),
+        self.convolutions = nn.ModuleList(
+            [nn.Conv2d(1, channels, 3, padding=1), nn.Conv2d(channels, channels, 3, padding=1)]
         )
         self.columns = nn.Linear(channels * 8, hidden_size)
         self.rnn = SequenceEncoder(hidden_size, hidden_size, cell, bidirectional=True)
@@ -32,11 +29,15 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: Tensor, widths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """images (B, 8, W) padded with 0 on the right, widths (B,) -> memory, mask, summary."""
-        features = self.convolutions(images[:, None] / 16.0)  # (B, C, 8, W)
+        mask = torch.arange(images.shape[2], device=images.device) < widths[:, None].to(
+            images.device
+        )  # (B, W) True on real columns
+        features = images[:, None] / 16.0  # (B, 1, 8, W)
+        for convolution in self.convolutions:
+            # Zero the padding columns after each layer, as the image's border would be: a
+            # strip's last digit then sees the same neighbours alone or beside a wider strip.
+            features = torch.relu(convolution(features)) * mask[:, None, None, :]
         columns = features.permute(0, 3, 1, 2).flatten(2)  # (B, W, C·8)
         vectors = self.dropout(torch.relu(self.columns(columns)))
         memory, final = self.rnn(vectors, widths)
-        mask = torch.arange(images.shape[2], device=images.device)[None, :] < widths[:, None].to(
-            images.device
-        )
         return memory, mask, self.rnn.last_layer_final(final)

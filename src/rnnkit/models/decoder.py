@@ -92,6 +92,11 @@ class Decoder(nn.Module):
 
     def step(self, tokens: Tensor, state: DecoderState):
         """tokens (B,) -> logits (B, V), the next state, attention weights (B, S) or None."""
+        out, state, weights = self.attend_and_step(tokens, state)
+        return self.output(self.dropout(out)), state, weights
+
+    def attend_and_step(self, tokens: Tensor, state: DecoderState):
+        """One step up to o_t (before the output layer): (o_t (B, H), next state, weights)."""
         embedded = self.dropout(self.embedding(tokens))
         weights = None
         if self.kind == "none":
@@ -109,8 +114,7 @@ class Decoder(nn.Module):
                     top(hidden), state.memory, state.mask, state.projected
                 )
             out = torch.tanh(self.combine(torch.cat([top(hidden), context], -1)))
-        logits = self.output(self.dropout(out))
-        return logits, replace(state, hidden=hidden, feed=out), weights
+        return out, replace(state, hidden=hidden, feed=out), weights
 
     def forward(
         self,
@@ -124,14 +128,17 @@ class Decoder(nn.Module):
         Returns logits (B, T, V). With teacher_forcing < 1 some inputs after the first are
         replaced by the decoder's own previous argmax (a coin per token from `generator`).
         """
-        logits_per_step = []
+        outs = []
         token = inputs[:, 0]
         for t in range(inputs.shape[1]):
-            logits, state, _ = self.step(token, state)
-            logits_per_step.append(logits)
+            out, state, _ = self.attend_and_step(token, state)
+            outs.append(out)
             if t + 1 < inputs.shape[1]:
                 token = inputs[:, t + 1]
                 if teacher_forcing < 1.0:
                     coins = torch.rand(token.shape, generator=generator) >= teacher_forcing
-                    token = torch.where(coins.to(token.device), logits.argmax(-1), token)
-        return torch.stack(logits_per_step, dim=1)
+                    with torch.no_grad():  # the model's own guess is an input, not a path
+                        guess = self.output(out).argmax(-1)
+                    token = torch.where(coins.to(token.device), guess, token)
+        # The output layer once for all steps: one large product instead of T small ones.
+        return self.output(self.dropout(torch.stack(outs, dim=1)))

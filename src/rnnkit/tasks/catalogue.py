@@ -56,7 +56,7 @@ CATALOGUE = {
             "attention_size": 128,
             "batch_size": 64,
             "lr": 3e-3,
-            "max_epochs": 8,
+            "max_epochs": 4,
             "min_count": 2,
             "beam_width": 5,
         },
@@ -73,7 +73,7 @@ CATALOGUE = {
             "attention_size": 64,
             "batch_size": 64,
             "lr": 5e-3,
-            "max_epochs": 6,
+            "max_epochs": 2,
         },
     ),
     "caption": TaskInfo(

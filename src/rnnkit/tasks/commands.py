@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from rnnkit.cli_common import add_checkpoint_choice, log
+from rnnkit.cli_common import add_checkpoint_choice, log, positive_int
 from rnnkit.tasks.catalogue import CATALOGUE
 from rnnkit.training.config import add_arguments
 
@@ -35,6 +35,9 @@ def add_commands(commands) -> None:
         evaluate = actions.add_parser("eval", help="score a trained run again")
         evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
         evaluate.add_argument("--split", choices=("dev", "test", "train"), default="test")
+        evaluate.add_argument(
+            "--examples", type=positive_int, default=None, help="score only the first N"
+        )
         add_checkpoint_choice(evaluate)
         predict = actions.add_parser(
             "predict",
@@ -84,7 +87,7 @@ def run_task(args) -> int:
         return 0
     if args.task_action == "eval":
         result = runner.evaluate_run(
-            args.run_dir, task, args.split, args.checkpoint, warn=log, **decoding
+            args.run_dir, task, args.split, args.checkpoint, args.examples, warn=log, **decoding
         )
         print(json.dumps(result, indent=1))
         return 0
@@ -109,9 +112,10 @@ def run_task(args) -> int:
         from rnnkit.errors import UsageError
 
         raise UsageError(f"{args.run_dir} was trained with --attention none: it has no alignment")
+    ended = weights.shape[0] == len(output) + 1  # the last row is the step that wrote </s>
     draw_attention(
         task.source_labels(example),
-        [*output, "</s>"],
+        [*output, "</s>"] if ended else output,
         weights,
         args.out,
         title=task.show(output),

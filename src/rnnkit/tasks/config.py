@@ -47,6 +47,9 @@ class TaskConfig:
     train_examples: int = option(
         0, "use only the first N training examples (0: all); for quick trials", minimum=0
     )
+    eval_examples: int = option(
+        0, "score only the first N dev and test examples (0: all); for quick trials", minimum=0
+    )
     # decoding
     beam_width: int = option(1, "beam width for evaluation and prediction (1: greedy)", minimum=1)
     length_penalty: float = option(
@@ -80,6 +83,7 @@ COMMON_FIELDS = (
     "max_epochs",
     "time_budget",
     "train_examples",
+    "eval_examples",
     "seed",
     "threads",
 )

@@ -25,6 +25,8 @@ from rnnkit.models.tagger import Tagger
 from rnnkit.tasks.base import Splits, Task, asset, shuffled
 
 FEATURES = ("words", "suffixes", "shapes")
+# The 17 universal part-of-speech tags.
+UPOS = "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()  # noqa: SIM905
 # Clitics split the way UD does ("don't" -> "do n't", "I'm" -> "I 'm"), numbers and
 # abbreviations kept whole, any other symbol alone.
 _TOKEN = re.compile(r"\w+(?=n't\b)|n't\b|'\w+|\w+(?:[-.']\w+)*|\S")
@@ -35,7 +37,7 @@ def read_split(part: str) -> list[tuple[list[str], list[str]]]:
     with gzip.open(asset("pos", f"en_ewt-ud-{part}.tsv.gz"), "rt", encoding="utf-8") as file:
         for line in file:
             line = line.rstrip("\n")
-            if line.startswith("#"):
+            if line.startswith("#") and "\t" not in line:  # "# sent_id = ..." (a "#" word has tabs)
                 continue
             if not line:
                 if forms:
@@ -77,7 +79,7 @@ class PartOfSpeech(Task):
             "words": TokenVocabulary.build(forms, config.min_count),
             "suffixes": TokenVocabulary.build([[suffix(f) for f in fs] for fs, _ in train], 2),
             "shapes": TokenVocabulary.build([[shape(f) for f in fs] for fs, _ in train], 2),
-            "tags": TokenVocabulary.build((tags for _, tags in train), specials=1),
+            "tags": TokenVocabulary(("<pad>", *UPOS), specials=1),
             "seen": TokenVocabulary.build(forms, specials=0),  # every training word
         }
 

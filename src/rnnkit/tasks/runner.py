@@ -49,6 +49,9 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
     splits = task.load_splits(config)
     if config.train_examples:
         splits.train = splits.train[: config.train_examples]
+    if config.eval_examples:
+        splits.dev = splits.dev[: config.eval_examples]
+        splits.test = splits.test[: config.eval_examples]
     vocabularies = task.vocabularies(splits.train, config)
     model = task.build_model(config, vocabularies)
     limit = INPUT_LIMIT_FACTOR * max(task.source_length(e) for e in splits.train)
@@ -230,18 +233,25 @@ def load_run(run_dir: Path, task: Task, which: str = "best", warn=print):
 
 
 def evaluate_run(
-    run_dir: Path, task: Task, split: str = "test", which: str = "best", warn=print, **decoding
+    run_dir: Path,
+    task: Task,
+    split: str = "test",
+    which: str = "best",
+    examples: int | None = None,
+    warn=print,
+    **decoding,
 ) -> dict:
-    """Score a trained run on `split` again; `decoding` may change beam_width, length_penalty."""
+    """Score a trained run on `split` (its first `examples` only, when given) again; `decoding`
+    may change beam_width and length_penalty."""
     model, path, config, vocabularies, _ = load_run(run_dir, task, which, warn)
     for name, value in decoding.items():
         if value is not None:
             setattr(config, name, value)
     config.validate()
     splits = task.load_splits(config)
-    examples = {"train": splits.train, "dev": splits.dev, "test": splits.test}[split]
+    chosen = {"train": splits.train, "dev": splits.dev, "test": splits.test}[split][:examples]
     return {"task": task.name, "checkpoint": path.name, "split": split,
-            split: task.evaluate(model, examples, vocabularies, config)}  # fmt: skip
+            split: task.evaluate(model, chosen, vocabularies, config)}  # fmt: skip
 
 
 def predict_run(run_dir: Path, task: Task, texts: list[str], which="best", warn=print, **decoding):

@@ -1,0 +1,160 @@
+"""Each task end to end at a tiny size (train, eval, predict, attention), its data, and every
+bad input the task commands promise a clear error for."""
+
+import json
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.tasks import TASKS, get_task
+
+TINY = [
+    "--max-epochs", "1", "--train-examples", "96", "--eval-examples", "24",
+    "--batch-size", "32", "--hidden-size", "8", "--embedding-size", "4",
+]  # fmt: skip
+DECODER_TINY = ["--attention-size", "4", "--beam-width", "2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny trained run per task (seconds each)."""
+    root = tmp_path_factory.mktemp("task-runs")
+    made = {}
+    for name in TASKS:
+        extra = DECODER_TINY if name in ("translate", "dates", "caption") else []
+        assert main(["task", name, "train", "--out", str(root / name), *TINY, *extra]) == 0
+        made[name] = root / name
+    return made
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_train_writes_a_complete_run(runs, name):
+    run = runs[name]
+    for path in ("task.json", "metrics.csv", "loss.png", "test_metrics.json"):
+        assert (run / path).is_file(), path
+    results = json.loads((run / "test_metrics.json").read_text())
+    task = get_task(name)
+    assert 0.0 <= results["test"][task.metric] <= 1.0
+    assert results["examples"] == {"train": 96, "dev": 24, "test": 24}
+    if name in ("sentiment", "pos", "caption"):
+        assert results["baseline"]["name"]
+    if name == "translate":
+        assert {"bleu", "bleu_beam", "exact_match_beam"} <= set(results["test"])
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("step,epoch,train_loss,val_loss,lr")
+
+
+def test_eval_recomputes_the_test_metrics(runs, capsys):
+    run = str(runs["dates"])
+    assert main(["task", "dates", "eval", run, "--beam-width", "2", "--examples", "24"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((runs["dates"] / "test_metrics.json").read_text())["test"]
+    assert printed["test"] == pytest.approx(saved)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("sentiment", "A great phone, I love it."),
+        ("pos", "I don't like green eggs."),
+        ("translate", "I am happy."),
+        ("dates", "3rd of March 2021"),
+        ("caption", "314"),
+    ],
+)
+def test_predict_answers(runs, name, text, capsys):
+    assert main(["task", name, "predict", str(runs[name]), "--text", text]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out
+    if name == "sentiment":
+        assert out.split("\t")[0] in ("positive", "negative")
+    if name == "pos":
+        assert out.split()[1] == "do/" + out.split()[1].split("/")[1]  # "don't" -> do n't
+    if name == "caption":
+        assert len(out.splitlines()) == 9  # 8 rows of the strip, then the caption
+
+
+@pytest.mark.parametrize("name", ["translate", "dates", "caption"])
+def test_attention_heat_map(runs, name, tmp_path, capsys):
+    text = {"translate": "I am happy.", "dates": "March 3, 2021", "caption": "27"}[name]
+    png = tmp_path / "map.png"
+    assert (
+        main(["task", name, "attention", str(runs[name]), "--text", text, "--out", str(png)]) == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("sentiment", "", "empty"),
+        ("sentiment", "   ", "empty"),
+        ("sentiment", "zxqv wxyzzy", "unknown to the model (zxqv, wxyzzy)"),
+        ("sentiment", "good " * 500, "handles at most"),
+        ("pos", "", "empty"),
+        ("pos", "word " * 1000, "handles at most"),
+        ("translate", "", "empty"),
+        ("translate", "qqqq zzzz", "unknown to the model"),
+        ("translate", "I am happy " * 10, "handles at most"),
+        ("dates", "", "empty"),
+        ("dates", "3rd of März 2021", "'ä'"),
+        ("dates", "March 3, 2021 " * 10, "handles at most"),
+        ("caption", "three", "as a number"),
+        ("caption", "1234567890123", "too wide"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(runs, name, text, message, capsys):
+    assert main(["task", name, "predict", str(runs[name]), "--text", text]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_run_of_another_task_is_refused(runs, capsys):
+    assert main(["task", "pos", "eval", str(runs["sentiment"])]) == 2
+    err = capsys.readouterr().err
+    assert "holds a sentiment run, not pos" in err and "rnnkit task sentiment" in err
+
+
+def test_not_a_run_and_missing_runs_are_refused(runs, tmp_path, capsys):
+    assert main(["task", "dates", "predict", str(tmp_path / "nothing"), "--text", "x"]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "vocab.json").write_text("{}")
+    assert main(["task", "dates", "eval", str(tmp_path / "lm")]) == 2
+    assert "a language-model run" in capsys.readouterr().err
+
+
+def test_an_unknown_task_name_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["task", "parse", "train"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'parse'" in capsys.readouterr().err
+
+
+def test_training_into_a_finished_run_is_refused(runs, capsys):
+    assert main(["task", "dates", "train", "--out", str(runs["dates"]), *TINY]) == 2
+    assert "already holds a trained run" in capsys.readouterr().err
+
+
+def test_bad_settings_are_refused(capsys, tmp_path):
+    args = ["task", "dates", "train", "--out", str(tmp_path / "r"), "--teacher-forcing", "1.5"]
+    assert main(args) == 2
+    assert "--teacher-forcing must be at most 1.0" in capsys.readouterr().err
+
+
+def test_the_data_splits_are_disjoint_and_documented_sizes():
+    dates = get_task("dates").load_splits(None)
+    assert (len(dates.train), len(dates.dev), len(dates.test)) == (20_000, 1_000, 2_000)
+    inputs = [{"".join(s) for s, _ in part} for part in (dates.train, dates.dev, dates.test)]
+    assert not (inputs[0] & inputs[1] or inputs[0] & inputs[2] or inputs[1] & inputs[2])
+    sentiment = get_task("sentiment").load_splits(None)
+    assert (len(sentiment.train), len(sentiment.dev), len(sentiment.test)) == (2400, 300, 300)
+    translate = get_task("translate").load_splits(None)
+    train_sources = {" ".join(s) for s, _ in translate.train}
+    assert not train_sources & {" ".join(s) for s, _ in translate.test}
+    assert sum(len(refs) for _, refs in translate.test) > len(translate.test)  # several refs
+    pos = get_task("pos").load_splits(None)
+    assert (len(pos.train), len(pos.dev), len(pos.test)) == (12_544, 2_001, 2_077)
+    caption = get_task("caption").load_splits(None)
+    assert {len(refs[0]) for _, refs in caption.test} == {1, 2, 3, 4}
+    assert all(image.shape == (8, 8 * len(refs[0])) for image, refs in caption.test[:50])
