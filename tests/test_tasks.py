@@ -158,3 +158,22 @@ def test_the_data_splits_are_disjoint_and_documented_sizes():
     caption = get_task("caption").load_splits(None)
     assert {len(refs[0]) for _, refs in caption.test} == {1, 2, 3, 4}
     assert all(image.shape == (8, 8 * len(refs[0])) for image, refs in caption.test[:50])
+
+
+def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
+    import os
+    import signal
+
+    from rnnkit.tasks.runner import train
+    from rnnkit.training.checkpoint import complete_checkpoints
+
+    class Interrupted(type(get_task("dates"))):
+        def loss(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C during the step
+            return super().loss(*args, **kwargs)
+
+    task = Interrupted()
+    config = task.config(train_examples=64, eval_examples=8, hidden_size=8, batch_size=16)
+    result = train(task, config, tmp_path / "run", log=lambda *a: None)
+    assert result == {"stopped_by": "SIGINT", "exit_code": 130, "steps": 1}
+    assert len(complete_checkpoints(tmp_path / "run")) == 1

@@ -82,9 +82,10 @@ def run_task(args) -> int:
     if args.task_action == "train":
         info = CATALOGUE[args.task_name]
         config = task.config(**{name: getattr(args, name) for name in info.fields})
-        runner.train(task, config, args.out, log=log, progress=sys.stderr.isatty())
-        print(f"results: {args.out / 'test_metrics.json'}")
-        return 0
+        result = runner.train(task, config, args.out, log=log, progress=sys.stderr.isatty())
+        if result["exit_code"] == 0:
+            print(f"results: {args.out / 'test_metrics.json'}")
+        return result["exit_code"]
     if args.task_action == "eval":
         result = runner.evaluate_run(
             args.run_dir, task, args.split, args.checkpoint, args.examples, warn=log, **decoding

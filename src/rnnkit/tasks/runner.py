@@ -36,7 +36,8 @@ INPUT_LIMIT_FACTOR = 2  # inputs up to twice the longest training input are acce
 
 
 def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool = False) -> dict:
-    """Train `task` into the run directory `out`; returns the test metrics (also written)."""
+    """Train `task` into the run directory `out`; returns the test metrics (also written to
+    test_metrics.json), or, when stopped by a signal, {"stopped_by", "exit_code", "steps"}."""
     from tqdm import tqdm
 
     config.validate()
@@ -165,8 +166,8 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
     except OSError as error:
         log(f"warning: could not draw {out / 'loss.png'}: {error}")
     if stop:
-        log(f"{stopped_by}: saved step {step} to {best_path}; score it with `eval`")
-        return {}
+        log(f"{stopped_by}: stopped at step {step}; the best checkpoint so far is {best_path}")
+        return {"stopped_by": stopped_by, "exit_code": stop.exit_code, "steps": step}
     model, saved = load_run(out, task, warn=log)[:2]
     results = {
         "task": task.name,
@@ -179,6 +180,7 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "stopped_by": stopped_by,
+        "exit_code": 0,
     }
     (out / "test_metrics.json").write_text(json.dumps(results, indent=1))
     log(f"test: {_show(results['test'])}")
