@@ -19,7 +19,8 @@ def draw_attention(source, target, weights, path: Path, title: str = "", image=N
 
     weights = np.asarray(weights, dtype=float)
     rows, columns = weights.shape
-    width = min(16.0, 1.5 + 0.32 * columns)
+    cell = max(0.32, 0.1 * max(len(str(s)) for s in source))  # room for word labels
+    width = min(16.0, 2.5 + cell * columns)
     height = min(12.0, 1.5 + 0.32 * rows + (1.2 if image is not None else 0.0))
     if image is None:
         figure, axis = plt.subplots(figsize=(width, height), dpi=110)
