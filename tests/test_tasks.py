@@ -177,3 +177,28 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
     result = train(task, config, tmp_path / "run", log=lambda *a: None)
     assert result == {"stopped_by": "SIGINT", "exit_code": 130, "steps": 1}
     assert len(complete_checkpoints(tmp_path / "run")) == 1
+
+
+def test_a_non_finite_loss_is_skipped_before_it_touches_the_weights(tmp_path):
+    import torch
+
+    from rnnkit.tasks.runner import load_run, train
+
+    calls = []
+
+    class Unstable(type(get_task("dates"))):
+        def loss(self, *args, **kwargs):
+            loss = super().loss(*args, **kwargs)
+            calls.append(1)
+            return loss * float("nan") if len(calls) == 2 else loss
+
+    task = Unstable()
+    config = task.config(
+        train_examples=64, eval_examples=8, hidden_size=8, batch_size=16, max_epochs=1
+    )
+    logged = []
+    result = train(task, config, tmp_path / "run", log=logged.append)
+    assert result["steps"] == 3  # four batches, one skipped
+    assert any("non-finite loss or gradient at step 1: step skipped" in line for line in logged)
+    model = load_run(tmp_path / "run", task, warn=logged.append)[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())

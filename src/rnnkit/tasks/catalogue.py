@@ -22,8 +22,8 @@ CATALOGUE = {
         {
             "embedding_size": 64,
             "hidden_size": 64,
-            "dropout": 0.5,
-            "batch_size": 32,
+            "dropout": 0.3,
+            "batch_size": 16,
             "lr": 3e-3,
             "weight_decay": 0.01,
             "max_epochs": 15,

@@ -166,7 +166,8 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
     except OSError as error:
         log(f"warning: could not draw {out / 'loss.png'}: {error}")
     if stop:
-        log(f"{stopped_by}: stopped at step {step}; the best checkpoint so far is {best_path}")
+        saved = f"the best checkpoint so far is {best_path}" if best_path else "nothing was saved"
+        log(f"{stopped_by}: stopped at step {step}; {saved}")
         return {"stopped_by": stopped_by, "exit_code": stop.exit_code, "steps": step}
     model, saved = load_run(out, task, warn=log)[:2]
     results = {
