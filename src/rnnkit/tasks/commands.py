@@ -93,7 +93,10 @@ def run_task(args) -> int:
         print(json.dumps(result, indent=1))
         return 0
     if args.task_action == "predict":
-        texts = args.text if args.text is not None else [line.rstrip("\n") for line in sys.stdin]
+        if args.text is not None:
+            texts = args.text
+        else:  # one input per non-blank line of standard input
+            texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
         for output in runner.predict_run(
             args.run_dir, task, texts, args.checkpoint, warn=log, **decoding
         ):
