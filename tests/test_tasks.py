@@ -202,3 +202,11 @@ def test_a_non_finite_loss_is_skipped_before_it_touches_the_weights(tmp_path):
     assert any("non-finite loss or gradient at step 1: step skipped" in line for line in logged)
     model = load_run(tmp_path / "run", task, warn=logged.append)[0]
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_predict_reads_one_input_per_line_of_standard_input(runs, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("March 3, 2021\n\n25.12.1999\n"))
+    assert main(["task", "dates", "predict", str(runs["dates"])]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2  # the blank line is skipped
