@@ -105,11 +105,8 @@ def run_task(args) -> int:
     from rnnkit.inside.alignment import draw_attention
 
     model, _, config, vocabularies, limit = runner.load_run(
-        args.run_dir, task, args.checkpoint, log
+        args.run_dir, task, args.checkpoint, log, **decoding
     )
-    for name, value in decoding.items():
-        if value is not None:
-            setattr(config, name, value)
     example = task.parse(args.text, vocabularies, limit)
     output, weights = task.translate(model, example, vocabularies, config)
     if weights is None:

@@ -13,9 +13,8 @@ left out on purpose: "03/04/2021" is March 4th in the US and April 3rd in Europe
 import datetime
 import random
 
-from rnnkit.data.tokens import TokenVocabulary, pad
+from rnnkit.data.tokens import TokenVocabulary
 from rnnkit.errors import UsageError
-from rnnkit.models.seq2seq import TokenEncoder
 from rnnkit.tasks.base import Splits
 from rnnkit.tasks.encoder_decoder import EncoderDecoderTask
 
@@ -87,20 +86,6 @@ class Dates(EncoderDecoderTask):
 
     def source_length(self, example) -> int:
         return len(example[0])
-
-    def make_encoder(self, config, vocabularies):
-        return TokenEncoder(
-            len(vocabularies["source"]),
-            config.embedding_size,
-            config.hidden_size // 2 if config.bidirectional else config.hidden_size,
-            config.cell,
-            config.num_layers,
-            config.bidirectional,
-            config.dropout,
-        )
-
-    def source_batch(self, sources, vocabularies):
-        return pad([vocabularies["source"].encode(s) for s in sources])
 
     def show(self, tokens):
         return "".join(tokens)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from rnnkit.data.tokens import BOS, EOS, PAD, pad
 from rnnkit.generation import beam_search, greedy_decode
 from rnnkit.models.decoder import Decoder
-from rnnkit.models.seq2seq import EncoderDecoder
+from rnnkit.models.seq2seq import EncoderDecoder, TokenEncoder
 from rnnkit.tasks.base import Task, shuffled
 
 
@@ -27,13 +27,21 @@ class EncoderDecoderTask(Task):
     bleu = False  # report BLEU too (translation)
     max_output = 32  # decoding stops after this many tokens without </s>
 
-    # -- what each task provides ------------------------------------------------------------
+    # -- what each task may replace (the default: a token source, vocabularies["source"]) -----
     def make_encoder(self, config, vocabularies):
-        raise NotImplementedError
+        return TokenEncoder(
+            len(vocabularies["source"]),
+            config.embedding_size,
+            config.hidden_size // 2 if config.bidirectional else config.hidden_size,
+            config.cell,
+            config.num_layers,
+            config.bidirectional,
+            config.dropout,
+        )
 
     def source_batch(self, sources: list, vocabularies) -> tuple:
-        """The encoder's inputs for a list of sources."""
-        raise NotImplementedError
+        """The encoder's inputs for a list of sources: padded ids and lengths."""
+        return pad([vocabularies["source"].encode(s) for s in sources])
 
     def show(self, tokens: list[str]) -> str:
         return " ".join(tokens)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.data.tokens import TokenVocabulary
 from rnnkit.errors import UsageError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import TaskConfig
@@ -192,8 +193,6 @@ def train(task: Task, config: TaskConfig, out: Path, log=print, progress: bool =
 
 def read_task_run(run_dir: Path, task: Task) -> tuple[TaskConfig, dict, int]:
     """(config, vocabularies, input limit) of a task run; clear errors for anything else."""
-    from rnnkit.data.tokens import TokenVocabulary
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(
@@ -225,9 +224,15 @@ def read_task_run(run_dir: Path, task: Task) -> tuple[TaskConfig, dict, int]:
     return config, vocabularies, limit
 
 
-def load_run(run_dir: Path, task: Task, which: str = "best", warn=print):
-    """(model in eval mode, checkpoint path, config, vocabularies, input limit) of a task run."""
+def load_run(run_dir: Path, task: Task, which: str = "best", warn=print, **decoding):
+    """(model in eval mode, checkpoint path, config, vocabularies, input limit) of a task run.
+
+    `decoding` may override beam_width and length_penalty (None: the run's own setting)."""
     config, vocabularies, limit = read_task_run(run_dir, task)
+    for name, value in decoding.items():
+        if value is not None:
+            setattr(config, name, value)
+    config.validate()
     path, tensors, _ = checkpoint.load_chosen(Path(run_dir), which, warn)
     model = task.build_model(config, vocabularies)
     load_weights(model, tensors["model"], path)
@@ -246,11 +251,7 @@ def evaluate_run(
 ) -> dict:
     """Score a trained run on `split` (its first `examples` only, when given) again; `decoding`
     may change beam_width and length_penalty."""
-    model, path, config, vocabularies, _ = load_run(run_dir, task, which, warn)
-    for name, value in decoding.items():
-        if value is not None:
-            setattr(config, name, value)
-    config.validate()
+    model, path, config, vocabularies, _ = load_run(run_dir, task, which, warn, **decoding)
     splits = task.load_splits(config)
     chosen = {"train": splits.train, "dev": splits.dev, "test": splits.test}[split][:examples]
     return {"task": task.name, "checkpoint": path.name, "split": split,
@@ -259,11 +260,7 @@ def evaluate_run(
 
 def predict_run(run_dir: Path, task: Task, texts: list[str], which="best", warn=print, **decoding):
     """The task's prediction for each input text (a list of strings)."""
-    model, _, config, vocabularies, limit = load_run(run_dir, task, which, warn)
-    for name, value in decoding.items():
-        if value is not None:
-            setattr(config, name, value)
-    config.validate()
+    model, _, config, vocabularies, limit = load_run(run_dir, task, which, warn, **decoding)
     examples = [task.parse(text, vocabularies, limit) for text in texts]
     return [task.predict(model, example, vocabularies, config) for example in examples]
 

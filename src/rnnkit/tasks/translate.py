@@ -11,9 +11,8 @@ words and punctuation; words seen once in training are <unk>.
 import gzip
 import zlib
 
-from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
+from rnnkit.data.tokens import UNK, TokenVocabulary, words
 from rnnkit.errors import UsageError
-from rnnkit.models.seq2seq import TokenEncoder
 from rnnkit.tasks.base import Splits, asset
 from rnnkit.tasks.encoder_decoder import EncoderDecoderTask
 
@@ -57,20 +56,6 @@ class Translate(EncoderDecoderTask):
 
     def source_length(self, example) -> int:
         return len(example[0])
-
-    def make_encoder(self, config, vocabularies):
-        return TokenEncoder(
-            len(vocabularies["source"]),
-            config.embedding_size,
-            config.hidden_size // 2 if config.bidirectional else config.hidden_size,
-            config.cell,
-            config.num_layers,
-            config.bidirectional,
-            config.dropout,
-        )
-
-    def source_batch(self, sources, vocabularies):
-        return pad([vocabularies["source"].encode(s) for s in sources])
 
     def parse(self, text, vocabularies, limit):
         tokens = words(text)
