@@ -1,5 +1,6 @@
 """`rnnkit train / sample / eval` end to end, and every bad input: one clear line, exit code 2."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -36,6 +37,31 @@ def test_a_config_file_sits_between_defaults_and_flags(trained_run, tmp_path):
     assert main([*args, "--max-steps", "2", "--eval-interval", "1", "--batch-size", "2"]) == 0
     saved = (run / "config.json").read_text()
     assert '"hidden_size": 12' in saved and '"cell": "gru"' in saved and '"max_steps": 2' in saved
+
+
+def test_a_time_budget_fits_the_defaults_a_flag_or_file_does_not_set(trained_run, tmp_path, capsys):
+    from rnnkit.training.config import TrainConfig, budget_defaults
+
+    short = budget_defaults(4.7)
+    assert short and budget_defaults(0) == {}  # no budget: the class defaults
+    assert TrainConfig.for_budget() == TrainConfig()
+    assert TrainConfig.for_budget(time_budget=4.7, lr=1e-3).lr == 1e-3
+    for name, value in short.items():
+        assert getattr(TrainConfig.for_budget(time_budget=4.7), name) == value
+    _, data = trained_run
+    config = tmp_path / "settings.toml"
+    config.write_text("dropout = 0.3\n")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--config", str(config)]
+    tiny = ["--embedding-size", "8", "--batch-size", "2", "--seq-len", "8", "--threads", "1"]
+    capsys.readouterr()
+    assert main([*args, *tiny, "--time-budget", "4.7", "--max-steps", "1", "--lr", "1e-3"]) == 0
+    saved = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
+    assert saved.hidden_size == short["hidden_size"]  # from the budget
+    assert saved.lr == 1e-3 and saved.dropout == 0.3  # from the flag and the file
+    said = capsys.readouterr().err
+    assert "4.7-minute budget" in said and f"--hidden-size {short['hidden_size']}" in said
+    assert "--lr" not in said.split("budget:")[1].split("\n")[0]
 
 
 def bad(tmp_path: Path, trained_run) -> dict:

@@ -160,9 +160,28 @@ def run_train(args) -> int:
             if getattr(args, spec.name) is None:
                 setattr(args, spec.name, getattr(saved, spec.name))
     config = build_config(args, args.config)
+    if args.resume is None:
+        log_budget_defaults(config, args)
     out = args.resume or args.out or Path("runs/charlm")
     result = train(config, out, resume=args.resume is not None, log=log)
     return result.exit_code
+
+
+def log_budget_defaults(config, args) -> None:
+    """Say which defaults the time budget chose, so that a run's size is never a surprise."""
+    from rnnkit.training.config import budget_defaults
+
+    chosen = {
+        name: value
+        for name, value in budget_defaults(config.time_budget).items()
+        if getattr(config, name) == value and getattr(args, name, None) is None
+    }
+    if chosen:
+        settings = ", ".join(
+            f"--{name.replace('_', '-')} {value:g}" for name, value in chosen.items()
+        )
+        budget = f"{config.time_budget:g}-minute budget"
+        log(f"defaults for a {budget}: {settings} (a flag overrides each)")
 
 
 def run_sample(args) -> int:

@@ -7,7 +7,8 @@ cells' equations (:mod:`rnnkit.equations`) run by :mod:`rnnkit.recurrence`; this
 arguments and the parameters, :mod:`rnnkit.layer_inputs` the input forms.
 
 Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, cell state and
-gate activations (:class:`rnnkit.trace.Trace`).
+gate activations (:class:`rnnkit.trace.Trace`), and ``layer.weight_dropout = p`` drops out the
+hidden-to-hidden weights in training (see ``_weights_for_call``).
 
 Shapes (T time steps, B batch, I input_size, H hidden_size, P = proj_size or H, D = 2 if
 bidirectional else 1, L num_layers):
@@ -93,6 +94,8 @@ class _Layer(nn.Module):
         self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
         # Which code runs the layer (see ENGINES); every choice gives the same results.
         self.engine = "fast"
+        # DropConnect on every W_hh in training (0: off); a regulariser torch.nn does not have.
+        self.weight_dropout = 0.0
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
 
@@ -153,23 +156,40 @@ class _Layer(nn.Module):
     def flatten_parameters(self) -> None:
         """A no-op kept for torch.nn compatibility (there is no cuDNN weight buffer here)."""
 
-    def _direction_weights(self) -> list[list[DirectionWeights]]:
-        weights = []
+    def _weights_for_call(self) -> dict[str, torch.Tensor]:
+        """The parameters by name as one forward call uses them. In training with
+        ``weight_dropout`` p > 0, each hidden-to-hidden matrix is dropped out once per call
+        (W_hh ⊙ M / (1 − p), M ~ Bernoulli(1 − p), the same M at every step): DropConnect
+        (Wan et al. 2013) on the recurrent weights, the AWD-LSTM's weight drop (Merity et al.
+        2017). It regularises the recurrence without touching the cell's equations, so every
+        engine, the fused kernel included, runs it unchanged."""
+        weights = {name: getattr(self, name) for name in self._flat_weights_names}
+        if self.training and self.weight_dropout > 0:
+            for name in weights:
+                if name.startswith("weight_hh"):
+                    weights[name] = nn.functional.dropout(weights[name], self.weight_dropout)
+        return weights
+
+    def _direction_weights(self, weights=None) -> list[list[DirectionWeights]]:
+        """Per layer and direction, from ``weights`` (name -> tensor; default: the parameters)."""
+        if weights is None:
+            weights = {name: getattr(self, name) for name in self._flat_weights_names}
+        per_layer = []
         for layer in range(self.num_layers):
             per_direction = []
             for direction in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
                 per_direction.append(
                     DirectionWeights(
-                        w_ih=getattr(self, "weight_ih" + suffix),
-                        w_hh=getattr(self, "weight_hh" + suffix),
-                        b_ih=getattr(self, "bias_ih" + suffix, None),
-                        b_hh=getattr(self, "bias_hh" + suffix, None),
-                        w_hr=getattr(self, "weight_hr" + suffix, None),
+                        w_ih=weights["weight_ih" + suffix],
+                        w_hh=weights["weight_hh" + suffix],
+                        b_ih=weights.get("bias_ih" + suffix),
+                        b_hh=weights.get("bias_hh" + suffix),
+                        w_hr=weights.get("weight_hr" + suffix),
                     )
                 )
-            weights.append(per_direction)
-        return weights
+            per_layer.append(per_direction)
+        return per_layer
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -238,9 +258,10 @@ class _Layer(nn.Module):
             ]
         dropout = self.dropout if self.training else 0.0
         path = self._path(packed, record or probe_gradients, data.dtype)
+        weights = self._weights_for_call()
         if path == "fused":
             output, final = fused_lstm(
-                self._flat_weights,
+                list(weights.values()),  # in torch.nn's flat order
                 self.bias,
                 data,
                 steps,
@@ -254,7 +275,7 @@ class _Layer(nn.Module):
             output, final = run_layers(
                 self.kind,
                 self.nonlinearity,
-                self._direction_weights(),
+                self._direction_weights(weights),
                 data,
                 batch_size_list,
                 initial_state,

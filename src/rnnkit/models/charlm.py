@@ -5,7 +5,9 @@
     p(c_{t+1} | c_≤t) = softmax(W h_t + b)  the head                           (B, T, V)
 
 Dropout (Zaremba et al. 2014) is applied only to non-recurrent connections: the embeddings, the
-outputs between layers (inside the layer) and the last layer's output before the head. With
+outputs between layers (inside the layer) and the last layer's output before the head;
+weight_dropout drops out the recurrent weights W_hh instead (one mask per chunk, see
+rnnkit.layers), which regularises the recurrent connections too. With
 tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H).
 """
 
@@ -29,6 +31,7 @@ class CharLM(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         tie_weights: bool = False,
+        weight_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if cell not in LAYERS:
@@ -43,6 +46,7 @@ class CharLM(nn.Module):
         self.rnn = LAYERS[cell](
             embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
         )
+        self.rnn.weight_dropout = weight_dropout
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
         if tie_weights:

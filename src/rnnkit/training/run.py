@@ -58,6 +58,7 @@ def build_model(config: TrainConfig, vocabulary: Vocabulary) -> CharLM:
         num_layers=config.num_layers,
         dropout=config.dropout,
         tie_weights=config.tie_weights,
+        weight_dropout=config.weight_dropout,
     )
 
 
