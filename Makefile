@@ -22,7 +22,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # minutes on the bundled Tiny Shakespeare and a sample from it. runs/demo is scratch space,
 # replaced on every `make demo`.
 DEMO_RUN := runs/demo
-DEMO_TRAIN := --time-budget 2 --hidden-size 256 --eval-interval 200 --dropout 0 --lr 5e-3 --min-lr 5e-4 --warmup-steps 50
+# The model, dropout and learning rates are the defaults for a short --time-budget.
+DEMO_TRAIN := --time-budget 2 --eval-interval 200
 
 demo: $(VENV)/.installed
 	$(BIN)/rnnkit demo
