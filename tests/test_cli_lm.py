@@ -62,6 +62,10 @@ def test_a_time_budget_fits_the_defaults_a_flag_or_file_does_not_set(trained_run
     said = capsys.readouterr().err
     assert "4.7-minute budget" in said and f"--hidden-size {short['hidden_size']}" in said
     assert "--lr" not in said.split("budget:")[1].split("\n")[0]
+    low = ["train", "--data", str(data), "--out", str(tmp_path / "low"), "--time-budget", "4.7"]
+    # the budget's --min-lr (5e-4) is above this --lr: the message says what to set
+    assert main([*low, *tiny, "--lr", "1e-4"]) == 2
+    assert "give a lower --min-lr" in capsys.readouterr().err
 
 
 def bad(tmp_path: Path, trained_run) -> dict:

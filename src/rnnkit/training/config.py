@@ -109,7 +109,10 @@ class TrainConfig:
     def validate(self) -> None:
         check_fields(self)
         if self.min_lr > self.lr:
-            raise UsageError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr})")
+            raise UsageError(
+                f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "
+                "--min-lr with a low --lr"
+            )
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise UsageError(
                 "--tie-weights needs --embedding-size equal to --hidden-size "
