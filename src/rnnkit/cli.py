@@ -169,7 +169,7 @@ def run_train(args) -> int:
 
 def log_budget_defaults(config, args) -> None:
     """Say which defaults the time budget chose, so that a run's size is never a surprise."""
-    from rnnkit.training.config import budget_defaults
+    from rnnkit.training.config import as_flags, budget_defaults
 
     chosen = {
         name: value
@@ -177,11 +177,8 @@ def log_budget_defaults(config, args) -> None:
         if getattr(config, name) == value and getattr(args, name, None) is None
     }
     if chosen:
-        settings = ", ".join(
-            f"--{name.replace('_', '-')} {value:g}" for name, value in chosen.items()
-        )
         budget = f"{config.time_budget:g}-minute budget"
-        log(f"defaults for a {budget}: {settings} (a flag overrides each)")
+        log(f"defaults for a {budget}: {as_flags(chosen)} (a flag overrides each)")
 
 
 def run_sample(args) -> int:

@@ -19,6 +19,43 @@ def option(default, help: str, choices=None, minimum=None, maximum=None):
     return field(default=default, metadata=metadata)
 
 
+BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
+    # (budgets up to this many minutes, the defaults that replace the class's)
+    (
+        10.0,
+        dict(hidden_size=256, dropout=0.0, lr=5e-3, min_lr=5e-4, warmup_steps=50),
+    ),
+)
+"""What `--time-budget` changes in the defaults. A fixed budget on a CPU trades model size
+against steps, measured on the 2-core development machine (docs/results.md, "Defaults fitted
+to the time budget"): in 4.7 minutes one LSTM layer of 256 (~110 ms a step, 2,317 steps)
+reached 1.513 nats/char on validation, one of 192 (3,555 steps) 1.527, one of 384 (1,152
+steps) 1.535 and one of 512 (564 steps) 1.693. Above the last row's budget the class defaults
+stand (one layer of 512: 1.437 in 30 minutes)."""
+
+
+def budget_defaults(minutes: float) -> dict:
+    """The defaults that differ from the class's for a run of `minutes` (0: no budget)."""
+    if minutes <= 0:
+        return {}
+    for most, defaults in BUDGET_DEFAULTS:
+        if minutes <= most:
+            return dict(defaults)
+    return {}
+
+
+def as_flags(settings: dict) -> str:
+    """{"hidden_size": 256, "lr": 0.005} -> "--hidden-size 256, --lr 0.005"."""
+    return ", ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in settings.items())
+
+
+def describe_budget_defaults() -> str:
+    """BUDGET_DEFAULTS for --help: "up to 10 minutes: --hidden-size 256, ..."."""
+    return "; ".join(
+        f"up to {most:g} minutes: {as_flags(defaults)}" for most, defaults in BUDGET_DEFAULTS
+    )
+
+
 @dataclass
 class TrainConfig:
     # data
@@ -70,7 +107,7 @@ class TrainConfig:
     time_budget: float = option(
         0.0,
         "stop after this many minutes (0: no limit); the schedule is fitted to it, and so are the "
-        "model size, dropout and learning rates you do not set (`budget_defaults`)",
+        f"defaults of settings you do not give ({describe_budget_defaults()})",
         minimum=0.0,
     )
     lr: float = option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
@@ -143,31 +180,6 @@ class TrainConfig:
 
 DEFAULT_STEPS = 2000  # without a time budget
 UNLIMITED_STEPS = 10**9  # with a time budget and no --max-steps: the budget decides
-
-BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
-    # (budgets up to this many minutes, the defaults that replace the class's)
-    (
-        10.0,
-        dict(hidden_size=256, dropout=0.0, lr=5e-3, min_lr=5e-4, warmup_steps=50),
-    ),
-)
-"""What `--time-budget` changes in the defaults. A fixed budget on a CPU trades model size
-against steps, measured on the 2-core development machine (docs/results.md, "Defaults fitted
-to the time budget"): in 4.7 minutes one LSTM layer of 256 (~110 ms a step, 2,317 steps)
-reached 1.513 nats/char on validation, one of 192 (3,555 steps) 1.527, one of 384 (1,152
-steps) 1.535 and one of 512 (564 steps) 1.693. Above the last row's budget the class defaults
-stand (one layer of 512: 1.437 in 30 minutes)."""
-
-
-def budget_defaults(minutes: float) -> dict:
-    """The defaults that differ from the class's for a run of `minutes` (0: no budget)."""
-    if minutes <= 0:
-        return {}
-    for most, defaults in BUDGET_DEFAULTS:
-        if minutes <= most:
-            return dict(defaults)
-    return {}
-
 
 ARCHITECTURE_FIELDS = (
     "cell",
