@@ -48,10 +48,70 @@ def test_split_is_contiguous_with_validation_last():
 
 
 @pytest.mark.parametrize(("length", "batch", "seq_len"), [(101, 4, 7), (10, 64, 128), (2, 3, 1)])
-def test_evaluation_predicts_every_symbol_after_the_first_exactly_once(length, batch, seq_len):
+@pytest.mark.parametrize("context", [None, 0, 3, 1000])
+def test_evaluation_predicts_every_symbol_after_the_first_exactly_once(
+    length, batch, seq_len, context
+):
     ids = np.arange(length)
     predicted = []
-    for inputs, targets, mask in evaluation_chunks(ids, batch, seq_len):
+    for inputs, targets, mask in evaluation_chunks(ids, batch, seq_len, context):
         assert torch.equal(targets[mask], inputs[mask] + 1)
         predicted += targets[mask].tolist()
     assert sorted(predicted) == list(range(1, length))
+
+
+@pytest.mark.parametrize("context", [0, 5, 30])
+def test_each_evaluation_segment_reads_its_context_before_it_is_scored(context):
+    ids = np.arange(101)  # 100 predictions: segments of 25 scored inputs at 0, 25, 50, 75
+    chunks = list(evaluation_chunks(ids, batch_size=4, seq_len=7, context=context))
+    inputs = torch.cat([chunk[0] for chunk in chunks], dim=1)
+    mask = torch.cat([chunk[2] for chunk in chunks], dim=1)
+    for row, start in enumerate([0, 25, 50, 75]):
+        reads_from = max(0, start - context)
+        read = inputs[row, : start - reads_from + 25]
+        assert read.tolist() == list(range(reads_from, start + 25))  # contiguous, no gap
+        assert inputs[row][mask[row]].tolist() == list(range(start, start + 25))
+
+
+def test_with_the_whole_text_as_context_a_batched_evaluation_is_one_stream():
+    from rnnkit.models.charlm import CharLM
+    from rnnkit.training.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = CharLM(7, "lstm", 5, 6).double()
+    ids = np.random.default_rng(0).integers(0, 7, 300)
+    one_stream = evaluate(model, ids, batch_size=1, seq_len=16)
+    batched = evaluate(model, ids, batch_size=8, seq_len=16, context=len(ids))
+    assert batched.characters == one_stream.characters == 299
+    assert batched.loss == pytest.approx(one_stream.loss, rel=1e-12)
+
+
+def test_shifted_epochs_start_elsewhere_and_still_continue_each_row():
+    ids = np.arange(1000)
+    plain = TrainingChunks(ids, batch_size=4, seq_len=10)
+    shifted = TrainingChunks(ids, batch_size=4, seq_len=10, shift=True, seed=3)
+    per_epoch = shifted.chunks_per_epoch
+    assert all(torch.equal(shifted[i][0], plain[i][0]) for i in range(per_epoch))  # epoch 0
+    offsets = {shifted.offset(epoch) for epoch in range(1, 6)}
+    assert len(offsets) > 1 and 0 not in offsets
+    for epoch in range(1, 4):
+        first = epoch * per_epoch
+        inputs = torch.cat([shifted[first + i][0] for i in range(per_epoch)], dim=1)
+        targets = torch.cat([shifted[first + i][1] for i in range(per_epoch)], dim=1)
+        ring_step = (inputs[:, 1:] - inputs[:, :-1]) % len(ids)
+        assert bool((ring_step == 1).all())  # each row reads on along the ring, across batches
+        assert torch.equal(targets, (inputs + 1) % len(ids))
+        assert len(set(inputs.flatten().tolist())) == inputs.numel()  # no character read twice
+        assert inputs[0, 0] == shifted.offset(epoch)
+
+
+def test_the_shift_of_an_epoch_depends_on_the_seed_and_the_epoch_alone():
+    ids = np.arange(1000)
+    one = TrainingChunks(ids, batch_size=4, seq_len=10, shift=True, seed=3)
+    again = TrainingChunks(ids, batch_size=4, seq_len=10, shift=True, seed=3)
+    other = TrainingChunks(ids, batch_size=4, seq_len=10, shift=True, seed=4)
+    assert [one.offset(e) for e in range(8)] == [again.offset(e) for e in range(8)]
+    assert [one.offset(e) for e in range(1, 8)] != [other.offset(e) for e in range(1, 8)]
+    assert torch.equal(
+        one[one.chunks_per_epoch * 5 + 7][0], again[again.chunks_per_epoch * 5 + 7][0]
+    )

@@ -89,13 +89,21 @@ def interrupt_at(monkeypatch, step_to_stop):
     monkeypatch.setattr(loop.Trainer, "train_step", train_step)
 
 
-def test_interrupted_and_resumed_run_equals_the_straight_run(small_text, tmp_path, monkeypatch):
-    config = tiny(small_text)
+SHIFTED_EPOCHS = dict(shift_epochs=True, batch_size=16, seq_len=32, max_steps=14)
+"""5,400 training characters in 16 streams of 32-character chunks: 10 steps an epoch, so the
+run reads a shifted second epoch from step 11."""
+
+
+@pytest.mark.parametrize(("settings", "stop"), [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11)])
+def test_interrupted_and_resumed_run_equals_the_straight_run(
+    small_text, tmp_path, monkeypatch, settings, stop
+):
+    config = tiny(small_text, **settings)
     train(config, tmp_path / "straight", log=quiet, progress=False)
 
-    interrupt_at(monkeypatch, 6)  # stops between evaluations: the state must come from step 6
+    interrupt_at(monkeypatch, stop)  # stops between evaluations: the state must come from there
     result = train(config, tmp_path / "resumed", log=quiet, progress=False)
-    assert (result.stopped_by, result.exit_code, result.steps) == ("SIGINT", 130, 6)
+    assert (result.stopped_by, result.exit_code, result.steps) == ("SIGINT", 130, stop)
     monkeypatch.undo()
     train(config, tmp_path / "resumed", resume=True, log=quiet, progress=False)
 

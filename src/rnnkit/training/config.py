@@ -100,6 +100,11 @@ class TrainConfig:
     seq_len: int = option(
         128, "truncated-BPTT length: steps per chunk before the gradient is cut", minimum=1
     )
+    shift_epochs: bool = option(
+        False,
+        "start each epoch's streams at a new offset into the text, so the chunk borders and "
+        "the batches differ from epoch to epoch",
+    )
     max_steps: int = option(
         0,
         "training steps, the end of the schedule (0: 2000, or as many as --time-budget allows)",

@@ -33,13 +33,15 @@ def evaluate(
     seq_len: int = 128,
     device="cpu",
     should_stop=lambda: False,
+    context: int | None = None,
 ) -> Evaluation | None:
-    """Score every id of `ids` after the first (see `evaluation_chunks`); None if stopped."""
+    """Score every id of `ids` after the first (see `evaluation_chunks`, which `context` is
+    passed to); None if stopped."""
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
     try:
-        for inputs, targets, mask in evaluation_chunks(ids, batch_size, seq_len):
+        for inputs, targets, mask in evaluation_chunks(ids, batch_size, seq_len, context):
             if should_stop():
                 return None
             logits, state = model(inputs.to(device), state)

@@ -104,7 +104,12 @@ class Trainer:
             self.val_ids = self.val_ids[: config.eval_chars + 1]
         self.rows = ranks.rows(config.batch_size)
         self.chunks = TrainingChunks(
-            self.train_ids, config.batch_size, config.seq_len, rows=self.rows
+            self.train_ids,
+            config.batch_size,
+            config.seq_len,
+            rows=self.rows,
+            shift=config.shift_epochs,
+            seed=config.seed,
         )
 
         self.model = build_model(config, self.vocabulary).to(self.device)
