@@ -22,8 +22,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # minutes on the bundled Tiny Shakespeare and a sample from it. runs/demo is scratch space,
 # replaced on every `make demo`.
 DEMO_RUN := runs/demo
-# The model, dropout and learning rates are the defaults for a short --time-budget.
-DEMO_TRAIN := --time-budget 2 --eval-interval 200
+# The model, chunk length, dropout and learning rates are the defaults for a short --time-budget.
+DEMO_TRAIN := --time-budget 2
 
 demo: $(VENV)/.installed
 	$(BIN)/rnnkit demo

@@ -58,13 +58,14 @@ def test_a_time_budget_fits_the_defaults_a_flag_or_file_does_not_set(trained_run
     assert main([*args, *tiny, "--time-budget", "4.7", "--max-steps", "1", "--lr", "1e-3"]) == 0
     saved = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     assert saved.hidden_size == short["hidden_size"]  # from the budget
-    assert saved.lr == 1e-3 and saved.dropout == 0.3  # from the flag and the file
+    assert saved.shift_epochs is True and saved.eval_interval == short["eval_interval"]
+    assert saved.lr == 1e-3 and saved.dropout == 0.3 and saved.seq_len == 8  # flags and file
     said = capsys.readouterr().err
     assert "4.7-minute budget" in said and f"--hidden-size {short['hidden_size']}" in said
+    assert "--shift-epochs," in said
     assert "--lr" not in said.split("budget:")[1].split("\n")[0]
     low = ["train", "--data", str(data), "--out", str(tmp_path / "low"), "--time-budget", "4.7"]
-    # the budget's --min-lr (5e-4) is above this --lr: the message says what to set
-    assert main([*low, *tiny, "--lr", "1e-4"]) == 2
+    assert main([*low, *tiny, "--lr", "1e-4", "--min-lr", "2e-4"]) == 2
     assert "give a lower --min-lr" in capsys.readouterr().err
 
 

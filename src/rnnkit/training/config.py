@@ -24,15 +24,27 @@ BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
     # (budgets up to this many minutes, the defaults that replace the class's)
     (
         10.0,
-        dict(hidden_size=256, dropout=0.0, lr=5e-3, min_lr=5e-4, warmup_steps=50),
+        dict(
+            hidden_size=256,
+            dropout=0.0,
+            seq_len=64,
+            shift_epochs=True,
+            lr=5e-3,
+            min_lr=0.0,
+            warmup_steps=50,
+            eval_interval=500,
+        ),
     ),
 )
 """What `--time-budget` changes in the defaults. A fixed budget on a CPU trades model size
 against steps, measured on the 2-core development machine (docs/results.md, "Defaults fitted
-to the time budget"): in 4.7 minutes one LSTM layer of 256 (~110 ms a step, 2,317 steps)
-reached 1.513 nats/char on validation, one of 192 (3,555 steps) 1.527, one of 384 (1,152
-steps) 1.535 and one of 512 (564 steps) 1.693. Above the last row's budget the class defaults
-stand (one layer of 512: 1.437 in 30 minutes)."""
+to the time budget" and "Shorter chunks, ..."): in 4.7 minutes one LSTM layer of 256 (~110 ms
+a step, 2,317 steps) reached 1.513 nats/char on validation, one of 192 (3,555 steps) 1.527,
+one of 384 (1,152 steps) 1.535 and one of 512 (564 steps) 1.693. Then, for the layer of 256:
+a cosine decay to 0 instead of lr/10 1.506, and 64-character chunks (twice the steps) 1.500;
+shifted epochs 1.497. Evaluating every 500 steps instead of 250 leaves ~10 s more for steps.
+Above the last row's budget the class defaults stand (one layer of 512: 1.437 in 30 minutes;
+the same changes gave it 1.435)."""
 
 
 def budget_defaults(minutes: float) -> dict:
@@ -46,8 +58,16 @@ def budget_defaults(minutes: float) -> dict:
 
 
 def as_flags(settings: dict) -> str:
-    """{"hidden_size": 256, "lr": 0.005} -> "--hidden-size 256, --lr 0.005"."""
-    return ", ".join(f"--{name.replace('_', '-')} {value:g}" for name, value in settings.items())
+    """{"hidden_size": 256, "lr": 0.005, "shift_epochs": True} ->
+    "--hidden-size 256, --lr 0.005, --shift-epochs"."""
+    return ", ".join(as_flag(name, value) for name, value in settings.items())
+
+
+def as_flag(name: str, value) -> str:
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value:g}"
 
 
 def describe_budget_defaults() -> str:
