@@ -1,7 +1,7 @@
 """The language model's training configuration: one dataclass, the defaults in one place.
 
 The command line is built from it (field ``hidden_size`` is flag ``--hidden-size``) and a TOML
-file overrides it with the same keys: defaults (those of a short ``--time-budget`` from
+file overrides it with the same keys: defaults (with a ``--time-budget``, those of
 ``BUDGET_DEFAULTS``) < ``--config FILE.toml`` < flags.
 """
 
