@@ -94,7 +94,13 @@ SHIFTED_EPOCHS = dict(shift_epochs=True, batch_size=16, seq_len=32, max_steps=14
 run reads a shifted second epoch from step 11."""
 
 
-@pytest.mark.parametrize(("settings", "stop"), [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11)])
+VARIATIONAL = dict(variational_dropout=True, dropout=0.3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "stop"),
+    [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11), (VARIATIONAL, 6)],
+)
 def test_interrupted_and_resumed_run_equals_the_straight_run(
     small_text, tmp_path, monkeypatch, settings, stop
 ):

@@ -7,8 +7,10 @@ cells' equations (:mod:`rnnkit.equations`) run by :mod:`rnnkit.recurrence`; this
 arguments and the parameters, :mod:`rnnkit.layer_inputs` the input forms.
 
 Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, cell state and
-gate activations (:class:`rnnkit.trace.Trace`), and ``layer.weight_dropout = p`` drops out the
-hidden-to-hidden weights in training (see ``_weights_for_call``).
+gate activations (:class:`rnnkit.trace.Trace`), ``layer.weight_dropout = p`` drops out the
+hidden-to-hidden weights in training (see ``_weights_for_call``), and
+``layer.variational_dropout = True`` makes the dropout between layers draw one mask per
+sequence, the same at every step (see ``_run_stack``).
 
 Shapes (T time steps, B batch, I input_size, H hidden_size, P = proj_size or H, D = 2 if
 bidirectional else 1, L num_layers):
@@ -32,6 +34,7 @@ from rnnkit.arguments import (
     check_positive_int,
     check_proj_size,
 )
+from rnnkit.dropout import mask_packed_rows, sequence_mask
 from rnnkit.engine.fused import fused_lstm, fused_lstm_applies
 from rnnkit.equations import GATE_COUNT
 from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
@@ -96,6 +99,9 @@ class _Layer(nn.Module):
         self.engine = "fast"
         # DropConnect on every W_hh in training (0: off); a regulariser torch.nn does not have.
         self.weight_dropout = 0.0
+        # Between stacked layers, one dropout mask per sequence for all its steps instead of a
+        # new one at every step (rnnkit.dropout); torch.nn has only the latter.
+        self.variational_dropout = False
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
 
@@ -256,33 +262,16 @@ class _Layer(nn.Module):
                 [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
-        dropout = self.dropout if self.training else 0.0
         path = self._path(packed, record or probe_gradients, data.dtype)
         weights = self._weights_for_call()
-        if path == "fused":
-            output, final = fused_lstm(
-                list(weights.values()),  # in torch.nn's flat order
-                self.bias,
-                data,
-                steps,
-                initial_state,
-                self.num_layers,
-                self.dropout,
-                self.training,
-                self.bidirectional,
+        if self.variational_dropout and self.training and self.dropout > 0:
+            output, final = self._run_stack(
+                path, weights, data, batch_size_list, initial_state, records, probe_sorted
             )
         else:
-            output, final = run_layers(
-                self.kind,
-                self.nonlinearity,
-                self._direction_weights(weights),
-                data,
-                batch_size_list,
-                initial_state,
-                dropout=dropout,
-                records=records,
-                probe=probe_sorted,
-                fast=path == "bptt",
+            layers = range(self.num_layers)
+            output, final = self._run_layers(
+                path, layers, weights, data, batch_size_list, initial_state, records, probe_sorted
             )
         if unsorted_indices is not None:
             final = tuple(s.index_select(1, unsorted_indices) for s in final)
@@ -307,6 +296,58 @@ class _Layer(nn.Module):
             self.kind, output, state, records, layout, steps, batch, data.device, probe
         )
         return output, state, trace
+
+    def _run_layers(
+        self, path, layers, weights, data, batch_sizes, initial_state, records, probe
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Run the consecutive `layers` (a range) on data (N, I) from their slice of the
+        initial state; their own dropout between them (torch.nn's, a new mask every step).
+        Returns the last one's output (N, D·P) and their final states, each (len·D, B, ·)."""
+        D = self.num_directions
+        rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
+        initial_state = tuple(s[rows] for s in initial_state)
+        if path == "fused":
+            flat = [weights[name] for names in self._all_weights[rows] for name in names]
+            return fused_lstm(
+                flat,  # in torch.nn's flat order
+                self.bias,
+                data,
+                len(batch_sizes),
+                initial_state,
+                len(layers),
+                self.dropout,
+                self.training,
+                self.bidirectional,
+            )
+        return run_layers(
+            self.kind,
+            self.nonlinearity,
+            self._direction_weights(weights)[layers.start : layers.stop],
+            data,
+            batch_sizes,
+            initial_state,
+            dropout=self.dropout if self.training else 0.0,
+            records=None if records is None else records[layers.start : layers.stop],
+            probe=None if probe is None else probe[layers.start : layers.stop],
+            fast=path == "bptt",
+        )
+
+    def _run_stack(self, path, weights, data, batch_sizes, initial_state, records, probe):
+        """The layers one at a time, with variational dropout between them: each layer's
+        output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
+        (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.dropout)."""
+        finals = []
+        layer_input = data
+        for layer in range(self.num_layers):
+            layer_input, final = self._run_layers(
+                path, range(layer, layer + 1), weights, layer_input, batch_sizes,
+                initial_state, records, probe,
+            )  # fmt: skip
+            finals.append(final)
+            if layer < self.num_layers - 1:
+                mask = sequence_mask(batch_sizes[0], layer_input.shape[-1], self.dropout, data)
+                layer_input = mask_packed_rows(layer_input, mask, batch_sizes)
+        return layer_input, tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
 
     def _path(self, packed: bool, recording: bool, dtype: torch.dtype) -> str:
         """Which code runs: "fused" (torch's fused LSTM kernel, see rnnkit.engine.fused),

@@ -7,12 +7,15 @@
 Dropout (Zaremba et al. 2014) is applied only to non-recurrent connections: the embeddings, the
 outputs between layers (inside the layer) and the last layer's output before the head;
 weight_dropout drops out the recurrent weights W_hh instead (one mask per chunk, see
-rnnkit.layers), which regularises the recurrent connections too. With
+rnnkit.layers), which regularises the recurrent connections too. With variational_dropout
+each of these dropouts draws one mask per sequence and chunk, used at every step
+(rnnkit.dropout), instead of a new mask at each step. With
 tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H).
 """
 
 from torch import Tensor, nn
 
+from rnnkit.dropout import variational_dropout
 from rnnkit.errors import UsageError
 from rnnkit.layers import GRU, LSTM, RNN
 
@@ -32,6 +35,7 @@ class CharLM(nn.Module):
         dropout: float = 0.0,
         tie_weights: bool = False,
         weight_dropout: float = 0.0,
+        variational_dropout: bool = False,
     ) -> None:
         super().__init__()
         if cell not in LAYERS:
@@ -47,6 +51,8 @@ class CharLM(nn.Module):
             embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
         )
         self.rnn.weight_dropout = weight_dropout
+        self.rnn.variational_dropout = variational_dropout
+        self.variational_dropout = variational_dropout
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
@@ -54,9 +60,15 @@ class CharLM(nn.Module):
 
     def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """ids (B, T) -> logits (B, T, V) and the state after the last step."""
-        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        x = self.drop(self.embedding(ids))  # (B, T, E)
         output, state = self.rnn(x, state)  # (B, T, H)
-        return self.head(self.dropout(output)), state  # (B, T, V)
+        return self.head(self.drop(output)), state  # (B, T, V)
+
+    def drop(self, x: Tensor) -> Tensor:
+        """The dropout on the embeddings and on the head's input, x (B, T, F)."""
+        if self.variational_dropout:
+            return variational_dropout(x, self.dropout.p, self.training)
+        return self.dropout(x)
 
 
 def detach_state(state: State | None) -> State | None:

@@ -120,6 +120,11 @@ class TrainConfig:
         minimum=0.0,
         maximum=0.9,
     )
+    variational_dropout: bool = option(
+        False,
+        "draw each dropout mask once per sequence and chunk and use it at every step "
+        "(Gal & Ghahramani 2016), instead of a new mask at each step",
+    )
     tie_weights: bool = option(
         False,
         "share the embedding matrix with the output head (needs embedding size = hidden size)",

@@ -59,6 +59,7 @@ def build_model(config: TrainConfig, vocabulary: Vocabulary) -> CharLM:
         dropout=config.dropout,
         tie_weights=config.tie_weights,
         weight_dropout=config.weight_dropout,
+        variational_dropout=config.variational_dropout,
     )
 
 
