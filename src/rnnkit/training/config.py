@@ -59,10 +59,11 @@ with shifted epochs too, these defaults reached 1.4968, 1.4998 and 1.4966 in thr
 Above 10 minutes two layers of 512 pay off: with the same chunks, decay and shifted epochs,
 1.4275 and 1.4169 in 30 minutes (two seeds, ~3,500 steps) against 1.4357 for the class
 defaults' one layer (9,450 steps) and 1.4374 for that layer with 128-character chunks and a
-decay to lr/10. Variational dropout (one mask per sequence, ~10% cheaper steps) and an
-evaluation every 500 steps then gave the two layers 4,181 steps and 1.4047 (docs/results.md,
-"Variational dropout ..."); two layers of 640 (1.4256), three of 512 and dropout 0.25 did not
-do better. Without a budget the class defaults stand."""
+decay to lr/10. Variational dropout (one mask per sequence, 7-10% cheaper steps) and an
+evaluation every 500 steps then gave the two layers ~4,100 steps and 1.4047 and 1.4172 for the
+same two seeds (docs/results.md, "Variational dropout ..."): cheaper steps, and no seed did
+worse. Two layers of 640 (1.4256), three of 512 and dropout 0.25 did not do better. Without
+a budget the class defaults stand."""
 
 
 def budget_defaults(minutes: float) -> dict:
