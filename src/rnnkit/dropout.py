@@ -6,10 +6,10 @@ dropout) draws one mask per sequence and call and uses it at every step:
 
     y[b, t, j] = x[b, t, j] · m[b, j] / (1 − p),      m[b, j] ~ Bernoulli(1 − p)
 
-A unit that is dropped is dropped for the whole chunk, so the network cannot learn to lean on
-it at some steps and not at others. It also draws T times fewer random numbers: on the CPU,
-drawing a mask per step (``aten::bernoulli_``) took ~5% of a training step of the 2×512
-character model (torch.profiler, 2-core machine).
+A unit that is dropped is dropped for the whole chunk (the paper's argument: it is the
+dropout that matches a Bayesian reading of the recurrent network). It also draws T times fewer
+random numbers: on the CPU, drawing a mask per step (``aten::bernoulli_``) took ~5% of a
+training step of the 2×512 character model (torch.profiler, 2-core machine).
 
 The same masks serve the layers (between stacked layers, ``layer.variational_dropout``) and the
 character model (its embeddings and the input of its head).

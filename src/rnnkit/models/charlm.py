@@ -51,8 +51,7 @@ class CharLM(nn.Module):
             embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
         )
         self.rnn.weight_dropout = weight_dropout
-        self.rnn.variational_dropout = variational_dropout
-        self.variational_dropout = variational_dropout
+        self.rnn.variational_dropout = variational_dropout  # drop() reads it from here too
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
@@ -66,7 +65,7 @@ class CharLM(nn.Module):
 
     def drop(self, x: Tensor) -> Tensor:
         """The dropout on the embeddings and on the head's input, x (B, T, F)."""
-        if self.variational_dropout:
+        if self.rnn.variational_dropout:
             return variational_dropout(x, self.dropout.p, self.training)
         return self.dropout(x)
 
