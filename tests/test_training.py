@@ -48,14 +48,14 @@ def tiny(data, **overrides) -> TrainConfig:
     return TrainConfig(**(settings | overrides))
 
 
-def losses(run_dir: Path) -> list[str]:
+def losses(run_dir: Path, column: str = "train_loss") -> list[str]:
     with (run_dir / "metrics.csv").open(newline="") as file:
-        return [row["train_loss"] for row in csv.DictReader(file)]
+        return [row[column] for row in csv.DictReader(file)]
 
 
-def final_weights(run_dir: Path) -> dict:
+def final_weights(run_dir: Path, weights: str = "model") -> dict:
     newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
-    return load_file(newest / "model.safetensors")
+    return load_file(newest / f"{weights}.safetensors")
 
 
 def quiet(*args):
@@ -95,11 +95,12 @@ run reads a shifted second epoch from step 11."""
 
 
 VARIATIONAL = dict(variational_dropout=True, dropout=0.3)
+AVERAGED = dict(ema_decay=0.9)  # a checkpoint holds the average and the raw weights
 
 
 @pytest.mark.parametrize(
     ("settings", "stop"),
-    [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11), (VARIATIONAL, 6)],
+    [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11), (VARIATIONAL, 6), (AVERAGED, 6)],
 )
 def test_interrupted_and_resumed_run_equals_the_straight_run(
     small_text, tmp_path, monkeypatch, settings, stop
@@ -114,8 +115,11 @@ def test_interrupted_and_resumed_run_equals_the_straight_run(
     train(config, tmp_path / "resumed", resume=True, log=quiet, progress=False)
 
     assert losses(tmp_path / "resumed") == losses(tmp_path / "straight")
-    straight, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "resumed")
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert losses(tmp_path / "resumed", "val_loss") == losses(tmp_path / "straight", "val_loss")
+    for weights in ("model", "training_weights") if "ema_decay" in settings else ("model",):
+        straight = final_weights(tmp_path / "straight", weights)
+        resumed = final_weights(tmp_path / "resumed", weights)
+        assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(small_text, tmp_path):

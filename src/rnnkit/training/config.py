@@ -165,6 +165,13 @@ class TrainConfig:
     min_lr: float = option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
     warmup_steps: int = option(100, "linear warm-up steps", minimum=0)
     weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
+    ema_decay: float = option(
+        0.0,
+        "validate, keep the best of and sample from an exponential moving average of the "
+        "weights with this decay per step, e.g. 0.999 (0: the raw weights)",
+        minimum=0.0,
+        maximum=0.99999,
+    )
     clip_norm: float = option(
         1.0, "clip gradients to this global norm (0: no clipping)", minimum=0.0
     )

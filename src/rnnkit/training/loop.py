@@ -5,7 +5,8 @@
     batch i (B, T)  ->  forward from the carried state  ->  loss  ->  backward  ->  check finite
                     ->  clip to the global norm  ->  AdamW step  ->  carry the state to batch i+1
 
-Every ``eval_interval`` steps (and at the end) a full-pass validation and an atomic checkpoint.
+Every ``eval_interval`` steps (and at the end) a full-pass validation and an atomic checkpoint;
+with ``ema_decay`` both are of the moving average of the weights (averaging.py).
 Everything that decides step i+1 is saved (weights, optimizer moments, step, the carried hidden
 state, the dropout RNG, the time spent), so a resumed run continues exactly as the
 uninterrupted one would have (bit for bit on CPU with the same torch and thread count).
@@ -15,6 +16,7 @@ import csv
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from rnnkit.data.text import load_corpus
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
 from rnnkit.training import checkpoint, distributed
+from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
@@ -129,6 +132,9 @@ class Trainer:
             lr=config.lr,
             betas=(0.9, 0.99),
         )
+        # What validation, the best checkpoint and `rnnkit sample` use (averaging.py); None: the
+        # raw weights.
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
         self.step = 0
         self.lr_scale = 1.0
         self.elapsed = 0.0  # wall-clock seconds of this run so far, over all its sessions
@@ -182,12 +188,18 @@ class Trainer:
             "best_checkpoint": self.best_checkpoint,
             "threads": torch.get_num_threads(),
             "world_size": self.ranks.world_size,
+            "averaged_steps": self.average.steps if self.average is not None else 0,
         }
+        # "model" holds the weights to use (sample, eval, best); with an average, the raw
+        # weights the optimizer trains are kept beside it for resuming.
+        weights = {"model": self.model.state_dict()}
+        if self.average is not None:
+            weights = {"model": self.average.state_dict(), "training_weights": weights["model"]}
         path = checkpoint.save_checkpoint(
             self.run_dir,
             self.step,
             tensors={
-                "model": self.model.state_dict(),
+                **weights,
                 "optimizer": optimizer_tensors,
                 "trainer": trainer_tensors,
             },
@@ -203,7 +215,8 @@ class Trainer:
 
     def _restore(self, found) -> None:
         path, tensors, documents = found
-        load_weights(self.model, tensors["model"], path)
+        averaged = "training_weights" in tensors
+        load_weights(self.model, tensors["training_weights" if averaged else "model"], path)
         optimizer_from_plain(self.optimizer, tensors["optimizer"], documents["optimizer"])
         trainer = documents["trainer"]
         self.step = trainer["step"]
@@ -211,6 +224,10 @@ class Trainer:
         self.elapsed = trainer["elapsed_seconds"]
         self.best_val = trainer["best_val_loss"]
         self.best_checkpoint = trainer["best_checkpoint"]
+        if self.average is not None:  # with averaging switched on at resume, it starts here
+            self.average = WeightAverage(self.model, self.config.ema_decay)
+            if averaged:
+                self.average.load_state_dict(tensors["model"], trainer["averaged_steps"])
         saved_ranks = trainer.get("world_size", 1)
         if saved_ranks != self.ranks.world_size:
             raise UsageError(
@@ -257,6 +274,8 @@ class Trainer:
         if self.config.clip_norm > 0:
             torch.nn.utils.clip_grads_with_norm_(parameters, self.config.clip_norm, norm)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self.state = state
         self.skipped_in_a_row = 0
         return self.ranks.mean(loss.item()), norm.item()
@@ -396,9 +415,10 @@ class Trainer:
         )
 
     def _validate(self, should_stop) -> float | None:
-        evaluation = evaluate(
-            self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
-        )
+        with self.average.swapped_in() if self.average is not None else nullcontext():
+            evaluation = evaluate(
+                self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
+            )
         if evaluation is None:
             return None
         if self.best_val is None or evaluation.loss < self.best_val:
