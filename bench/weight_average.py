@@ -4,7 +4,7 @@
 at every validation from step --from on, also scores the raw weights the optimizer trains,
 so the two compare on the same run (no seed noise between them). It appends
 "step,raw,average" rows to RUN/averages.csv. The extra passes take time from the budget
-(about 8 s each for two layers of 512), so the run makes a little fewer steps than a plain one.
+(a full pass over the validation text each), so the run makes fewer steps than a plain one.
 
     .venv/bin/python bench/weight_average.py --from 2000 -- --out /tmp/ema --time-budget 30 \\
         --ema-decay 0.999
@@ -14,7 +14,6 @@ docs/results.md ("A moving average of the weights, ...") came from this script.
 
 import argparse
 import sys
-from pathlib import Path
 
 from rnnkit.cli import main as rnnkit_main
 from rnnkit.training import loop
@@ -31,7 +30,7 @@ def paired_trainer(start: int) -> type:
                 self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
             )
             if raw is not None and self.ranks.is_main:
-                with Path(self.run_dir / "averages.csv").open("a") as file:
+                with (self.run_dir / "averages.csv").open("a") as file:
                     file.write(f"{self.step},{raw.loss:.6f},{average:.6f}\n")
             return average
 

@@ -62,8 +62,9 @@ defaults' one layer (9,450 steps) and 1.4374 for that layer with 128-character c
 decay to lr/10. Variational dropout (one mask per sequence, 7-10% cheaper steps) and an
 evaluation every 500 steps then gave the two layers ~4,100 steps and 1.4047 and 1.4172 for the
 same two seeds (docs/results.md, "Variational dropout ..."): cheaper steps, and no seed did
-worse. Two layers of 640 (1.4256), three of 512 and dropout 0.25 did not do better. Without
-a budget the class defaults stand."""
+worse. Two layers of 640 (1.4256), three of 512, dropout 0.1, 0.15 or 0.25, and a moving
+average of the weights (--ema-decay 0.999) did not do better ("A moving average of the
+weights, ..."). Without a budget the class defaults stand."""
 
 
 def budget_defaults(minutes: float) -> dict:

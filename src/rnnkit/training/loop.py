@@ -192,9 +192,12 @@ class Trainer:
         }
         # "model" holds the weights to use (sample, eval, best); with an average, the raw
         # weights the optimizer trains are kept beside it for resuming.
-        weights = {"model": self.model.state_dict()}
-        if self.average is not None:
-            weights = {"model": self.average.state_dict(), "training_weights": weights["model"]}
+        raw = self.model.state_dict()
+        weights = (
+            {"model": self.average.state_dict(), "training_weights": raw}
+            if self.average is not None
+            else {"model": raw}
+        )
         path = checkpoint.save_checkpoint(
             self.run_dir,
             self.step,
@@ -224,7 +227,7 @@ class Trainer:
         self.elapsed = trainer["elapsed_seconds"]
         self.best_val = trainer["best_val_loss"]
         self.best_checkpoint = trainer["best_checkpoint"]
-        if self.average is not None:  # with averaging switched on at resume, it starts here
+        if self.average is not None:  # the saved average, or (none saved) a new one from here
             self.average = WeightAverage(self.model, self.config.ema_decay)
             if averaged:
                 self.average.load_state_dict(tensors["model"], trainer["averaged_steps"])
