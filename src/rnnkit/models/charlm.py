@@ -57,11 +57,17 @@ class CharLM(nn.Module):
         if tie_weights:
             self.head.weight = self.embedding.weight
 
-    def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """ids (B, T) -> logits (B, T, V) and the state after the last step."""
+    def forward(self, ids: Tensor, state: State | None = None, with_outputs: bool = False):
+        """ids (B, T) -> logits (B, T, V) and the state after the last step; with_outputs
+        adds the last layer's output before and after dropout, (B, T, H) each (for
+        rnnkit.training.activation_penalty)."""
         x = self.drop(self.embedding(ids))  # (B, T, E)
         output, state = self.rnn(x, state)  # (B, T, H)
-        return self.head(self.drop(output)), state  # (B, T, V)
+        dropped = self.drop(output)
+        logits = self.head(dropped)  # (B, T, V)
+        if with_outputs:
+            return logits, state, output, dropped
+        return logits, state
 
     def drop(self, x: Tensor) -> Tensor:
         """The dropout on the embeddings and on the head's input, x (B, T, F)."""

@@ -166,6 +166,18 @@ class TrainConfig:
     min_lr: float = option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
     warmup_steps: int = option(100, "linear warm-up steps", minimum=0)
     weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
+    activation_reg: float = option(
+        0.0,
+        "activation regularisation: add this times the mean square of the last layer's output "
+        "(after dropout) to the training loss, e.g. 2 (AWD-LSTM's AR)",
+        minimum=0.0,
+    )
+    temporal_activation_reg: float = option(
+        0.0,
+        "temporal activation regularisation: add this times the mean square of the change of "
+        "the last layer's output from one character to the next, e.g. 1 (AWD-LSTM's TAR)",
+        minimum=0.0,
+    )
     ema_decay: float = option(
         0.0,
         "validate, keep the best of and sample from an exponential moving average of the "

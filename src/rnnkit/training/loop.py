@@ -29,6 +29,7 @@ from rnnkit.data.text import load_corpus
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import count_parameters, detach_state, state_from_tensors, state_tensors
 from rnnkit.training import checkpoint, distributed
+from rnnkit.training.activation_penalty import activation_penalty
 from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.evaluate import evaluate
@@ -263,12 +264,18 @@ class Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits, state = self.forward_model(inputs, carried)  # (B, T, V)
+        ar, tar = self.config.activation_reg, self.config.temporal_activation_reg
+        if ar or tar:
+            logits, state, output, dropped = self.forward_model(inputs, carried, with_outputs=True)
+            penalty = activation_penalty(output, dropped, ar, tar)
+        else:
+            logits, state = self.forward_model(inputs, carried)  # (B, T, V)
+            penalty = 0.0
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        if self.ranks.any(not torch.isfinite(loss)):
-            return self._non_finite("loss", self.ranks.mean(loss.item()))
-        loss.backward()
+        if self.ranks.any(not torch.isfinite(loss + penalty)):
+            return self._non_finite("loss", self.ranks.mean((loss + penalty).item()))
+        (loss + penalty).backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         # Check before clipping: clipping a NaN gradient would spread NaN into every gradient.
         norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
