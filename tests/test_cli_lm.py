@@ -48,6 +48,7 @@ def test_a_time_budget_fits_the_defaults_a_flag_or_file_does_not_set(trained_run
     assert budget_defaults(30)["num_layers"] == 2 and "hidden_size" not in budget_defaults(30)
     assert budget_defaults(30)["variational_dropout"] and "variational_dropout" not in short
     assert budget_defaults(30)["weight_decay"] == 0.1 and "weight_decay" not in short
+    assert short["activation_reg"] == 2.0 and short["temporal_activation_reg"] == 1.0
     assert TrainConfig.for_budget() == TrainConfig()
     assert TrainConfig.for_budget(time_budget=4.7, lr=1e-3).lr == 1e-3
     for name, value in short.items():
