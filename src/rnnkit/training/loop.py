@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from rnnkit.data.batches import TrainingChunks, contiguous_split
 from rnnkit.data.corpora import corpus_path
@@ -265,17 +266,18 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         ar, tar = self.config.activation_reg, self.config.temporal_activation_reg
+        penalty: Tensor | float = 0.0
         if ar or tar:
             logits, state, output, dropped = self.forward_model(inputs, carried, with_outputs=True)
             penalty = activation_penalty(output, dropped, ar, tar)
         else:
             logits, state = self.forward_model(inputs, carried)  # (B, T, V)
-            penalty = 0.0
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        objective = loss + penalty  # what backward minimises; the log shows the cross-entropy
         self.optimizer.zero_grad(set_to_none=True)
-        if self.ranks.any(not torch.isfinite(loss + penalty)):
-            return self._non_finite("loss", self.ranks.mean((loss + penalty).item()))
-        (loss + penalty).backward()
+        if self.ranks.any(not torch.isfinite(objective)):
+            return self._non_finite("loss", self.ranks.mean(objective.item()))
+        objective.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         # Check before clipping: clipping a NaN gradient would spread NaN into every gradient.
         norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
