@@ -17,7 +17,6 @@ import sys
 
 from rnnkit.cli import main as rnnkit_main
 from rnnkit.training import loop
-from rnnkit.training.evaluate import evaluate
 
 
 def paired_trainer(start: int) -> type:
@@ -26,9 +25,7 @@ def paired_trainer(start: int) -> type:
             average = super()._validate(should_stop)
             if self.average is None or average is None or self.step < start:
                 return average
-            raw = evaluate(
-                self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
-            )
+            raw = self.score(should_stop)  # the raw weights: the average is swapped out again
             if raw is not None and self.ranks.is_main:
                 with (self.run_dir / "averages.csv").open("a") as file:
                     file.write(f"{self.step},{raw.loss:.6f},{average:.6f}\n")

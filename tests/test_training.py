@@ -151,7 +151,12 @@ def test_the_gradient_stops_at_the_chunk_border(small_text, tmp_path):
     inputs, _ = trainer.chunks[trainer.step]
     received = []
     model = trainer.forward_model
-    trainer.forward_model = lambda ids, state: received.append(state) or model(ids, state)
+
+    def spy(ids, state, **options):
+        received.append(state)
+        return model(ids, state, **options)
+
+    trainer.forward_model = spy
     trainer.train_step()  # ...the border, where train_step detaches it
     detached = received[0]
     assert all(torch.equal(a, b) for a, b in zip(detached, carried, strict=True))

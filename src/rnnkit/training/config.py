@@ -59,7 +59,7 @@ a cosine decay to 0 instead of lr/10 1.506, and 64-character chunks (twice the s
 with shifted epochs too, these defaults reached 1.4968, 1.4998 and 1.4966 in three runs
 (evaluating every 500 steps instead of 250 leaves ~10 s more for steps). Activation
 regularisation (AR 2, TAR 1, as in AWD-LSTM) then gave 1.4672 and 1.4565 (seeds 1337 and 2)
-despite slower steps (66-69 ms against 58) ("Activation regularisation at 4.7 minutes").
+despite slower steps (66-69 ms against 56-58) ("Activation regularisation at 4.7 minutes").
 
 Above 10 minutes two layers of 512 pay off: with the same chunks, decay and shifted epochs,
 1.4275 and 1.4169 in 30 minutes (two seeds, ~3,500 steps) against 1.4357 for the class

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from rnnkit.data.batches import TrainingChunks, contiguous_split
 from rnnkit.data.corpora import corpus_path
@@ -33,7 +32,7 @@ from rnnkit.training import checkpoint, distributed
 from rnnkit.training.activation_penalty import activation_penalty
 from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.evaluate import evaluate
+from rnnkit.training.evaluate import Evaluation, evaluate
 from rnnkit.training.optimizer_state import optimizer_from_plain, optimizer_to_plain
 from rnnkit.training.plot import write_loss_curve
 from rnnkit.training.run import (
@@ -265,14 +264,12 @@ class Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        ar, tar = self.config.activation_reg, self.config.temporal_activation_reg
-        penalty: Tensor | float = 0.0
-        if ar or tar:
-            logits, state, output, dropped = self.forward_model(inputs, carried, with_outputs=True)
-            penalty = activation_penalty(output, dropped, ar, tar)
-        else:
-            logits, state = self.forward_model(inputs, carried)  # (B, T, V)
+        # logits (B, T, V); output, dropped (B, T, H): the last layer's, for AR/TAR
+        logits, state, output, dropped = self.forward_model(inputs, carried, with_outputs=True)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        penalty = activation_penalty(
+            output, dropped, self.config.activation_reg, self.config.temporal_activation_reg
+        )
         objective = loss + penalty  # what backward minimises; the log shows the cross-entropy
         self.optimizer.zero_grad(set_to_none=True)
         if self.ranks.any(not torch.isfinite(objective)):
@@ -428,15 +425,17 @@ class Trainer:
 
     def _validate(self, should_stop) -> float | None:
         with self.average.swapped_in() if self.average is not None else nullcontext():
-            evaluation = evaluate(
-                self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
-            )
+            evaluation = self.score(should_stop)
         if evaluation is None:
             return None
         if self.best_val is None or evaluation.loss < self.best_val:
             self.best_val = evaluation.loss
             self.best_checkpoint = f"{checkpoint.PREFIX}{self.step:08d}"
         return evaluation.loss
+
+    def score(self, should_stop=lambda: False) -> Evaluation | None:
+        """A full pass over the validation text with the model's current weights."""
+        return evaluate(self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop)
 
     def _save_and_plot(self) -> None:
         if self.metrics_file is not None:
