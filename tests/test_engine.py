@@ -27,25 +27,45 @@ def double(*shape):
     return torch.randn(*shape, dtype=torch.double, requires_grad=True)
 
 
-def test_gradcheck_lstm(loops):
-    steps, batch, hidden = 5, 3, 4
-    inputs = (double(steps, batch, 4 * hidden), double(batch, hidden), double(batch, hidden))
-    assert torch.autograd.gradcheck(lstm_sequence, (*inputs, double(4 * hidden, hidden)))
+def direction_inputs(kind: str, bias: bool = True):
+    """Random float64 inputs of one direction: x, W_ih, the bias, h0 (c0), W_hh (b_hh)."""
+    steps, batch, features, hidden = 5, 3, 2, 4
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind] * hidden
+    inputs = [double(steps, batch, features), double(gates, features)]
+    inputs.append(double(gates) if bias else None)
+    inputs.append(double(batch, hidden))
+    if kind == "LSTM":
+        inputs.append(double(batch, hidden))
+    inputs.append(double(gates, hidden))
+    if kind == "GRU":
+        inputs.append(double(gates) if bias else None)
+    return inputs
 
 
+SEQUENCES = {
+    "LSTM": lstm_sequence,
+    "GRU": gru_sequence,
+    "RNN": lambda *a: rnn_sequence(*a[:-1], False, a[-1]),
+    "RNN-relu": lambda *a: rnn_sequence(*a[:-1], True, a[-1]),
+}
+
+
+@pytest.mark.parametrize("kind", SEQUENCES)
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_gradcheck_gru(loops, bias):
-    steps, batch, hidden = 5, 3, 4
-    b_hh = double(3 * hidden) if bias else None
-    inputs = (double(steps, batch, 3 * hidden), double(batch, hidden), double(3 * hidden, hidden))
-    assert torch.autograd.gradcheck(gru_sequence, (*inputs, b_hh))
+def test_gradcheck_and_gradgradcheck(loops, kind, reverse, bias):
+    """The hand-written backward (first order) and the recomputed one it hands over to when a
+    graph of the gradient is asked for (second order): both against finite differences."""
+    sequence = SEQUENCES[kind]
+    inputs = direction_inputs(kind.split("-")[0], bias)
+    if kind == "RNN-relu":  # keep pre-activations away from the kink at 0
+        inputs[0] = (inputs[0].detach() + 3).requires_grad_()
 
+    def function(*args):
+        return sequence(*args, reverse)
 
-@pytest.mark.parametrize("relu", [False, True])
-def test_gradcheck_rnn(loops, relu):
-    steps, batch, hidden = 5, 3, 4
-    inputs = (double(steps, batch, hidden), double(batch, hidden), double(hidden, hidden))
-    assert torch.autograd.gradcheck(rnn_sequence, (*inputs, relu))
+    assert torch.autograd.gradcheck(function, inputs)
+    assert torch.autograd.gradgradcheck(function, inputs)
 
 
 def test_the_compiled_loops_run_when_asked(monkeypatch):
@@ -119,7 +139,7 @@ def test_fast_path_equals_the_reference(loops, kind, dtype, bidirectional, batch
     assert_close(fast, reference, **tolerance)
 
 
-@pytest.mark.parametrize(("kind", "engine"), [("LSTM", "bptt"), ("GRU", "bptt"), ("LSTM", "fast")])
+@pytest.mark.parametrize(("kind", "engine"), [("LSTM", "bptt"), ("GRU", "bptt"), ("LSTM", "fused"), ("GRU", "fused")])
 def test_dropout_between_layers_draws_the_same_masks(kind, engine):
     """rnnkit's BPTT (LSTM, GRU) and the fused LSTM draw the reference's masks."""
     layer = KINDS[kind](input_size=3, hidden_size=8, num_layers=3, dropout=0.5)
@@ -141,7 +161,7 @@ def test_dispatch_to_the_bptt(monkeypatch, kind):
     monkeypatch.setattr(recurrence, name, lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3, dtype=torch.double)
 
-    def layer(engine="fast", **kwargs):
+    def layer(engine="auto", **kwargs):
         module = KINDS[kind](input_size=3, hidden_size=4, **kwargs).double()
         module.engine = engine
         return module
@@ -159,8 +179,8 @@ def test_dispatch_to_the_bptt(monkeypatch, kind):
 
 def test_a_float32_lstm_takes_the_fused_kernel_by_default(monkeypatch):
     calls = []
-    original = layers.fused_lstm
-    monkeypatch.setattr(layers, "fused_lstm", lambda *a: calls.append(1) or original(*a))
+    original = layers.fused_rnn
+    monkeypatch.setattr(layers, "fused_rnn", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
     rnnkit.LSTM(3, 4)(x)
     assert len(calls) == 1
@@ -183,15 +203,17 @@ def test_fused_lstm_equals_the_reference(bidirectional, batch_first, bias):
     state = tuple(torch.randn(2 * directions, 4, 8, requires_grad=True) for _ in range(2))
     layer.engine = "reference"
     reference = run(layer, x, state)
-    layer.engine = "fast"
+    layer.engine = "auto"
     assert_close(run(layer, x, state), reference, rtol=1e-4, atol=1e-5)
 
 
-def test_unknown_engine_is_named():
+def test_unknown_engine_is_named_when_set():
     layer = rnnkit.LSTM(3, 4)
-    layer.engine = "turbo"
-    with pytest.raises(ValueError, match="fast, bptt, reference"):
-        layer(torch.randn(2, 1, 3))
+    with pytest.raises(ValueError, match="auto, fused, bptt, reference"):
+        layer.engine = "turbo"
+    with pytest.raises(ValueError, match="auto, fused, bptt, reference"):
+        rnnkit.GRU(3, 4, engine="fast")
+    assert rnnkit.RNN(3, 4, engine="bptt").engine == "bptt"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -211,7 +233,7 @@ def test_fused_lstm_in_eval_mode_applies_no_dropout():
     x = torch.randn(7, 4, 3)
     layer.engine = "reference"
     expected = layer(x)
-    layer.engine = "fast"
+    layer.engine = "fused"
     assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
     assert_close(layer(x), layer(x), rtol=0, atol=0)  # no random masks
 

@@ -42,7 +42,7 @@ def configurations(draw):
         if form == "packed_sorted":
             lengths.sort(reverse=True)
     with_state = draw(st.booleans())
-    engine = draw(st.sampled_from(["fast", "bptt", "reference"]))
+    engine = draw(st.sampled_from(["auto", "bptt", "reference"]))
     return kind, kwargs, form, steps, batch, lengths, with_state, engine
 
 

@@ -102,7 +102,7 @@ def test_trace_returns_what_forward_returns():
     trace = layer.trace(x)
     assert torch.equal(trace.output, output)
     assert torch.equal(trace.state[0], h) and torch.equal(trace.state[1], c)
-    layer.engine = "fast"  # the default; agrees with the trace to round-off
+    layer.engine = "auto"  # the default; agrees with the trace to round-off
     assert_close(layer(x)[0], output, rtol=1e-12, atol=1e-12)
     # the last layer's hidden states are the output; the last step's are h_n
     assert torch.equal(trace.hidden[-1, 0].transpose(0, 1), output)

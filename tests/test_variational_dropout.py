@@ -7,7 +7,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
 from rnnkit.dropout import variational_dropout
-from rnnkit.layers import ENGINES
+from rnnkit.engine.dispatch import ENGINES
 from rnnkit.models.charlm import CharLM
 
 P = 0.4

@@ -1,11 +1,11 @@
 """layer.weight_dropout: DropConnect on W_hh, one mask per call, the same on every engine
-(float32 "fast" LSTM: torch's fused kernel)."""
+(float32 "auto" LSTM: torch's fused kernel)."""
 
 import pytest
 import torch
 
 import rnnkit
-from rnnkit.layers import ENGINES
+from rnnkit.engine.dispatch import ENGINES
 
 P = 0.4
 

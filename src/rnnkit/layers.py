@@ -35,19 +35,12 @@ from rnnkit.arguments import (
     check_proj_size,
 )
 from rnnkit.dropout import mask_packed_rows, sequence_mask
-from rnnkit.engine.fused import fused_lstm, fused_lstm_applies
+from rnnkit.engine.dispatch import Call, check_engine, choose
+from rnnkit.engine.fused import fused_rnn
 from rnnkit.equations import GATE_COUNT
 from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
 from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
 from rnnkit.trace import Trace, assemble_trace
-
-ENGINES = ("fast", "bptt", "reference")
-"""layer.engine: "fast" (the default) takes the fastest measured path where one applies (equal
-lengths, no projection, nothing traced): torch's fused kernel for a float32 LSTM
-(rnnkit.engine.fused), rnnkit's hand-written BPTT for everything else (rnnkit.engine);
-"bptt" takes rnnkit's hand-written BPTT wherever it applies; "reference" always runs the
-equations step by step under autograd. Where no fast path applies, the reference runs."""
-
 
 class _Layer(nn.Module):
     """What RNN, LSTM and GRU share: arguments, parameters, input forms, tracing."""
@@ -67,6 +60,7 @@ class _Layer(nn.Module):
         device=None,
         dtype=None,
         nonlinearity: str = "tanh",
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
@@ -95,8 +89,7 @@ class _Layer(nn.Module):
         self.proj_size = proj_size
         self.nonlinearity = nonlinearity
         self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
-        # Which code runs the layer (see ENGINES); every choice gives the same results.
-        self.engine = "fast"
+        self.engine = engine
         # DropConnect on every W_hh in training (0: off); a regulariser torch.nn does not have.
         self.weight_dropout = 0.0
         # Between stacked layers, one dropout mask per sequence for all its steps instead of a
@@ -104,6 +97,17 @@ class _Layer(nn.Module):
         self.variational_dropout = False
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
+
+    @property
+    def engine(self) -> str:
+        """Which code runs the layer: "auto" (the default), "fused", "bptt" or "reference";
+        every choice gives the same results (rnnkit.engine.dispatch says what each one is and
+        what auto picks). Checked when set."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str) -> None:
+        self._engine = check_engine(value)
 
     # -- parameters -------------------------------------------------------------------------
 
@@ -238,18 +242,23 @@ class _Layer(nn.Module):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             check_data(self, data, expected_dim=2, form="PackedSequence data")
             steps, batch = len(batch_sizes), int(batch_sizes[0])
-            batch_size_list = batch_sizes.tolist()
             is_batched = True
         else:
-            data, is_batched = time_major(self, input)
+            data, is_batched = time_major(self, input)  # (T, B, I)
             steps, batch = data.shape[0], data.shape[1]
-            data = data.reshape(steps * batch, self.input_size)  # (T·B, I)
-            batch_size_list = [batch] * steps
-            sorted_indices = unsorted_indices = None
+            batch_sizes = sorted_indices = unsorted_indices = None
         initial_state = checked_initial_state(self, hx, data, batch, is_batched)
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
+        recording = record or probe_gradients
+        call = Call(self.kind, data.dtype, data.device, packed, self.proj_size > 0, recording)
+        engine = choose(self.engine, call)
+        weights = self._weights_for_call()
+        if engine == "fused" and not self._variational_now():
+            output, final = self._run_fused(weights, data, batch_sizes, initial_state)
+            output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
+            return output, state, None
 
         shape = (self.num_layers, self.num_directions, steps, batch, self.output_size)
         probe = data.new_zeros(shape, requires_grad=True) if probe_gradients else None
@@ -262,33 +271,15 @@ class _Layer(nn.Module):
                 [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
-        path = self._path(packed, record or probe_gradients, data.dtype)
-        weights = self._weights_for_call()
-        if self.variational_dropout and self.training and self.dropout > 0:
-            output, final = self._run_stack(
-                path, weights, data, batch_size_list, initial_state, records, probe_sorted
-            )
-        else:
-            layers = range(self.num_layers)
-            output, final = self._run_layers(
-                path, layers, weights, data, batch_size_list, initial_state, records, probe_sorted
-            )
-        if unsorted_indices is not None:
-            final = tuple(s.index_select(1, unsorted_indices) for s in final)
-
-        if packed:
-            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
-        else:
-            output = output.view(
-                steps, batch, self.num_directions * self.output_size
-            )  # (T, B, D·P)
-            if self.batch_first:
-                output = output.transpose(0, 1)  # (B, T, D·P), a view as torch.nn's
-            if not is_batched:
-                output = output.squeeze(0 if self.batch_first else 1)
-                final = tuple(s.squeeze(1) for s in final)
-        state = final if self.kind == "LSTM" else final[0]
-
+        flat_data = data if packed else data.reshape(steps * batch, self.input_size)  # (N, I)
+        batch_size_list = batch_sizes.tolist() if packed else [batch] * steps
+        run = self._run_stack if self._variational_now() else self._run_layers_all
+        output, final = run(
+            engine, weights, flat_data, batch_size_list, initial_state, records, probe_sorted
+        )
+        if not packed:
+            output = output.view(steps, batch, self.num_directions * self.output_size)
+        output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
         if records is None:
             return output, state, None
         layout = input if packed else None
@@ -297,50 +288,87 @@ class _Layer(nn.Module):
         )
         return output, state, trace
 
+    def _variational_now(self) -> bool:
+        return self.variational_dropout and self.training and self.dropout > 0
+
+    def _outputs(self, output, final, input, is_batched: bool, unsorted_indices):
+        """The engine's output ((T, B, D·P) time-major or packed data (N, D·P)) and final
+        states (each (L·D, B, ·), rows sorted as the packed data) in the caller's form."""
+        if unsorted_indices is not None:
+            final = tuple(s.index_select(1, unsorted_indices) for s in final)
+        if isinstance(input, PackedSequence):
+            output = PackedSequence(output, *input[1:])
+        else:
+            if self.batch_first:
+                output = output.transpose(0, 1)  # (B, T, D·P), a view as torch.nn's
+            if not is_batched:
+                output = output.squeeze(0 if self.batch_first else 1)
+                final = tuple(s.squeeze(1) for s in final)
+        state = final if self.kind == "LSTM" else final[0]
+        return output, state
+
+    def _run_fused(self, weights, data, batch_sizes, initial_state, layers=None):
+        """torch's kernel (rnnkit.engine.fused) on time-major data (T, B, I) or packed data
+        (N, I); ``layers`` (a range) runs only those layers, from their slice of the state."""
+        layers = layers or range(self.num_layers)
+        D = self.num_directions
+        rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
+        flat = [weights[name] for names in self._all_weights[rows] for name in names]
+        return fused_rnn(
+            self.mode,
+            flat,  # in torch.nn's flat order
+            self.bias,
+            data,
+            batch_sizes,
+            tuple(s[rows] for s in initial_state),
+            len(layers),
+            self.dropout,
+            self.training,
+            self.bidirectional,
+        )
+
+    def _run_layers_all(self, engine, weights, data, batch_sizes, initial_state, records, probe):
+        layers = range(self.num_layers)
+        return self._run_layers(
+            engine, layers, weights, data, batch_sizes, initial_state, records, probe
+        )
+
     def _run_layers(
-        self, path, layers, weights, data, batch_sizes, initial_state, records, probe
+        self, engine, layers, weights, data, batch_sizes, initial_state, records, probe
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Run the consecutive `layers` (a range) on data (N, I) from their slice of the
         initial state; their own dropout between them (torch.nn's, a new mask every step).
         Returns the last one's output (N, D·P) and their final states, each (len·D, B, ·)."""
+        if engine == "fused":  # packed input never comes here: fused runs it in one call
+            x = data.view(len(batch_sizes), batch_sizes[0], data.shape[-1])  # (T, B, I)
+            output, final = self._run_fused(weights, x, None, initial_state, layers)
+            return output.reshape(data.shape[0], output.shape[-1]), final
         D = self.num_directions
         rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
-        initial_state = tuple(s[rows] for s in initial_state)
-        if path == "fused":
-            flat = [weights[name] for names in self._all_weights[rows] for name in names]
-            return fused_lstm(
-                flat,  # in torch.nn's flat order
-                self.bias,
-                data,
-                len(batch_sizes),
-                initial_state,
-                len(layers),
-                self.dropout,
-                self.training,
-                self.bidirectional,
-            )
         return run_layers(
             self.kind,
             self.nonlinearity,
             self._direction_weights(weights)[layers.start : layers.stop],
             data,
             batch_sizes,
-            initial_state,
+            tuple(s[rows] for s in initial_state),
             dropout=self.dropout if self.training else 0.0,
             records=None if records is None else records[layers.start : layers.stop],
             probe=None if probe is None else probe[layers.start : layers.stop],
-            fast=path == "bptt",
+            engine=engine,
         )
 
-    def _run_stack(self, path, weights, data, batch_sizes, initial_state, records, probe):
+    def _run_stack(self, engine, weights, data, batch_sizes, initial_state, records, probe):
         """The layers one at a time, with variational dropout between them: each layer's
         output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
         (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.dropout)."""
+        if engine == "fused" and batch_sizes[0] != batch_sizes[-1]:
+            engine = "reference"  # packed input of several lengths: one layer at a time
         finals = []
         layer_input = data
         for layer in range(self.num_layers):
             layer_input, final = self._run_layers(
-                path, range(layer, layer + 1), weights, layer_input, batch_sizes,
+                engine, range(layer, layer + 1), weights, layer_input, batch_sizes,
                 initial_state, records, probe,
             )  # fmt: skip
             finals.append(final)
@@ -349,24 +377,13 @@ class _Layer(nn.Module):
                 layer_input = mask_packed_rows(layer_input, mask, batch_sizes)
         return layer_input, tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
 
-    def _path(self, packed: bool, recording: bool, dtype: torch.dtype) -> str:
-        """Which code runs: "fused" (torch's fused LSTM kernel, see rnnkit.engine.fused),
-        "bptt" (rnnkit's hand-written BPTT, rnnkit.engine) or "reference" (the equations)."""
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {self.engine!r}")
-        plain = self.proj_size == 0 and not packed and not recording
-        if self.engine == "reference" or not plain:
-            return "reference"
-        if self.engine == "fast" and self.kind == "LSTM" and fused_lstm_applies(dtype):
-            return "fused"
-        return "bptt"
-
 
 class RNN(_Layer):
     """Elman RNN layers, a drop-in for ``torch.nn.RNN``: h_t = tanh(W_ih x_t + b_ih +
     W_hh h_{t-1} + b_hh) (or relu). Arguments as torch.nn.RNN: input_size, hidden_size,
     num_layers=1, nonlinearity="tanh", bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None.
+    bidirectional=False, device=None, dtype=None; and rnnkit's engine="auto" (see
+    rnnkit.engine.dispatch).
     """
 
     kind = "RNN"
@@ -383,6 +400,7 @@ class RNN(_Layer):
         bidirectional: bool = False,
         device=None,
         dtype=None,
+        engine: str = "auto",
         **unsupported,
     ) -> None:
         _reject_proj_size(unsupported)
@@ -397,6 +415,7 @@ class RNN(_Layer):
             device=device,
             dtype=dtype,
             nonlinearity=nonlinearity,
+            engine=engine,
         )
 
 
@@ -404,7 +423,8 @@ class LSTM(_Layer):
     """LSTM layers, a drop-in for ``torch.nn.LSTM`` (gate order i, f, g, o; optional
     projection h_t = W_hr (o_t ⊙ tanh(c_t))). Arguments as torch.nn.LSTM: input_size,
     hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-    proj_size=0, device=None, dtype=None. hx and the returned state are tuples (h, c).
+    proj_size=0, device=None, dtype=None; and rnnkit's engine="auto". hx and the returned state
+    are tuples (h, c).
     """
 
     kind = "LSTM"
@@ -421,6 +441,7 @@ class LSTM(_Layer):
         proj_size: int = 0,
         device=None,
         dtype=None,
+        engine: str = "auto",
     ) -> None:
         super().__init__(
             input_size,
@@ -433,6 +454,7 @@ class LSTM(_Layer):
             proj_size,
             device=device,
             dtype=dtype,
+            engine=engine,
         )
 
 
@@ -440,7 +462,7 @@ class GRU(_Layer):
     """GRU layers, a drop-in for ``torch.nn.GRU`` (gate order r, z, n;
     h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}). Arguments as torch.nn.GRU: input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
-    dtype=None.
+    dtype=None; and rnnkit's engine="auto".
     """
 
     kind = "GRU"
@@ -456,6 +478,7 @@ class GRU(_Layer):
         bidirectional: bool = False,
         device=None,
         dtype=None,
+        engine: str = "auto",
         **unsupported,
     ) -> None:
         _reject_proj_size(unsupported)
@@ -469,6 +492,7 @@ class GRU(_Layer):
             bidirectional,
             device=device,
             dtype=dtype,
+            engine=engine,
         )
 
 

@@ -140,12 +140,13 @@ def run_layers(
     dropout: float,
     records: list[list[StepRecord]] | None = None,
     probe: Tensor | None = None,
-    fast: bool = False,
+    engine: str = "reference",
 ) -> tuple[Tensor, State]:
     """Run the stack of layers, each direction of each layer over the whole sequence.
 
-    fast: use the hand-written BPTT of :mod:`rnnkit.engine` (the caller checks that it
-    applies: no projection, all sequences of one length, nothing recorded).
+    engine: "reference" (the equations under autograd) or "bptt" (the hand-written BPTT of
+    :mod:`rnnkit.engine`; engine/dispatch.py chooses it only where it applies: no
+    projection, all sequences of one length, nothing recorded).
 
     weights[l][d]: layer l, direction d. data: (N, I) packed. initial_state: each (L·D, B, ·),
     indexed l·D + d as in torch.nn. dropout: applied to each layer's output but the last (the
@@ -160,8 +161,8 @@ def run_layers(
         for direction in range(num_directions):
             w = weights[layer][direction]
             index = layer * num_directions + direction
-            if fast:
-                output, final = fast_direction(
+            if engine == "bptt":
+                output, final = bptt_direction(
                     kind,
                     nonlinearity,
                     layer_input,
@@ -193,7 +194,7 @@ def run_layers(
     return layer_input, tuple(torch.stack(f) for f in finals)
 
 
-def fast_direction(
+def bptt_direction(
     kind: str,
     nonlinearity: str,
     layer_input: Tensor,
@@ -207,22 +208,21 @@ def fast_direction(
     The biases that enter every gate the same way are added to the input projection once: both
     for the LSTM and the RNN, b_ih for the GRU (its b_hn sits inside r ⊙ (W_hn h + b_hn)).
     """
+    rows, features = layer_input.shape
+    x = layer_input.view(steps, rows // steps, features)  # (T, B, I)
     bias = weights.b_ih
     if kind != "GRU" and bias is not None and weights.b_hh is not None:
         bias = bias + weights.b_hh
-    x_proj = F.linear(layer_input, weights.w_ih, bias)  # (T·B, G·H)
-    x_proj = x_proj.view(steps, -1, x_proj.shape[-1])  # (T, B, G·H)
-    if reverse:  # the reverse direction reads the sequence backwards
-        x_proj = x_proj.flip(0)
     if kind == "LSTM":
-        output, h, c = lstm_sequence(x_proj, *initial_state, weights.w_hh)
+        output, h, c = lstm_sequence(x, weights.w_ih, bias, *initial_state, weights.w_hh, reverse)
         final: State = (h, c)
     elif kind == "GRU":
-        output, h = gru_sequence(x_proj, initial_state[0], weights.w_hh, weights.b_hh)
+        output, h = gru_sequence(
+            x, weights.w_ih, bias, initial_state[0], weights.w_hh, weights.b_hh, reverse
+        )
         final = (h,)
     else:
-        output, h = rnn_sequence(x_proj, initial_state[0], weights.w_hh, nonlinearity == "relu")
+        relu = nonlinearity == "relu"
+        output, h = rnn_sequence(x, weights.w_ih, bias, initial_state[0], weights.w_hh, relu, reverse)
         final = (h,)
-    if reverse:
-        output = output.flip(0)
-    return output.reshape(-1, output.shape[-1]), final
+    return output.reshape(rows, output.shape[-1]), final

@@ -1,53 +1,62 @@
-"""torch's own fused LSTM kernel, called for the one case where it is the fastest path we have.
+"""torch's own RNN kernels, called with rnnkit's parameters exactly as torch.nn calls them.
 
-On the CPU, ``torch.nn.LSTM`` in float32 runs through oneDNN's fused RNN primitive, forward and
-backward. rnnkit's hand-written BPTT (:mod:`rnnkit.engine.lstm`, C++ loops) does the same
-arithmetic but its per-step matrix products go through the general BLAS call, and measured
-side by side it took 1.17-1.28x the time of the fused kernel for a training step and
-1.5-1.9x for inference (``bench/speed.py --quick``, 2-core machine, torch 2.13). So for a
-plain float32 LSTM (no projection, every sequence of the same length, nothing traced) the
-default engine calls that kernel, with rnnkit's own parameters, exactly as torch.nn.LSTM
-does. This is torch's code, not ours: ``layer.engine = "bptt"`` runs rnnkit's hand-written
-BPTT instead and ``"reference"`` the equations step by step; tests hold all three to each
-other. The GRU and the RNN have no fused kernel on the CPU, and rnnkit's BPTT beats torch.nn
-there (docs/performance.md).
+This is torch's code, not ours (the "fused" engine of engine/dispatch.py): ``_VF.lstm``,
+``_VF.gru``, ``_VF.rnn_tanh`` and ``_VF.rnn_relu`` take the flat list of weights in torch.nn's
+order, which is rnnkit's registration order. Three things make it worth calling:
+- on the CPU a float32 LSTM runs oneDNN's fused primitive, which measured faster than
+  rnnkit's own loops (1.17-1.28x their time for a training step, ``bench/speed.py --engine``);
+  on CUDA every kind runs cuDNN;
+- exporters know these ops: torch.jit.trace, torch.export and both ONNX exporters turn them
+  into one node (ONNX LSTM / GRU / RNN), so an exported rnnkit layer runs at any sequence
+  length and batch size, as an exported torch.nn layer does;
+- under autocast they run in the precisions torch.nn runs in.
+Under torch.compile the call is left to eager mode (a graph break, as torch.compile does for
+torch.nn's RNN modules): inductor cannot lower oneDNN's RNN op.
 """
 
 import torch
 from torch import _VF, Tensor
 
+from rnnkit.engine.dispatch import compiling, exporting
 
-def fused_lstm_applies(dtype: torch.dtype) -> bool:
-    return dtype == torch.float32
+_KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
-def fused_lstm(
+def fused_rnn(
+    mode: str,
     flat_weights: list[Tensor],
     has_biases: bool,
     data: Tensor,
-    steps: int,
-    initial_state: tuple[Tensor, Tensor],
+    batch_sizes: Tensor | None,
+    initial_state: tuple[Tensor, ...],
     num_layers: int,
     dropout: float,
     training: bool,
     bidirectional: bool,
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """data (T·B, I), every sequence T steps; initial_state each (L·D, B, H).
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """mode: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU". data: (T, B, I) time-major, or the
+    (N, I) data of a PackedSequence with its ``batch_sizes``; initial_state each (L·D, B, ·).
 
-    Returns the last layer's output (T·B, D·H) and the final (h, c), each (L·D, B, H).
-    dropout is applied between layers in training, with the same random draws as
-    torch.nn.LSTM; ``training`` is the module's mode, passed as torch.nn passes it.
+    Returns the last layer's output ((T, B, D·P) or packed (N, D·P)) and the final states,
+    each (L·D, B, ·). dropout is applied between layers in training with the same random draws
+    as torch.nn; ``training`` is the module's mode, passed as torch.nn passes it.
     """
-    x = data.view(steps, -1, data.shape[-1])  # (T, B, I)
-    output, h, c = _VF.lstm(
-        x,
-        initial_state,
-        flat_weights,
-        has_biases,
-        num_layers,
-        dropout,
-        training,
-        bidirectional,
-        False,  # batch_first: x is time-major here
-    )
-    return output.reshape(-1, output.shape[-1]), (h, c)
+    if compiling() and not exporting():
+        return _fused_eager(
+            mode, flat_weights, has_biases, data, batch_sizes, initial_state, num_layers,
+            dropout, training, bidirectional,
+        )  # fmt: skip
+    kernel = _KERNELS[mode]
+    hx = initial_state if mode == "LSTM" else initial_state[0]
+    settings = (has_biases, num_layers, dropout, training, bidirectional)
+    if batch_sizes is None:
+        result = kernel(data, hx, flat_weights, *settings, False)  # batch_first=False
+    else:
+        result = kernel(data, batch_sizes, hx, flat_weights, *settings)
+    output, *final = result
+    return output, tuple(final)
+
+
+@torch.compiler.disable
+def _fused_eager(*arguments):
+    return fused_rnn(*arguments)

@@ -3,7 +3,7 @@
 torch.nn.GRU on the CPU (no fused kernel there) and rnnkit's reference both let autograd record
 ~10 operations per step. Here a step is one matrix product and one pass over the gates:
 
-    before the loop:        x_proj_t = W_ih x_t + b_ih       (all steps, by the caller) (B, 3H)
+    before the loop:        x_proj_t = W_ih x_t + b_ih       (all steps: one product) (B, 3H)
     forward, per step t:    hh = W_hh h_{t-1}                                           (B, 3H)
                             r = σ(x_r + hh_r + b_hr),  z = σ(x_z + hh_z + b_hz)
                             hn = hh_n + b_hn,          n = tanh(x_n + r ⊙ hn)
@@ -15,6 +15,8 @@ torch.nn.GRU on the CPU (no fused kernel there) and rnnkit's reference both let 
                             dhh_t = [da_r, da_z, da_n ⊙ r]        (the recurrent side)
                             dh(for step t−1) = dh ⊙ z + dhh_t W_hh
     after the loop:         dW_hh = Σ_t dhh_tᵀ h_{t-1},  db_hh = Σ_t dhh_t  (one product, one sum)
+                            dx_t = dx_proj_t W_ih,  dW_ih = Σ_t dx_proj_tᵀ x_t,  db_ih = Σ dx_proj_t
+    second order:           recomputed by the equations under autograd (second_order.py)
 
 The loops run in C++ (``kernels/gru_loops.cpp``) where they build, else as written below.
 Kept for the backward: r, z, n (T, B, 3H), hn (T, B, H) and h_t (T, B, H).
@@ -25,36 +27,53 @@ import sys
 import torch
 from torch import Tensor
 
-from rnnkit.engine import backward_may_come, compiled
+from rnnkit.engine import (
+    backward_may_come,
+    backward_needs_a_graph,
+    compiled,
+    input_projection,
+    projection_backward,
+    time_order,
+)
+from rnnkit.engine.second_order import differentiable_backward
 
 
 class GRUSequence(torch.autograd.Function):
-    """One GRU direction over a whole (T, B) batch; inputs and outputs time-major."""
+    """One GRU direction over a whole (T, B) batch, the input projection included; inputs and
+    outputs time-major, in time order."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, keep: bool):
+    def forward(ctx, x, w_ih, b_ih, h0, w_hh, b_hh, reverse: bool, keep: bool):
+        x_proj = input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H), in loop order
         bias = b_hh if b_hh is not None else x_proj.new_zeros(x_proj.shape[-1])
-        x_proj, h0, bias = x_proj.contiguous(), h0.contiguous(), bias.contiguous()
+        h0, bias = h0.contiguous(), bias.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
         gates, hidden_n, outputs = loops.gru_forward(x_proj, h0, w_hh, bias, keep)
         if keep:
-            ctx.save_for_backward(gates, hidden_n, outputs, h0, w_hh)
-        ctx.has_bias = b_hh is not None
-        return outputs, outputs[-1].clone()
+            ctx.save_for_backward(x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs)
+        ctx.reverse = reverse
+        return time_order(outputs, reverse), outputs[-1].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: Tensor, grad_h_n: Tensor):
-        gates, hidden_n, outputs, h0, w_hh = ctx.saved_tensors
+        x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs = ctx.saved_tensors
+        if backward_needs_a_graph(grad_outputs, grad_h_n):
+            inputs = {"x": x, "w_ih": w_ih, "bias": b_ih, "h0": h0, "w_hh": w_hh, "b_hh": b_hh}
+            grads = differentiable_backward(ctx, "GRU", "", inputs, (grad_outputs, grad_h_n))
+            return (*grads, None, None)
         loops = compiled.loops_for(gates, sys.modules[__name__])
-        grad_x, grad_hh, grad_h0 = loops.gru_backward(
-            gates, hidden_n, outputs, h0, w_hh, grad_outputs, grad_h_n
-        )
+        grad_x_proj, grad_hh, grad_h0 = loops.gru_backward(
+            gates, hidden_n, outputs, h0, w_hh,
+            time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
+        )  # fmt: skip
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
         flat_grad = grad_hh.flatten(0, 1)  # (T·B, 3H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (3H, H)
-        grad_b_hh = flat_grad.sum(0) if ctx.has_bias else None
-        return grad_x, grad_h0, grad_w_hh, grad_b_hh, None
+        grad_b_hh = flat_grad.sum(0) if b_hh is not None else None
+        grad_x, grad_w_ih, grad_b_ih = projection_backward(
+            grad_x_proj, x, w_ih, ctx.reverse, ctx.needs_input_grad[:3]
+        )
+        return grad_x, grad_w_ih, grad_b_ih, grad_h0, grad_w_hh, grad_b_hh, None, None
 
 
 def gru_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, keep: bool = True):
@@ -99,7 +118,16 @@ def gru_backward(gates, hidden_n, outputs, h0, w_hh, grad_outputs, grad_h_n):
     return grad_x, grad_hh, dh
 
 
-def gru_sequence(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None):
-    """x_proj = W_ih x_t + b_ih (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H) or None
-    -> outputs (T, B, H), h_T (B, H)."""
-    return GRUSequence.apply(x_proj, h0, w_hh, b_hh, backward_may_come(x_proj, h0, w_hh, b_hh))
+def gru_sequence(
+    x: Tensor,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    reverse: bool = False,
+):
+    """x (T, B, I), w_ih (3H, I), b_ih (3H) or None, h0 (B, H), w_hh (3H, H), b_hh (3H) or None
+    -> outputs (T, B, H) in time order, h_T (B, H) (with reverse: after reading x_0)."""
+    keep = backward_may_come(x, w_ih, b_ih, h0, w_hh, b_hh)
+    return GRUSequence.apply(x, w_ih, b_ih, h0, w_hh, b_hh, reverse, keep)

@@ -4,7 +4,7 @@ The reference (:mod:`rnnkit.recurrence`) lets autograd record ~11 operations per
 the backward pass, accumulates the W_hh gradient one step at a time. Here the forward keeps
 only what the backward needs, and the backward walks the steps in reverse by hand:
 
-    before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh  (all steps, by the caller)
+    before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh  (all steps: one matrix product)
     forward, per step t:    a_t = x_proj_t + W_hh h_{t-1}                     (B, 4H)
                             i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)
                             c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
@@ -15,8 +15,9 @@ only what the backward needs, and the backward walks the steps in reverse by han
                             da = [di ⊙ i(1−i), df ⊙ f(1−f), dg ⊙ (1−g²), do ⊙ o(1−o)]
                             dh(for step t−1) = da W_hh,   dc(for step t−1) = dc ⊙ f
     after the loop:         dW_hh = Σ_t da_tᵀ h_{t-1}  (one matrix product over all steps)
-                            dx_proj = da (all steps; autograd takes it on to W_ih, the biases
-                            and the input)
+                            dx_t = da_t W_ih,  dW_ih = Σ_t da_tᵀ x_t,  db = Σ_t da_t
+    second order:           when a graph of the gradient is asked for, the backward recomputes
+                            the direction by the equations under autograd (second_order.py)
 
 The loops exist twice: in C++ (``kernels/lstm_loops.cpp``: per step one matrix product and one
 fused, vectorised pass over the gates; compiled on first use, see :mod:`rnnkit.engine.compiled`)
@@ -27,7 +28,7 @@ reference.
 Memory: the gates after their nonlinearity (T, B, 4H), c_t and tanh(c_t) (T, B, H each) and
 h_t (T, B, H) are kept: 7·T·B·H numbers, about what autograd keeps for the reference.
 Only the plain configuration is handled here (no projection, every sequence of the same length);
-`rnnkit.layers` falls back to the reference for everything else and for tracing.
+engine/dispatch.py hands every other call to another engine.
 """
 
 import sys
@@ -35,33 +36,55 @@ import sys
 import torch
 from torch import Tensor
 
-from rnnkit.engine import backward_may_come, compiled
+from rnnkit.engine import (
+    backward_may_come,
+    backward_needs_a_graph,
+    compiled,
+    input_projection,
+    projection_backward,
+    time_order,
+)
+from rnnkit.engine.second_order import differentiable_backward
 
 
 class LSTMSequence(torch.autograd.Function):
-    """One LSTM direction over a whole (T, B) batch; inputs and outputs time-major."""
+    """One LSTM direction over a whole (T, B) batch, the input projection included (its
+    backward needs the layer input x, which the projection's own backward kept anyway);
+    inputs and outputs time-major, in time order."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: bool):
-        x_proj, h0, c0 = x_proj.contiguous(), h0.contiguous(), c0.contiguous()
+    def forward(ctx, x, w_ih, bias, h0, c0, w_hh, reverse: bool, keep: bool):
+        x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, 4H), in loop order
+        h0, c0 = h0.contiguous(), c0.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
         gates, cells, tanh_cells, outputs, c_last = loops.lstm_forward(x_proj, h0, c0, w_hh, keep)
         if keep:
-            ctx.save_for_backward(gates, cells, tanh_cells, outputs, h0, c0, w_hh)
-        return outputs, outputs[-1].clone(), c_last
+            ctx.save_for_backward(x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs)
+        ctx.reverse = reverse
+        return time_order(outputs, reverse), outputs[-1].clone(), c_last
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: Tensor, grad_h_n: Tensor, grad_c_n: Tensor):
-        gates, cells, tanh_cells, outputs, h0, c0, w_hh = ctx.saved_tensors
+        x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs = ctx.saved_tensors
+        if backward_needs_a_graph(grad_outputs, grad_h_n, grad_c_n):
+            inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "c0": c0, "w_hh": w_hh}
+            grads = differentiable_backward(
+                ctx, "LSTM", "", inputs, (grad_outputs, grad_h_n, grad_c_n)
+            )
+            return (*grads, None, None)
         loops = compiled.loops_for(gates, sys.modules[__name__])
         grad_gates, grad_h0, grad_c0 = loops.lstm_backward(
-            gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, grad_c_n
-        )
+            gates, cells, tanh_cells, c0, w_hh,
+            time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
+            grad_c_n.contiguous(),
+        )  # fmt: skip
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
         flat_grad = grad_gates.flatten(0, 1)  # (T·B, 4H)
         grad_w_hh = flat_grad.t() @ hidden_inputs.flatten(0, 1)  # (4H, H)
-        return grad_gates, grad_h0, grad_c0, grad_w_hh, None
+        grad_x, grad_w_ih, grad_bias = projection_backward(
+            grad_gates, x, w_ih, ctx.reverse, ctx.needs_input_grad[:3]
+        )
+        return grad_x, grad_w_ih, grad_bias, grad_h0, grad_c0, grad_w_hh, None, None
 
 
 def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: bool = True):
@@ -113,8 +136,17 @@ def lstm_backward(gates, cells, tanh_cells, c0, w_hh, grad_outputs, grad_h_n, gr
     return grad_gates, dh, dc
 
 
-def lstm_sequence(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
-    """x_proj = W_ih x_t + b_ih + b_hh (T, B, 4H), h0 and c0 (B, H), w_hh (4H, H)
-    -> outputs (T, B, H), h_T (B, H), c_T (B, H)."""
-    keep = backward_may_come(x_proj, h0, c0, w_hh)
-    return LSTMSequence.apply(x_proj, h0, c0, w_hh, keep)
+def lstm_sequence(
+    x: Tensor,
+    w_ih: Tensor,
+    bias: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    reverse: bool = False,
+):
+    """x (T, B, I), w_ih (4H, I), bias = b_ih + b_hh (4H) or None, h0 and c0 (B, H), w_hh (4H, H)
+    -> outputs (T, B, H), h_T (B, H), c_T (B, H); with reverse, the direction that reads the
+    sequence backwards (its outputs still in time order; h_T, c_T after reading x_0)."""
+    keep = backward_may_come(x, w_ih, bias, h0, c0, w_hh)
+    return LSTMSequence.apply(x, w_ih, bias, h0, c0, w_hh, reverse, keep)

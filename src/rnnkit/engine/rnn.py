@@ -1,12 +1,14 @@
 """Hand-written backpropagation through time for the Elman RNN (tanh or relu).
 
-    before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh    (all steps, by the caller)
+    before the loop:        x_proj_t = W_ih x_t + b_ih + b_hh    (all steps: one product)
     forward, per step t:    h_t = act(x_proj_t + W_hh h_{t-1})
     backward, t = T..1:     da_t = (dh_t(from the output) + dh(from step t+1)) ⊙ act'
                             with act' = 1 − h_t² (tanh) or [h_t > 0] (relu; a NaN h_t
                             passes the gradient, as torch.nn's relu backward does)
                             dh(for step t−1) = da_t W_hh
     after the loop:         dW_hh = Σ_t da_tᵀ h_{t-1} (one product), dx_proj = da (all steps)
+                            dx_t = da_t W_ih,  dW_ih = Σ_t da_tᵀ x_t,  db = Σ_t da_t
+    second order:           recomputed by the equations under autograd (second_order.py)
 
 The loops run in C++ (``kernels/rnn_loops.cpp``) where they build, else as written below.
 Only h_t (T, B, H) is kept for the backward.
@@ -17,30 +19,51 @@ import sys
 import torch
 from torch import Tensor
 
-from rnnkit.engine import compiled
+from rnnkit.engine import (
+    backward_may_come,
+    backward_needs_a_graph,
+    compiled,
+    input_projection,
+    projection_backward,
+    time_order,
+)
+from rnnkit.engine.second_order import differentiable_backward
 
 
 class RNNSequence(torch.autograd.Function):
-    """One RNN direction over a whole (T, B) batch; inputs and outputs time-major."""
+    """One RNN direction over a whole (T, B) batch, the input projection included; inputs and
+    outputs time-major, in time order."""
 
     @staticmethod
-    def forward(ctx, x_proj: Tensor, h0: Tensor, w_hh: Tensor, relu: bool):
-        x_proj, h0 = x_proj.contiguous(), h0.contiguous()
+    def forward(ctx, x, w_ih, bias, h0, w_hh, relu: bool, reverse: bool, keep: bool):
+        x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, H), in loop order
+        h0 = h0.contiguous()
         loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        (outputs,) = loops.rnn_forward(x_proj, h0, w_hh, relu)
-        ctx.save_for_backward(outputs, h0, w_hh)
-        ctx.relu = relu
-        return outputs, outputs[-1].clone()
+        (outputs,) = loops.rnn_forward(x_proj.contiguous(), h0, w_hh, relu)
+        if keep:
+            ctx.save_for_backward(x, w_ih, bias, h0, w_hh, outputs)
+        ctx.relu, ctx.reverse = relu, reverse
+        return time_order(outputs, reverse), outputs[-1].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs: Tensor, grad_h_n: Tensor):
-        outputs, h0, w_hh = ctx.saved_tensors
+        x, w_ih, bias, h0, w_hh, outputs = ctx.saved_tensors
+        if backward_needs_a_graph(grad_outputs, grad_h_n):
+            nonlinearity = "relu" if ctx.relu else "tanh"
+            inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "w_hh": w_hh}
+            grads = (grad_outputs, grad_h_n)
+            return (*differentiable_backward(ctx, "RNN", nonlinearity, inputs, grads), None, None, None)
         loops = compiled.loops_for(outputs, sys.modules[__name__])
-        grad_pre, grad_h0 = loops.rnn_backward(outputs, w_hh, grad_outputs, grad_h_n, ctx.relu)
+        grad_pre, grad_h0 = loops.rnn_backward(
+            outputs, w_hh, time_order(grad_outputs, ctx.reverse).contiguous(),
+            grad_h_n.contiguous(), ctx.relu,
+        )  # fmt: skip
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
         grad_w_hh = grad_pre.flatten(0, 1).t() @ hidden_inputs.flatten(0, 1)  # (H, H)
-        return grad_pre, grad_h0, grad_w_hh, None
+        grad_x, grad_w_ih, grad_bias = projection_backward(
+            grad_pre, x, w_ih, ctx.reverse, ctx.needs_input_grad[:3]
+        )
+        return grad_x, grad_w_ih, grad_bias, grad_h0, grad_w_hh, None, None, None
 
 
 def rnn_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, relu: bool):
@@ -68,7 +91,16 @@ def rnn_backward(outputs, w_hh, grad_outputs, grad_h_n, relu: bool):
     return grad_pre, dh
 
 
-def rnn_sequence(x_proj: Tensor, h0: Tensor, w_hh: Tensor, relu: bool):
-    """x_proj = W_ih x_t + b_ih + b_hh (T, B, H), h0 (B, H), w_hh (H, H)
-    -> outputs (T, B, H), h_T (B, H)."""
-    return RNNSequence.apply(x_proj, h0, w_hh, relu)
+def rnn_sequence(
+    x: Tensor,
+    w_ih: Tensor,
+    bias: Tensor | None,
+    h0: Tensor,
+    w_hh: Tensor,
+    relu: bool,
+    reverse: bool = False,
+):
+    """x (T, B, I), w_ih (H, I), bias = b_ih + b_hh (H) or None, h0 (B, H), w_hh (H, H)
+    -> outputs (T, B, H) in time order, h_T (B, H) (with reverse: after reading x_0)."""
+    keep = backward_may_come(x, w_ih, bias, h0, w_hh)
+    return RNNSequence.apply(x, w_ih, bias, h0, w_hh, relu, reverse, keep)

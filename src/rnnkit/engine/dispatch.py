@@ -1,0 +1,127 @@
+"""Which code runs a layer's call: the one place that decides.
+
+Three engines compute the same recurrence (tests hold each to the reference in float64):
+
+    reference  the cells' equations step by step under autograd (rnnkit.recurrence): rnnkit's
+               readable code; runs every call, and every PyTorch transform sees through it
+    bptt       rnnkit's hand-written backpropagation through time (engine/lstm.py, gru.py,
+               rnn.py): C++ time loops on the CPU, the same loops in Python elsewhere
+    fused      torch's own RNN kernel (torch's code, not ours), called with rnnkit's
+               parameters exactly as torch.nn calls it (engine/fused.py): oneDNN's fused
+               primitive for a float32 LSTM on the CPU, cuDNN on CUDA
+
+``engine="auto"`` (the default) picks for each call, first rule that matches:
+
+    recording (trace, probe_gradients)        reference  the only one that keeps every step
+    torch.jit.trace, torch.export, ONNX       fused      the ops every exporter translates
+                                                         (ONNX LSTM/GRU/RNN nodes), so the
+                                                         export runs at any length and batch
+    torch.compile                             reference  inductor compiles the equations
+    a torch.func transform (vmap, grad, ...)  reference  plain tensor operations compose
+    autocast                                  fused      the precisions torch.nn runs in
+    packed input or proj_size                 reference  the loops need equal lengths
+    not float32 / float64                     reference  the loops are written for these two
+    CUDA                                      fused      cuDNN (the loops run in Python there)
+    float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
+    everything else                           bptt       faster than torch.nn (performance.md)
+
+A requested engine runs wherever it can and hands the call over to auto's choice where it
+cannot (bptt with packed input, fused while recording, ...): never an error, never a wrong
+answer. Every engine gives exact second-order gradients: bptt's backward recomputes the
+direction with the reference equations when a graph of the gradient is being built.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+ENGINES = ("auto", "fused", "bptt", "reference")
+
+
+@dataclass(frozen=True)
+class Call:
+    """What decides the engine for one call of a layer."""
+
+    kind: str  # "RNN", "LSTM" or "GRU"
+    dtype: torch.dtype
+    device: torch.device
+    packed: bool
+    projected: bool
+    recording: bool
+
+
+def check_engine(engine: object) -> str:
+    if engine not in ENGINES:
+        raise ValueError(
+            f"engine must be one of {', '.join(ENGINES)}, got {engine!r}; 'auto' picks the "
+            "fastest one that supports the call"
+        )
+    return engine  # type: ignore[return-value]
+
+
+def exporting() -> bool:
+    """torch.jit.trace (and the TorchScript ONNX exporter) or torch.export (and the dynamo
+    ONNX exporter) is recording the call as a graph."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or _exporting()
+
+
+def _exporting() -> bool:
+    return torch.compiler.is_exporting()
+
+
+def compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def transforming() -> bool:
+    """A torch.func transform (vmap, grad, jacrev, jvp, functionalize) is active."""
+    return torch._C._are_functorch_transforms_active()
+
+
+def autocasting(device: torch.device) -> bool:
+    return torch.is_autocast_enabled(device.type)
+
+
+def supports(engine: str, call: Call) -> bool:
+    """Whether ``engine`` can run ``call`` (in the current transform and compile state)."""
+    if engine == "reference":
+        return True
+    if call.recording:
+        return False
+    if engine == "fused":
+        return call.device.type in ("cpu", "cuda")
+    # bptt: hand-written loops over plain storage, equal lengths, no projection.
+    return (
+        call.dtype in (torch.float32, torch.float64)
+        and not (call.packed or call.projected)
+        and not (exporting() or compiling() or transforming() or autocasting(call.device))
+        and call.device.type in ("cpu", "cuda")
+    )
+
+
+def choose(requested: str, call: Call) -> str:
+    """The engine that runs ``call``: the requested one where it can, else auto's choice."""
+    if requested != "auto" and supports(requested, call):
+        return requested
+    return auto(call)
+
+
+def auto(call: Call) -> str:
+    """The fastest engine that supports the call (the table in the module docstring)."""
+    if call.recording:
+        return "reference"
+    if exporting():
+        return "fused"
+    if compiling() or transforming():
+        return "reference"
+    if autocasting(call.device):
+        return "fused"
+    if call.packed or call.projected or call.dtype not in (torch.float32, torch.float64):
+        return "reference"
+    if call.device.type == "cuda":
+        return "fused"
+    if call.device.type != "cpu":
+        return "reference"
+    if call.kind == "LSTM" and call.dtype == torch.float32:
+        return "fused"
+    return "bptt"
