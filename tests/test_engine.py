@@ -139,7 +139,9 @@ def test_fast_path_equals_the_reference(loops, kind, dtype, bidirectional, batch
     assert_close(fast, reference, **tolerance)
 
 
-@pytest.mark.parametrize(("kind", "engine"), [("LSTM", "bptt"), ("GRU", "bptt"), ("LSTM", "fused"), ("GRU", "fused")])
+@pytest.mark.parametrize(
+    ("kind", "engine"), [("LSTM", "bptt"), ("GRU", "bptt"), ("LSTM", "fused"), ("GRU", "fused")]
+)
 def test_dropout_between_layers_draws_the_same_masks(kind, engine):
     """rnnkit's BPTT (LSTM, GRU) and the fused LSTM draw the reference's masks."""
     layer = KINDS[kind](input_size=3, hidden_size=8, num_layers=3, dropout=0.5)

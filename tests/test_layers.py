@@ -161,17 +161,17 @@ def test_constructor_errors(make, error, message):
 @pytest.mark.parametrize(
     ("kind", "call", "message"),
     [
-        ("GRU", lambda m: m(torch.randn(5)), r"Expected input to be 2D \(T, I\)"),
+        ("GRU", lambda m: m(torch.randn(5)), r"\(T, I\) unbatched"),
         ("GRU", lambda m: m(torch.randn(2, 5, 3, 1)), "got 4D"),
         ("LSTM", lambda m: m(torch.randn(5, 2, 4)), "Expected 3, got 4"),
         ("RNN", lambda m: m(torch.randn(0, 2, 3)), "larger than 0"),
         ("GRU", lambda m: m(torch.randn(5, 2, 3), torch.randn(1, 3, 4)), r"size \(1, 2, 4\)"),
-        ("GRU", lambda m: m(torch.randn(5, 2, 3), torch.randn(2, 4)), r"size \(1, 2, 4\)"),
+        ("GRU", lambda m: m(torch.randn(5, 2, 3), torch.randn(2, 4)), "hx should also be 3-D"),
         ("GRU", lambda m: m(torch.randn(5, 3), torch.randn(1, 2, 4)), "unbatched"),
         (
             "LSTM",
             lambda m: m(torch.randn(5, 2, 3), (torch.randn(1, 2, 4), torch.randn(2, 2, 4))),
-            r"hx\[1\] \(c_0\) size \(1, 2, 4\)",
+            r"Expected hidden\[1\] size \(1, 2, 4\).*hx\[1\] \(c_0\)",
         ),
         ("LSTM", lambda m: m(torch.randn(5, 2, 3, dtype=torch.double)), "dtype"),
         (

@@ -18,6 +18,7 @@ _EXPORTS = {
     "GRU": "rnnkit.layers",
     "Trace": "rnnkit.trace",
     "InputShapeError": "rnnkit.errors",
+    "quantize_dynamic": "rnnkit.conversion",
 }
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "Trace",
+    "quantize_dynamic",
 ]
 
 if TYPE_CHECKING:
     from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+    from rnnkit.conversion import quantize_dynamic
     from rnnkit.errors import InputShapeError
     from rnnkit.layers import GRU, LSTM, RNN
     from rnnkit.trace import Trace

@@ -10,19 +10,34 @@ import numbers
 def check_positive_int(name: str, value: object) -> None:
     # bool is an int in Python; LSTM(4, True) is a mistake, not a hidden size of 1.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        raise TypeError(
+            f"{name} should be of type int, got: {type(value).__name__} (pass a whole number, "
+            f"e.g. {name}=int({value!r}))"
+        )
     if value <= 0:
         raise ValueError(f"{name} must be greater than zero, got {value}")
 
 
+def check_size(name: str, value: object, allow_zero: bool) -> None:
+    """A size of the input or the state: a positive int (0 allowed where torch.nn allows it)."""
+    if allow_zero and isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return
+    check_positive_int(name, value)
+
+
 def check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+        raise TypeError(
+            f"{name} should be of type bool, got: {type(value).__name__} (pass True or False)"
+        )
 
 
 def check_nonlinearity(value: object) -> None:
     if value not in ("tanh", "relu"):
-        raise ValueError(f"Unknown nonlinearity {value!r}. Select from 'tanh' or 'relu'.")
+        raise ValueError(
+            f"Unknown nonlinearity {value!r}. Select from 'tanh' or 'relu'. (Other activations "
+            "need a cell of your own: see rnnkit.equations.rnn_step.)"
+        )
 
 
 def check_dropout(value: object) -> None:

@@ -11,20 +11,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.arguments import check_bool, check_nonlinearity, check_positive_int
+from rnnkit.arguments import check_bool, check_nonlinearity, check_size
+from rnnkit.conversion import TorchTwin
 from rnnkit.equations import GATE_COUNT, gru_step, lstm_step, rnn_step
 from rnnkit.errors import InputShapeError
 
 
-class _CellBase(nn.Module):
+class _CellBase(TorchTwin, nn.Module):
     """Parameters, initialisation and input checks common to the three cells."""
 
     kind = ""  # "RNN", "LSTM" or "GRU"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, device=None, dtype=None):
         super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("hidden_size", hidden_size)
+        # torch.nn's cells allow sizes of 0 (empty tensors), its layers do not.
+        check_size("input_size", input_size, allow_zero=True)
+        check_size("hidden_size", hidden_size, allow_zero=True)
         check_bool("bias", bias)
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -43,7 +45,7 @@ class _CellBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
@@ -62,8 +64,9 @@ class _CellBase(nn.Module):
             raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
             raise InputShapeError(
-                f"{name}: Expected input to be 1D (input_size,) or 2D (batch, input_size), "
-                f"got {input.dim()}D with shape {tuple(input.shape)} instead"
+                f"{self.kind}Cell: Expected input to be 1D or 2D, got {input.dim()}D instead "
+                f"({name}: the input is (input_size,) or (batch, input_size); got shape "
+                f"{tuple(input.shape)})"
             )
         if input.size(-1) != self.input_size:
             raise InputShapeError(
@@ -80,28 +83,52 @@ class _CellBase(nn.Module):
         return (input if is_batched else input.unsqueeze(0)), is_batched
 
     def _batched_state(
-        self, state: Tensor | None, what: str, input: Tensor, is_batched: bool
+        self, state: Tensor | None, index: int, input: Tensor, is_batched: bool
     ) -> Tensor:
-        """Check one state tensor against the (batched) input; zeros when it is None."""
+        """Check state number ``index`` (h: 0, the LSTM's c: 1) against the (batched) input;
+        zeros when it is None. Messages start with torch.nn's text for the same problem."""
         batch = input.size(0)
         if state is None:
             return input.new_zeros(batch, self.hidden_size)
         name = type(self).__name__
+        what = f"hx[{index}]" if self.kind == "LSTM" else "hx"
         if not isinstance(state, Tensor):
             raise TypeError(f"{name}: {what} must be a Tensor, got {type(state).__name__}")
         expected = (batch, self.hidden_size) if is_batched else (self.hidden_size,)
+        fix = f"({name}: {what} must have shape {expected} for this input)"
+        if state.dim() not in (1, 2):
+            held = f"hx[{index}]" if self.kind == "LSTM" else "hidden"
+            raise InputShapeError(
+                f"{self.kind}Cell: Expected {held} to be 1D or 2D, got {state.dim()}D instead {fix}"
+            )
+        if not is_batched and state.dim() != 1:
+            raise InputShapeError(
+                f"{name}: for unbatched 1-D input {what} must have shape {expected}, got "
+                f"{tuple(state.shape)}"
+            )
+        batched = state if state.dim() == 2 else state.unsqueeze(0)
+        if batched.size(0) != batch:
+            raise InputShapeError(
+                f"Input batch size {batch} doesn't match hidden{index} batch size "
+                f"{batched.size(0)} {fix}"
+            )
+        if batched.size(1) != self.hidden_size:
+            raise InputShapeError(
+                f"hidden{index} has inconsistent hidden_size: got {batched.size(1)}, expected "
+                f"{self.hidden_size} {fix}"
+            )
         if tuple(state.shape) != expected:
             form = "batched 2-D" if is_batched else "unbatched 1-D"
             raise InputShapeError(
                 f"{name}: for {form} input {what} must have shape {expected}, got "
-                f"{tuple(state.shape)} (batch size {batch}, hidden_size {self.hidden_size})"
+                f"{tuple(state.shape)}"
             )
         if state.dtype != input.dtype:
             raise InputShapeError(
                 f"{name}: {what} dtype ({state.dtype}) does not match input dtype "
                 f"({input.dtype}); convert it with .to({input.dtype})"
             )
-        return state if is_batched else state.unsqueeze(0)
+        return batched
 
     def _input_projection(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight_ih, self.bias_ih)  # (B, G·H)
@@ -132,7 +159,7 @@ class RNNCell(_CellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, is_batched = self._batched_input(input)
-        h = self._batched_state(hx, "hx", x, is_batched)
+        h = self._batched_state(hx, 0, x, is_batched)
         h = rnn_step(self._input_projection(x), h, self.weight_hh, self.bias_hh, self.nonlinearity)
         return h if is_batched else h.squeeze(0)
 
@@ -166,8 +193,8 @@ class LSTMCell(_CellBase):
                 "LSTMCell: hx must be a tuple (h_0, c_0) of the hidden and cell states, got "
                 f"{type(hx).__name__}"
             )
-        h = self._batched_state(h, "hx[0]", x, is_batched)
-        c = self._batched_state(c, "hx[1]", x, is_batched)
+        h = self._batched_state(h, 0, x, is_batched)
+        c = self._batched_state(c, 1, x, is_batched)
         h, c, _ = lstm_step(self._input_projection(x), h, c, self.weight_hh, self.bias_hh)
         return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
 
@@ -189,6 +216,6 @@ class GRUCell(_CellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, is_batched = self._batched_input(input)
-        h = self._batched_state(hx, "hx", x, is_batched)
+        h = self._batched_state(hx, 0, x, is_batched)
         h, _ = gru_step(self._input_projection(x), h, self.weight_hh, self.bias_hh)
         return h if is_batched else h.squeeze(0)

@@ -16,7 +16,10 @@ def check_data(layer, data: Tensor, expected_dim: int, form: str) -> None:
             f"{name}: input must be a Tensor or a PackedSequence, got {type(data).__name__}"
         )
     if data.dim() != expected_dim:
-        raise InputShapeError(f"{name}: {form} must be {expected_dim}-D, got {data.dim()}-D")
+        raise InputShapeError(
+            f"input must have {expected_dim} dimensions, got {data.dim()} ({name}: {form} "
+            f"must be {expected_dim}-D, got shape {tuple(data.shape)})"
+        )
     if data.size(-1) != layer.input_size:
         raise InputShapeError(
             f"{name}: input.size(-1) must be equal to input_size. Expected "
@@ -25,9 +28,9 @@ def check_data(layer, data: Tensor, expected_dim: int, form: str) -> None:
     weight = layer.weight_ih_l0
     if data.dtype != weight.dtype:
         raise InputShapeError(
-            f"{name}: input dtype ({data.dtype}) does not match weight dtype "
-            f"({weight.dtype}). Convert input: input.to({weight.dtype}), or convert model: "
-            f"model.to({data.dtype})"
+            f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight.dtype}). "
+            f"Convert input: input.to({weight.dtype}), or convert model: model.to({data.dtype}) "
+            f"({name}: the input and the weights must have one dtype)"
         )
     if data.device != weight.device:
         raise InputShapeError(
@@ -46,9 +49,11 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
         )
     if input.dim() not in (2, 3):
         layout = "(B, T, I)" if layer.batch_first else "(T, B, I)"
+        tensor = " tensor" if layer.kind == "RNN" else ""  # torch.nn's wording, kept
         raise InputShapeError(
-            f"{name}: Expected input to be 2D (T, I) unbatched or 3D {layout} batched, "
-            f"got {input.dim()}D with shape {tuple(input.shape)} instead"
+            f"{layer.kind}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead "
+            f"({name}: the input is (T, I) unbatched or {layout} batched; got shape "
+            f"{tuple(input.shape)})"
         )
     is_batched = input.dim() == 3
     check_data(layer, input, expected_dim=input.dim(), form="input")
@@ -83,18 +88,22 @@ def checked_initial_state(layer, hx, data: Tensor, batch: int, is_batched: bool)
         if not isinstance(hx, Tensor):
             raise TypeError(f"{name}: hx must be a Tensor h_0, got {type(hx).__name__}")
         states = (hx,)
+    for index, state in enumerate(states):
+        if not isinstance(state, Tensor):
+            label = f"hx[{index}]" if layer.kind == "LSTM" else "hx"
+            raise TypeError(f"{name}: {label} must be a Tensor, got {type(state).__name__}")
+    check_state_dims(layer, states, is_batched)
     checked = []
     for index, ((what, size), state) in enumerate(zip(sizes, states, strict=True)):
         label = f"hx[{index}] ({what})" if layer.kind == "LSTM" else f"hx ({what})"
-        if not isinstance(state, Tensor):
-            raise TypeError(f"{name}: {label} must be a Tensor, got {type(state).__name__}")
         expected = (layers, batch, size) if is_batched else (layers, size)
         if tuple(state.shape) != expected:
-            form = "batched" if is_batched else "unbatched 2-D"
+            held = f"hidden[{index}]" if layer.kind == "LSTM" else "hidden"
+            as_batched = list(state.shape if is_batched else state.unsqueeze(1).shape)
             raise InputShapeError(
-                f"{name}: Expected {label} size {expected} for {form} input, got "
-                f"{tuple(state.shape)} (num_layers * num_directions = {layers}, batch = "
-                f"{batch}, size = {size})"
+                f"Expected {held} size {(layers, batch, size)}, got {as_batched} ({name}: "
+                f"{label} is (num_layers * num_directions, batch, size) = {expected}"
+                f"{'' if is_batched else ' for unbatched input'})"
             )
         if state.dtype != data.dtype or state.device != data.device:
             raise InputShapeError(
@@ -103,3 +112,20 @@ def checked_initial_state(layer, hx, data: Tensor, batch: int, is_batched: bool)
             )
         checked.append(state if is_batched else state.unsqueeze(1))
     return tuple(checked)
+
+
+def check_state_dims(layer, states: tuple[Tensor, ...], is_batched: bool) -> None:
+    """The states have as many dimensions as the input (torch.nn's check and wording)."""
+    wanted = 3 if is_batched else 2
+    if all(state.dim() == wanted for state in states):
+        return
+    form = "batched 3-D" if is_batched else "unbatched 2-D"
+    if layer.kind == "LSTM":
+        dims = ", ".join(f"{state.dim()}-D" for state in states)
+        text = f"For {form} input, hx and cx should also be {wanted}-D but got ({dims}) tensors"
+    else:
+        text = f"For {form} input, hx should also be {wanted}-D but got {states[0].dim()}-D tensor"
+    raise InputShapeError(
+        f"{text} ({type(layer).__name__}: a state is (num_layers * num_directions"
+        f"{', batch' if is_batched else ''}, size))"
+    )

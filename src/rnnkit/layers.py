@@ -34,6 +34,7 @@ from rnnkit.arguments import (
     check_positive_int,
     check_proj_size,
 )
+from rnnkit.conversion import TorchTwin
 from rnnkit.dropout import mask_packed_rows, sequence_mask
 from rnnkit.engine.dispatch import Call, check_engine, choose
 from rnnkit.engine.fused import fused_rnn
@@ -42,7 +43,8 @@ from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
 from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
 from rnnkit.trace import Trace, assemble_trace
 
-class _Layer(nn.Module):
+
+class _Layer(TorchTwin, nn.Module):
     """What RNN, LSTM and GRU share: arguments, parameters, input forms, tracing."""
 
     kind = ""  # "RNN", "LSTM" or "GRU"

@@ -223,6 +223,8 @@ def bptt_direction(
         final = (h,)
     else:
         relu = nonlinearity == "relu"
-        output, h = rnn_sequence(x, weights.w_ih, bias, initial_state[0], weights.w_hh, relu, reverse)
+        output, h = rnn_sequence(
+            x, weights.w_ih, bias, initial_state[0], weights.w_hh, relu, reverse
+        )
         final = (h,)
     return output.reshape(rows, output.shape[-1]), final

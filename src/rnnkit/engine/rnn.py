@@ -52,7 +52,12 @@ class RNNSequence(torch.autograd.Function):
             nonlinearity = "relu" if ctx.relu else "tanh"
             inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "w_hh": w_hh}
             grads = (grad_outputs, grad_h_n)
-            return (*differentiable_backward(ctx, "RNN", nonlinearity, inputs, grads), None, None, None)
+            return (
+                *differentiable_backward(ctx, "RNN", nonlinearity, inputs, grads),
+                None,
+                None,
+                None,
+            )
         loops = compiled.loops_for(outputs, sys.modules[__name__])
         grad_pre, grad_h0 = loops.rnn_backward(
             outputs, w_hh, time_order(grad_outputs, ctx.reverse).contiguous(),
