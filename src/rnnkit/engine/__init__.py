@@ -32,10 +32,7 @@ def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None, reverse: bool
     in the order the loop runs: the reverse direction reads the sequence backwards."""
     steps, batch, features = x.shape
     flat = x.reshape(steps * batch, features)  # (T·B, I)
-    if bias is None:
-        projected = flat @ w_ih.t()
-    else:
-        projected = torch.addmm(bias, flat, w_ih.t())  # (T·B, G·H)
+    projected = flat @ w_ih.t() if bias is None else torch.addmm(bias, flat, w_ih.t())
     projected = projected.view(steps, batch, w_ih.shape[0])
     return projected.flip(0) if reverse else projected
 
