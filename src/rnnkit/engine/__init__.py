@@ -24,7 +24,14 @@ def backward_needs_a_graph(*grads: Tensor | None) -> bool:
     check, per-sample gradients). The hand-written loops then hand over to second_order.py."""
     if torch.is_grad_enabled() or transforming():
         return True
-    return any(g is not None and torch._C._functorch.is_batchedtensor(g) for g in grads)
+    return any(g is not None and _batched(g) for g in grads)
+
+
+def _batched(tensor: Tensor) -> bool:
+    """A batch of gradients without storage of its own: torch.func's vmap or the older vmap
+    that ``autograd.grad(..., is_grads_batched=True)`` (and gradcheck) uses."""
+    functorch = torch._C._functorch
+    return functorch.is_batchedtensor(tensor) or functorch.is_legacy_batchedtensor(tensor)
 
 
 def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None, reverse: bool) -> Tensor:
