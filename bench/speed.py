@@ -5,6 +5,7 @@ peak memory, and the matrix-product ceiling of the machine.
     .venv/bin/python bench/speed.py --quick              # a few shapes, to try it (~2 min)
     .venv/bin/python bench/speed.py --only GRU --shape 64 128 512 2   # one comparison
     .venv/bin/python bench/speed.py --write docs/performance.md   # also writes the report
+    .venv/bin/python bench/speed.py --engine auto bptt   # also rnnkit's own loops for every kind
 
 Every comparison runs rnnkit and torch.nn interleaved (ours, theirs, ours, theirs...) after one
 warm-up call of each, and reports the median time of each and the ratio of the medians
@@ -35,6 +36,7 @@ from rnnkit.models.charlm import CharLM
 INPUT_SIZE = 64  # the input size of the layer benchmarks, and the character model's embedding
 VOCAB = 65  # Tiny Shakespeare's
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+CHAR_MODEL = "char model [torch's kernel]"  # its LSTM runs torch's kernel (engine "auto")
 
 
 @dataclass
@@ -78,9 +80,9 @@ def compare(what, shape, ours, theirs, repetitions, flops=None) -> Row:
     )
 
 
-def layer_pair(kind: str, hidden: int, layers: int):
+def layer_pair(kind: str, hidden: int, layers: int, engine: str = "auto"):
     torch.manual_seed(0)
-    ours = getattr(rnnkit, kind)(INPUT_SIZE, hidden, layers)
+    ours = getattr(rnnkit, kind)(INPUT_SIZE, hidden, layers, engine=engine)
     theirs = getattr(torch.nn, kind)(INPUT_SIZE, hidden, layers)
     theirs.load_state_dict(ours.state_dict())
     return ours, theirs
@@ -95,12 +97,23 @@ def recurrent_flops(kind: str, batch: int, steps: int, hidden: int, layers: int)
     return total
 
 
-def layer_rows(batch, steps, hidden, layers, repetitions, kinds=tuple(GATES)) -> list[Row]:
+def engine_label(kind: str, engine: str) -> str:
+    """The mark a row's name gets for what its rnnkit side runs (engine/dispatch.py): auto's
+    choice is marked where it is torch's kernel, so no row passes torch's code off as ours."""
+    ran = engine if engine != "auto" else ("fused" if kind == "LSTM" else "bptt")  # float32
+    marks = {"fused": " [torch's kernel]", "bptt": " [bptt]", "reference": " [reference]"}
+    return "" if engine == "auto" and ran == "bptt" else marks[ran]
+
+
+def layer_rows(
+    batch, steps, hidden, layers, repetitions, kinds=tuple(GATES), engine="auto"
+) -> list[Row]:
     shape = f"B={batch} T={steps} H={hidden} L={layers}"
     rows = []
     x = torch.randn(steps, batch, INPUT_SIZE)
     for kind in kinds:
-        ours, theirs = layer_pair(kind, hidden, layers)
+        ours, theirs = layer_pair(kind, hidden, layers, engine)
+        label = kind + engine_label(kind, engine)
 
         def train(module):
             def step():
@@ -119,9 +132,11 @@ def layer_rows(batch, steps, hidden, layers, repetitions, kinds=tuple(GATES)) ->
 
         flops = recurrent_flops(kind, batch, steps, hidden, layers)
         rows.append(
-            compare(f"{kind} train", shape, train(ours), train(theirs), repetitions, 3 * flops)
+            compare(f"{label} train", shape, train(ours), train(theirs), repetitions, 3 * flops)
         )
-        rows.append(compare(f"{kind} infer", shape, infer(ours), infer(theirs), repetitions, flops))
+        rows.append(
+            compare(f"{label} infer", shape, infer(ours), infer(theirs), repetitions, flops)
+        )
     return rows
 
 
@@ -159,8 +174,8 @@ def charlm_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
     head = 2 * batch * steps * hidden * VOCAB
     flops = recurrent_flops("LSTM", batch, steps, hidden, layers) + head
     return [
-        compare("char model train", shape, train(ours), train(theirs), repetitions, 3 * flops),
-        compare("char model infer", shape, infer(ours), infer(theirs), repetitions, flops),
+        compare(f"{CHAR_MODEL} train", shape, train(ours), train(theirs), repetitions, 3 * flops),
+        compare(f"{CHAR_MODEL} infer", shape, infer(ours), infer(theirs), repetitions, flops),
     ]
 
 
@@ -322,7 +337,9 @@ def measure_all(args) -> dict:
 
     print(f"matrix-product ceiling: {results['ceiling']:.0f} GFLOP/s; loops: {loops}", flush=True)
     for batch, steps, hidden, layers in grid:
-        rows = layer_rows(batch, steps, hidden, layers, args.repetitions, kinds)
+        rows = []
+        for engine in args.engine:
+            rows += layer_rows(batch, steps, hidden, layers, args.repetitions, kinds, engine)
         if not args.only or "char" in args.only:
             rows += charlm_rows(batch, steps, hidden, layers, args.repetitions)
         for row in rows:
@@ -372,11 +389,12 @@ per-pair ratios. `train` is forward + backward of `output.sum()` (the character 
 cross-entropy), `infer` a forward under `torch.no_grad()`. Input size and embedding size 64,
 vocabulary 65. GFLOP/s counts the matrix products only (forward ×3 for a training step).
 
-What runs (`layer.engine = "fast"`, the default): a float32 LSTM calls torch's fused oneDNN
-kernel (rnnkit.engine.fused: it measured faster than our own loops), so LSTM and character
-model rows compare that kernel with itself plus rnnkit's own code around it. The GRU and the
-RNN run rnnkit's hand-written BPTT with its C++ loops. Sampling runs rnnkit's Stepper (the
-embedding folded into the first layer, one engine call per layer and character).
+What runs (`engine="auto"`, the default; rnnkit/engine/dispatch.py): a float32 LSTM calls
+torch's fused oneDNN kernel, so rows marked **[torch's kernel]** compare torch's kernel with
+itself plus rnnkit's own code around it (the character model's LSTM too). The GRU and the RNN
+run rnnkit's hand-written BPTT with its C++ loops (rnnkit's code). Rows marked **[bptt]** were
+measured with `--engine bptt`: rnnkit's own loops for the LSTM as well. Sampling runs rnnkit's
+Stepper (the embedding folded into the first layer, one engine call per layer and character).
 
 ## Summary over the grid
 
@@ -416,6 +434,14 @@ def main() -> None:
         nargs="+",
         choices=("LSTM", "GRU", "RNN", "char"),
         help="measure only these models; skips sampling and memory",
+    )
+    parser.add_argument(
+        "--engine",
+        nargs="+",
+        default=["auto"],
+        choices=("auto", "fused", "bptt", "reference"),
+        help="rnnkit's engine for the layer rows (several: one set of rows each); 'bptt' "
+        "measures rnnkit's own LSTM loops instead of torch's kernel",
     )
     parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
     parser.add_argument("--json", type=Path, help="save the measurements here (after each row)")

@@ -4,6 +4,7 @@ The checks raise what torch.nn raises (InputShapeError is both a ValueError and 
 with messages that give the expected shape and the fix, before any computation.
 """
 
+import torch
 from torch import Tensor
 
 from rnnkit.errors import InputShapeError
@@ -61,7 +62,8 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
         input = input.unsqueeze(1)  # (T, 1, I)
     elif layer.batch_first:
         input = input.transpose(0, 1)  # (T, B, I)
-    if input.shape[0] == 0:
+    # Not while jit.trace records (it would freeze the check into the graph as a constant).
+    if not torch.jit.is_tracing() and input.shape[0] == 0:
         raise InputShapeError(
             f"{name}: Expected sequence length to be larger than 0, got input of shape "
             f"{tuple(input.shape)}; a sequence needs at least one step"

@@ -1,0 +1,87 @@
+"""engine/dispatch.py: the table of what auto picks, and requested engines handing over."""
+
+import pytest
+import torch
+
+from rnnkit.engine import dispatch
+from rnnkit.engine.dispatch import Call, auto, choose
+
+CPU = torch.device("cpu")
+
+
+def call(
+    kind="GRU", dtype=torch.float32, device=CPU, packed=False, projected=False, recording=False
+):
+    return Call(kind, dtype, torch.device(device), packed, projected, recording)
+
+
+@pytest.fixture
+def state(monkeypatch):
+    """Set what the dispatch reads from torch's global state (exporting, compiling, ...)."""
+
+    def set_state(**flags):
+        for name in ("exporting", "compiling", "transforming"):
+            monkeypatch.setattr(dispatch, name, lambda value=flags.get(name, False): value)
+        autocast = flags.get("autocasting", False)
+        monkeypatch.setattr(dispatch, "autocasting", lambda device: autocast)
+
+    set_state()
+    return set_state
+
+
+@pytest.mark.parametrize(
+    ("flags", "the_call", "expected"),
+    [
+        ({}, call(recording=True), "reference"),
+        ({"exporting": True}, call(recording=True), "reference"),
+        ({"exporting": True}, call(), "fused"),
+        ({"exporting": True, "compiling": True}, call(), "fused"),  # torch.export runs dynamo
+        ({"compiling": True}, call(), "reference"),
+        ({"transforming": True}, call(), "reference"),
+        ({"autocasting": True}, call(), "fused"),
+        ({}, call(packed=True), "reference"),
+        ({}, call(kind="LSTM", projected=True), "reference"),
+        ({}, call(dtype=torch.bfloat16), "reference"),
+        ({}, call(device="meta"), "reference"),
+        ({}, call(kind="LSTM"), "fused"),
+        ({}, call(kind="LSTM", dtype=torch.float64), "bptt"),
+        ({}, call(kind="GRU"), "bptt"),
+        ({}, call(kind="RNN", dtype=torch.float64), "bptt"),
+    ],
+)
+def test_auto_follows_the_table(state, flags, the_call, expected):
+    state(**flags)
+    assert auto(the_call) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "flags", "the_call", "expected"),
+    [
+        ("bptt", {}, call(kind="LSTM"), "bptt"),  # rnnkit's loops instead of torch's kernel
+        ("fused", {}, call(kind="GRU"), "fused"),
+        ("reference", {"exporting": True}, call(), "reference"),
+        ("bptt", {}, call(packed=True), "reference"),  # cannot: hands over to auto's choice
+        ("bptt", {"transforming": True}, call(), "reference"),
+        ("bptt", {"exporting": True}, call(), "fused"),
+        ("bptt", {}, call(dtype=torch.float16), "reference"),
+        ("fused", {}, call(recording=True), "reference"),
+        ("fused", {}, call(device="meta"), "reference"),
+    ],
+)
+def test_a_requested_engine_runs_where_it_can_and_hands_over_where_it_cannot(
+    state, requested, flags, the_call, expected
+):
+    state(**flags)
+    assert choose(requested, the_call) == expected
+
+
+def test_the_predicates_read_torchs_state():
+    assert not (dispatch.exporting() or dispatch.compiling() or dispatch.transforming())
+    assert torch.func.vmap(lambda x: torch.tensor(dispatch.transforming()) + x)(
+        torch.zeros(2)
+    ).all()
+    with torch.autocast("cpu", torch.bfloat16):
+        assert dispatch.autocasting(CPU)
+    seen = []
+    torch.jit.trace(lambda x: seen.append(dispatch.exporting()) or x * 2, torch.zeros(2))
+    assert seen[0]
