@@ -21,7 +21,8 @@ def state(monkeypatch):
 
     def set_state(**flags):
         for name in ("exporting", "compiling", "transforming"):
-            monkeypatch.setattr(dispatch, name, lambda value=flags.get(name, False): value)
+            value = flags.get(name, False)
+            monkeypatch.setattr(dispatch, name, lambda value=value: value)
         autocast = flags.get("autocasting", False)
         monkeypatch.setattr(dispatch, "autocasting", lambda device: autocast)
 
