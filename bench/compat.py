@@ -357,7 +357,8 @@ def page(table: dict, command: str) -> str:
         "result (float64 where the workflow allows; where torch.nn fails, it ran). Each row is "
         "tried on RNN, LSTM and GRU (2 layers, bidirectional) with the same weights. rnnkit "
         "runs its default engine (`auto`, rnnkit/engine/dispatch.py), which hands exports to "
-        "torch's own RNN ops, so those rows run torch's kernel inside an rnnkit layer.",
+        "torch's own RNN ops, so those rows run torch's kernel inside an rnnkit layer. What "
+        "matches torch.nn exactly and the deliberate differences: `docs/differences.md`.",
         "",
         "| workflow | torch.nn | rnnkit |",
         "| --- | --- | --- |",

@@ -317,3 +317,42 @@ def test_quantize_dynamic_gives_what_torch_gives_for_the_twin():
     x = torch.randn(5, 2, 3)
     assert_close(ours(x), theirs(x))
     assert isinstance(model[0], rnnkit.LSTM)  # the original is left as it was
+
+
+# -- CUDA -------------------------------------------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA GPU here: these run on a machine with one (engine/dispatch.py says what "
+    "runs on CUDA: cuDNN through the fused engine, the BPTT's Python loops on request)",
+)
+
+
+@needs_cuda
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_on_cuda_values_and_second_order_gradients_equal_torch_nns(kind, engine, dtype):
+    """Against torch.nn on the CPU in the same dtype. Where torch.nn fails on CUDA too (cuDNN
+    has no double backward), rnnkit's fused engine (which is cuDNN) may fail the same way."""
+    theirs, ours = twins(kind, dtype, engine, num_layers=2, bidirectional=True)
+    x = inputs(dtype)
+    expected = gradient_penalty(theirs, x)
+    x_cuda = x.detach().cuda().requires_grad_()
+    try:
+        got = gradient_penalty(ours.cuda(), x_cuda)
+    except RuntimeError as error:
+        their_error = raised(lambda: gradient_penalty(theirs.cuda(), x_cuda))
+        if engine == "fused" and type(their_error) is type(error):
+            pytest.xfail(f"torch.nn fails the same way on CUDA: {their_error}")
+        raise
+    tolerance = F64 if dtype == torch.float64 else {"rtol": 1e-3, "atol": 1e-4}
+    assert_close([g.cpu() for g in got], expected, **tolerance)
+
+
+def raised(function):
+    try:
+        function()
+    except Exception as error:
+        return error
+    return None
