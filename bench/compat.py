@@ -190,8 +190,11 @@ def quantized(library, kind):
 
 
 def parametrized(which: str):
+    """In eval mode: spectral_norm's power iteration runs at every read of the weight in
+    training, and torch.nn and rnnkit read a weight a different number of times per call."""
+
     def workflow(library, kind):
-        layer = make(library, kind)
+        layer = make(library, kind).eval()
         parametrize = getattr(nn.utils.parametrizations, which)
         parametrize(layer, "weight_hh_l0")
         x = sequence(requires_grad=True)
@@ -218,7 +221,7 @@ def meta_device(library, kind):
 
 def cell_of_size_zero(library, kind):
     cell = getattr(LIBRARIES[library], kind + "Cell")(3, 0)
-    output = cell(sequence()[0])
+    output = cell(sequence(torch.float32)[0])
     return torch.tensor(torch.utils._pytree.tree_leaves(output)[0].shape)
 
 

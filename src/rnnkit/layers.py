@@ -36,7 +36,7 @@ from rnnkit.arguments import (
 )
 from rnnkit.conversion import TorchTwin
 from rnnkit.dropout import mask_packed_rows, sequence_mask
-from rnnkit.engine.dispatch import Call, check_engine, choose
+from rnnkit.engine.dispatch import Call, check_engine, choose, eager_under_compile
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.equations import GATE_COUNT
 from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
@@ -225,8 +225,15 @@ class _Layer(TorchTwin, nn.Module):
 
     def forward(self, input, hx=None):
         """Same inputs and outputs as the torch.nn module of the same name (see module doc)."""
+        if eager_under_compile(self.engine):
+            return self._forward_eagerly(input, hx)
         output, state, _ = self._run(input, hx, record=False, probe_gradients=False)
         return output, state
+
+    @torch.compiler.disable
+    def _forward_eagerly(self, input, hx):
+        """The layer as a graph break in a torch.compile'd program (engine/dispatch.py)."""
+        return self.forward(input, hx)
 
     def trace(self, input, hx=None, *, probe_gradients: bool = False) -> Trace:
         """Run forward and return every step's internals as a :class:`rnnkit.trace.Trace`.

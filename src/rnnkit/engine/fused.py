@@ -10,14 +10,9 @@ order, which is rnnkit's registration order. Three things make it worth calling:
   into one node (ONNX LSTM / GRU / RNN), so an exported rnnkit layer runs at any sequence
   length and batch size, as an exported torch.nn layer does;
 - under autocast they run in the precisions torch.nn runs in.
-Under torch.compile the call is left to eager mode (a graph break, as torch.compile does for
-torch.nn's RNN modules): inductor cannot lower oneDNN's RNN op.
 """
 
-import torch
 from torch import _VF, Tensor
-
-from rnnkit.engine.dispatch import compiling, exporting
 
 _KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
@@ -41,11 +36,6 @@ def fused_rnn(
     each (L·D, B, ·). dropout is applied between layers in training with the same random draws
     as torch.nn; ``training`` is the module's mode, passed as torch.nn passes it.
     """
-    if compiling() and not exporting():
-        return _fused_eager(
-            mode, flat_weights, has_biases, data, batch_sizes, initial_state, num_layers,
-            dropout, training, bidirectional,
-        )  # fmt: skip
     kernel = _KERNELS[mode]
     hx = initial_state if mode == "LSTM" else initial_state[0]
     settings = (has_biases, num_layers, dropout, training, bidirectional)
@@ -55,8 +45,3 @@ def fused_rnn(
         result = kernel(data, batch_sizes, hx, flat_weights, *settings)
     output, *final = result
     return output, tuple(final)
-
-
-@torch.compiler.disable
-def _fused_eager(*arguments):
-    return fused_rnn(*arguments)
