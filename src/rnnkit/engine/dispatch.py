@@ -14,8 +14,8 @@ Three engines compute the same recurrence (tests hold each to the reference in f
 
     recording (trace, probe_gradients)        reference  the only one that keeps every step
     torch.jit.trace, torch.export, ONNX       fused      the ops every exporter translates
-                                                         (ONNX LSTM/GRU/RNN nodes), so the
-                                                         export runs at any length and batch
+                                                         (ONNX LSTM/GRU/RNN nodes): exports
+                                                         behave as torch.nn's
     a torch.func transform (vmap, grad, ...)  reference  plain tensor operations compose
     autocast                                  fused      the precisions torch.nn runs in
     packed input or proj_size                 reference  the loops need equal lengths

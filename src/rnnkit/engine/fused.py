@@ -6,9 +6,10 @@ order, which is rnnkit's registration order. Three things make it worth calling:
 - on the CPU a float32 LSTM runs oneDNN's fused primitive, which measured faster than
   rnnkit's own loops (1.17-1.28x their time for a training step, ``bench/speed.py --engine``);
   on CUDA every kind runs cuDNN;
-- exporters know these ops: torch.jit.trace, torch.export and both ONNX exporters turn them
-  into one node (ONNX LSTM / GRU / RNN), so an exported rnnkit layer runs at any sequence
-  length and batch size, as an exported torch.nn layer does;
+- exporters know these ops, so an exported rnnkit layer behaves as an exported torch.nn layer:
+  the TorchScript ONNX exporter writes one ONNX LSTM / GRU / RNN node that runs at any length
+  and batch; torch.export (and the dynamo ONNX exporter) keep the batch dynamic and fix the
+  length, for torch.nn's layers too (docs/compatibility.md);
 - under autocast they run in the precisions torch.nn runs in.
 """
 
