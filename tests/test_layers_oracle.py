@@ -102,7 +102,7 @@ def run(module, inputs, state, leaves):
 def test_layer_matches_torch(configuration):
     kind, kwargs, form, steps, batch, lengths, with_state, engine = configuration
     ours, reference = layer_pair(kind, **kwargs)
-    ours.engine = engine  # the fast path where it applies, or always the reference
+    ours.engine = engine  # auto, the hand-written BPTT where it applies, or the reference
     x, inputs = make_input(kwargs, form, steps, batch, lengths)
     state, state_leaves = make_state(kind, kwargs, form, batch) if with_state else (None, [])
     leaves = [x, *state_leaves]

@@ -1,4 +1,4 @@
-"""Hand-written backpropagation through time for the GRU: the fast path beside the reference.
+"""Hand-written backpropagation through time for the GRU: the bptt engine beside the reference.
 
 torch.nn.GRU on the CPU (no fused kernel there) and rnnkit's reference both let autograd record
 ~10 operations per step. Here a step is one matrix product and one pass over the gates:

@@ -1,4 +1,4 @@
-"""Hand-written backpropagation through time for the LSTM: the fast path beside the reference.
+"""Hand-written backpropagation through time for the LSTM: the bptt engine beside the reference.
 
 The reference (:mod:`rnnkit.recurrence`) lets autograd record ~11 operations per step and, in
 the backward pass, accumulates the W_hh gradient one step at a time. Here the forward keeps

@@ -1,4 +1,4 @@
-// The compiled time loops of rnnkit's fast path: what each file defines, and the two helpers
+// The compiled time loops of rnnkit's bptt engine: what each file defines, and the two helpers
 // they share. The meaning of every argument is in the Python twin of each loop
 // (rnnkit/engine/lstm.py, gru.py, rnn.py).
 
