@@ -20,7 +20,7 @@ def state(monkeypatch):
     """Set what the dispatch reads from torch's global state (exporting, compiling, ...)."""
 
     def set_state(**flags):
-        for name in ("exporting", "compiling", "transforming"):
+        for name in ("exporting", "onnx_or_jit", "compiling", "transforming"):
             value = flags.get(name, False)
             monkeypatch.setattr(dispatch, name, lambda value=value: value)
         autocast = flags.get("autocasting", False)
@@ -36,8 +36,10 @@ def state(monkeypatch):
         ({}, call(recording=True), "reference"),
         ({"exporting": True}, call(recording=True), "reference"),
         ({"exporting": True}, call(), "fused"),
+        ({"onnx_or_jit": True, "exporting": True}, call(), "fused"),
         ({"exporting": True, "compiling": True}, call(), "fused"),  # torch.export runs dynamo
-        ({"compiling": True}, call(), "reference"),
+        ({"compiling": True}, call(), "bptt"),  # engine/ops.py: the loops are graph nodes
+        ({"compiling": True}, call(kind="LSTM"), "fused"),  # run eagerly (a graph break)
         ({"transforming": True}, call(), "reference"),
         ({"autocasting": True}, call(), "fused"),
         ({}, call(packed=True), "reference"),
@@ -63,7 +65,8 @@ def test_auto_follows_the_table(state, flags, the_call, expected):
         ("reference", {"exporting": True}, call(), "reference"),
         ("bptt", {}, call(packed=True), "reference"),  # cannot: hands over to auto's choice
         ("bptt", {"transforming": True}, call(), "reference"),
-        ("bptt", {"exporting": True}, call(), "fused"),
+        ("bptt", {"exporting": True}, call(), "bptt"),  # torch.export: custom operators
+        ("bptt", {"onnx_or_jit": True, "exporting": True}, call(), "fused"),  # ONNX, jit.trace
         ("bptt", {}, call(dtype=torch.float16), "reference"),
         ("fused", {}, call(recording=True), "reference"),
         ("fused", {}, call(device="meta"), "reference"),
@@ -86,3 +89,13 @@ def test_the_predicates_read_torchs_state():
     seen = []
     torch.jit.trace(lambda x: seen.append(dispatch.exporting()) or x * 2, torch.zeros(2))
     assert seen[0]
+
+
+def test_under_compile_only_a_call_off_the_bptt_runs_eagerly(state):
+    state(compiling=True)
+    assert not dispatch.runs_eagerly_under_compile("auto", "bptt")
+    assert not dispatch.runs_eagerly_under_compile("reference", "reference")
+    assert dispatch.runs_eagerly_under_compile("auto", "fused")
+    assert dispatch.runs_eagerly_under_compile("auto", "reference")  # e.g. packed input
+    state(compiling=True, exporting=True)
+    assert not dispatch.runs_eagerly_under_compile("auto", "fused")

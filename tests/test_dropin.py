@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
+from torch.fx import GraphModule
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.testing import assert_close
 
@@ -163,20 +164,69 @@ def test_gradcheck_batched_gradient_check_passes_on_the_bptt(kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("kind", "engine"), [("LSTM", "auto"), ("GRU", "auto"), ("RNN", "reference")]
+    ("kind", "engine", "loops_in_the_graph"),
+    [
+        ("GRU", "auto", True),
+        ("LSTM", "bptt", True),
+        ("LSTM", "auto", False),
+        ("RNN", "reference", False),
+    ],
 )
-def test_torch_compile_forward_and_backward_equal_eager(kind, engine):
-    """auto: the layer runs eagerly inside the compiled program (a graph break, as for
-    torch.nn's layers); reference: inductor compiles the equations."""
+def test_torch_compile_forward_and_backward_equal_eager(kind, engine, loops_in_the_graph):
+    """bptt: its loops are custom operators inside the graph; auto for a float32 LSTM (torch's
+    kernel): the layer runs eagerly, a graph break as for torch.nn's layers; reference:
+    inductor compiles the equations."""
     torch._dynamo.reset()
     _, layer = twins(kind, torch.float32, engine, num_layers=2)
     x = inputs(torch.float32)
+    graphs = torch._dynamo.explain(layer)(x).graphs
+    code = "".join(m.code for g in graphs for m in g.modules() if isinstance(m, GraphModule))
+    assert ("torch.ops.rnnkit" in code) == loops_in_the_graph
+    if engine == "auto" and kind == "LSTM":  # torch's kernel stays out of the graph
+        assert "lstm" not in code
     compiled = torch.compile(layer)
     got = [compiled(x)[0]]
     got += torch.autograd.grad(got[0].pow(2).sum(), [x, *layer.parameters()])
     expected = [layer(x)[0]]
     expected += torch.autograd.grad(expected[0].pow(2).sum(), [x, *layer.parameters()])
     assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_torch_export_of_the_bptt_runs_at_any_length_and_batch(kind):
+    """engine="bptt": each direction's loop is one custom operator (engine/ops.py) with the
+    length as a symbol; torch.nn's layers (and auto, which exports torch's ops) fix it."""
+    theirs, ours = twins(kind, torch.float32, "bptt", num_layers=2, bidirectional=True)
+    ours.eval()
+    steps, batch = torch.export.Dim("steps", min=2, max=512), torch.export.Dim("batch", min=2)
+    program = torch.export.export(ours, (inputs(torch.float32, requires_grad=False),),
+                                  dynamic_shapes=({0: steps, 1: batch},))  # fmt: skip
+    assert any("rnnkit" in str(node.target) for node in program.graph.nodes)
+    other = torch.randn(23, 7, 3)
+    assert_close(program.module()(other), theirs(other), rtol=1e-5, atol=1e-6)
+
+
+def randn(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+OPERATOR_INPUTS = {
+    "lstm_forward": lambda: (randn(5, 3, 16), randn(3, 4), randn(3, 4), randn(16, 4)),
+    "lstm_infer": lambda: (randn(5, 3, 16), randn(3, 4), randn(3, 4), randn(16, 4)),
+    "gru_forward": lambda: (randn(5, 3, 12), randn(3, 4), randn(12, 4), randn(12)),
+    "gru_infer": lambda: (randn(5, 3, 12), randn(3, 4), randn(12, 4), randn(12)),
+    "rnn_forward": lambda: (randn(5, 3, 4), randn(3, 4), randn(4, 4), False),
+}
+
+
+@pytest.mark.parametrize("name", OPERATOR_INPUTS)
+def test_the_custom_operators_pass_torchs_opcheck(name):
+    """Schema, fake (shape) implementation and eager implementation agree (torch.library)."""
+    from rnnkit.engine import ops  # noqa: F401  (registers torch.ops.rnnkit)
+
+    operator = getattr(torch.ops.rnnkit, name).default
+    checks = ("test_schema", "test_faketensor", "test_aot_dispatch_static")
+    torch.library.opcheck(operator, OPERATOR_INPUTS[name](), test_utils=checks)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -360,3 +410,22 @@ def raised(function):
     except Exception as error:
         return error
     return None
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_cells_under_vmap_and_grad_equal_a_loop(kind):
+    torch.manual_seed(0)
+    cell = getattr(rnnkit, kind)(3, 4).double()
+    parameters = {name: p.detach() for name, p in cell.named_parameters()}
+    x = torch.randn(5, 3, dtype=torch.double)
+
+    def loss(parameters, sample):
+        output = functional_call(cell, parameters, (sample,))
+        return torch.utils._pytree.tree_leaves(output)[0].pow(2).sum()
+
+    batched = vmap(grad(loss), in_dims=(None, 0))(parameters, x)
+    for row in range(x.shape[0]):
+        cell.zero_grad()
+        loss(dict(cell.named_parameters()), x[row]).backward()
+        for name, p in cell.named_parameters():
+            assert_close(batched[name][row], p.grad, **F64)

@@ -36,7 +36,7 @@ from rnnkit.arguments import (
 )
 from rnnkit.conversion import TorchTwin
 from rnnkit.dropout import mask_packed_rows, sequence_mask
-from rnnkit.engine.dispatch import Call, check_engine, choose, eager_under_compile
+from rnnkit.engine.dispatch import Call, check_engine, choose, runs_eagerly_under_compile
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.equations import GATE_COUNT
 from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
@@ -225,15 +225,13 @@ class _Layer(TorchTwin, nn.Module):
 
     def forward(self, input, hx=None):
         """Same inputs and outputs as the torch.nn module of the same name (see module doc)."""
-        if eager_under_compile(self.engine):
-            return self._forward_eagerly(input, hx)
         output, state, _ = self._run(input, hx, record=False, probe_gradients=False)
         return output, state
 
     @torch.compiler.disable
-    def _forward_eagerly(self, input, hx):
-        """The layer as a graph break in a torch.compile'd program (engine/dispatch.py)."""
-        return self.forward(input, hx)
+    def _run_eagerly(self, input, hx, record: bool, probe_gradients: bool):
+        """The call as a graph break in a torch.compile'd program (engine/dispatch.py)."""
+        return self._run(input, hx, record, probe_gradients)
 
     def trace(self, input, hx=None, *, probe_gradients: bool = False) -> Trace:
         """Run forward and return every step's internals as a :class:`rnnkit.trace.Trace`.
@@ -263,6 +261,8 @@ class _Layer(TorchTwin, nn.Module):
         recording = record or probe_gradients
         call = Call(self.kind, data.dtype, data.device, packed, self.proj_size > 0, recording)
         engine = choose(self.engine, call)
+        if runs_eagerly_under_compile(self.engine, engine):
+            return self._run_eagerly(input, hx, record, probe_gradients)
         weights = self._weights_for_call()
         if engine == "fused" and not self._variational_now():
             output, final = self._run_fused(weights, data, batch_sizes, initial_state)
@@ -280,13 +280,21 @@ class _Layer(TorchTwin, nn.Module):
                 [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
-        flat_data = data if packed else data.reshape(steps * batch, self.input_size)  # (N, I)
-        batch_size_list = batch_sizes.tolist() if packed else [batch] * steps
+        if packed:
+            layer_data, batch_size_list = data, batch_sizes.tolist()
+        elif engine == "bptt" and not self._variational_now():
+            # Equal lengths, time-major as they are: no reshape and no list of T sizes, so
+            # torch.compile and torch.export keep T and B symbols (one graph for all lengths).
+            layer_data, batch_size_list = data, None
+        else:
+            layer_data = data.reshape(steps * batch, self.input_size)  # (N, I)
+            batch_size_list = [batch] * steps
         run = self._run_stack if self._variational_now() else self._run_layers_all
         output, final = run(
-            engine, weights, flat_data, batch_size_list, initial_state, records, probe_sorted
-        )
-        if not packed:
+            engine, weights, layer_data, batch_size_list, initial_state, records, probe_sorted,
+            steps,
+        )  # fmt: skip
+        if output.dim() == 2 and not packed:
             output = output.view(steps, batch, self.num_directions * self.output_size)
         output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
         if records is None:
@@ -336,14 +344,16 @@ class _Layer(TorchTwin, nn.Module):
             self.bidirectional,
         )
 
-    def _run_layers_all(self, engine, weights, data, batch_sizes, initial_state, records, probe):
+    def _run_layers_all(
+        self, engine, weights, data, batch_sizes, initial_state, records, probe, steps
+    ):
         layers = range(self.num_layers)
         return self._run_layers(
-            engine, layers, weights, data, batch_sizes, initial_state, records, probe
+            engine, layers, weights, data, batch_sizes, initial_state, records, probe, steps
         )
 
     def _run_layers(
-        self, engine, layers, weights, data, batch_sizes, initial_state, records, probe
+        self, engine, layers, weights, data, batch_sizes, initial_state, records, probe, steps
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Run the consecutive `layers` (a range) on data (N, I) from their slice of the
         initial state; their own dropout between them (torch.nn's, a new mask every step).
@@ -365,9 +375,12 @@ class _Layer(TorchTwin, nn.Module):
             records=None if records is None else records[layers.start : layers.stop],
             probe=None if probe is None else probe[layers.start : layers.stop],
             engine=engine,
+            steps=steps,
         )
 
-    def _run_stack(self, engine, weights, data, batch_sizes, initial_state, records, probe):
+    def _run_stack(
+        self, engine, weights, data, batch_sizes, initial_state, records, probe, steps
+    ):
         """The layers one at a time, with variational dropout between them: each layer's
         output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
         (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.dropout)."""
@@ -378,7 +391,7 @@ class _Layer(TorchTwin, nn.Module):
         for layer in range(self.num_layers):
             layer_input, final = self._run_layers(
                 engine, range(layer, layer + 1), weights, layer_input, batch_sizes,
-                initial_state, records, probe,
+                initial_state, records, probe, steps,
             )  # fmt: skip
             finals.append(final)
             if layer < self.num_layers - 1:

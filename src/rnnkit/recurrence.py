@@ -141,6 +141,7 @@ def run_layers(
     records: list[list[StepRecord]] | None = None,
     probe: Tensor | None = None,
     engine: str = "reference",
+    steps: int | None = None,
 ) -> tuple[Tensor, State]:
     """Run the stack of layers, each direction of each layer over the whole sequence.
 
@@ -148,10 +149,14 @@ def run_layers(
     :mod:`rnnkit.engine`; engine/dispatch.py chooses it only where it applies: no
     projection, all sequences of one length, nothing recorded).
 
-    weights[l][d]: layer l, direction d. data: (N, I) packed. initial_state: each (L·D, B, ·),
+    weights[l][d]: layer l, direction d. data: (N, I) packed; for the bptt engine also
+    (T, B, I) time-major with batch_sizes None (no list of T sizes and no reshape, so
+    torch.compile and torch.export keep T and B symbols), or (T·B, I) with ``steps`` = T.
+    initial_state: each (L·D, B, ·),
     indexed l·D + d as in torch.nn. dropout: applied to each layer's output but the last (the
     caller passes 0 outside training). probe: (L, D, T, B, P) or None.
-    Returns the last layer's output (N, D·P) and the final states, each (L·D, B, ·).
+    Returns the last layer's output (N, D·P), or (T, B, D·P) for 3-D data, and the final
+    states, each (L·D, B, ·).
     """
     num_layers, num_directions = len(weights), len(weights[0])
     layer_input = data
@@ -162,15 +167,19 @@ def run_layers(
             w = weights[layer][direction]
             index = layer * num_directions + direction
             if engine == "bptt":
+                x = layer_input  # (T, B, F), or (T·B, F) to be viewed so
+                if x.dim() == 2:
+                    x = x.view(steps, initial_state[0].shape[1], x.shape[-1])
                 output, final = bptt_direction(
                     kind,
                     nonlinearity,
-                    layer_input,
-                    len(batch_sizes),
+                    x,
                     tuple(s[index] for s in initial_state),
                     w,
                     reverse=direction == 1,
                 )
+                if layer_input.dim() == 2:
+                    output = output.flatten(0, 1)  # (T·B, H)
             else:
                 # The input does not depend on the recurrence: project every step at once.
                 x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
@@ -186,7 +195,7 @@ def run_layers(
             outputs.append(output)
             for k, s in enumerate(final):
                 finals[k].append(s)
-        layer_input = torch.cat(outputs, dim=1) if num_directions == 2 else outputs[0]
+        layer_input = torch.cat(outputs, dim=-1) if num_directions == 2 else outputs[0]
         if dropout > 0 and layer < num_layers - 1:
             # Same call, shape and order as torch.nn's CPU kernel: the same seed gives the
             # same dropout mask as torch.nn.LSTM.
@@ -197,19 +206,16 @@ def run_layers(
 def bptt_direction(
     kind: str,
     nonlinearity: str,
-    layer_input: Tensor,
-    steps: int,
+    x: Tensor,
     initial_state: State,
     weights: DirectionWeights,
     reverse: bool,
 ) -> tuple[Tensor, State]:
-    """One direction through the hand-written BPTT of rnnkit.engine; (T·B, I) -> (T·B, H).
+    """One direction through the hand-written BPTT of rnnkit.engine; (T, B, I) -> (T, B, H).
 
     The biases that enter every gate the same way are added to the input projection once: both
     for the LSTM and the RNN, b_ih for the GRU (its b_hn sits inside r ⊙ (W_hn h + b_hn)).
     """
-    rows, features = layer_input.shape
-    x = layer_input.view(steps, rows // steps, features)  # (T, B, I)
     bias = weights.b_ih
     if kind != "GRU" and bias is not None and weights.b_hh is not None:
         bias = bias + weights.b_hh
@@ -227,4 +233,4 @@ def bptt_direction(
             x, weights.w_ih, bias, initial_state[0], weights.w_hh, relu, reverse
         )
         final = (h,)
-    return output.reshape(rows, output.shape[-1]), final
+    return output, final

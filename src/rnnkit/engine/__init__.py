@@ -8,7 +8,7 @@ and the switch to a differentiable backward (``backward_needs_a_graph``, second_
 import torch
 from torch import Tensor
 
-from rnnkit.engine.dispatch import transforming
+from rnnkit.engine.dispatch import compiling, transforming
 
 
 def backward_may_come(*tensors: Tensor | None) -> bool:
@@ -22,6 +22,8 @@ def backward_needs_a_graph(*grads: Tensor | None) -> bool:
     gradient is being built (``create_graph=True``: grad mode is on inside a backward only
     then), or torch.func transforms the backward (vmap over gradients: gradcheck's batched
     check, per-sample gradients). The hand-written loops then hand over to second_order.py."""
+    if compiling():  # torch.compile has no double backward; its traced backward is plain
+        return False
     if torch.is_grad_enabled() or transforming():
         return True
     return any(g is not None and _batched(g) for g in grads)

@@ -24,10 +24,17 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
 
-Under torch.compile a layer runs eagerly inside the compiled program (``eager_under_compile``:
-a graph break, as torch.compile does for torch.nn's RNN modules), on the engine this table
-picks; only ``engine="reference"`` is compiled, by inductor. Compiling the time loop unrolls
-it: for an LSTM of 256 at T=128 the first call took 144 s and each step 1.3x the eager time.
+Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
+(engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
+on another engine runs eagerly inside the compiled program (``runs_eagerly_under_compile``: a
+graph break, as torch.compile does for torch.nn's RNN modules), except a requested reference,
+which inductor compiles. Compiling the time loop unrolls it: for an LSTM of 256 at T=128 the
+first call took 144 s and each step 1.3x the eager time.
+
+Under torch.export, ``engine="bptt"`` records each direction's loop as one custom operator
+whose sequence length is a symbol, so the exported program runs at any length (it needs rnnkit
+to run); auto exports torch's RNN ops, which every exporter knows (ONNX included) and which
+fix the length (as for torch.nn's layers).
 
 A requested engine runs wherever it can and hands the call over to auto's choice where it
 cannot (bptt with packed input, fused while recording, ...): never an error, never a wrong
@@ -66,20 +73,25 @@ def check_engine(engine: object) -> str:
 def exporting() -> bool:
     """torch.jit.trace (and the TorchScript ONNX exporter) or torch.export (and the dynamo
     ONNX exporter) is recording the call as a graph."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or _exporting()
+    return onnx_or_jit() or torch.compiler.is_exporting()
 
 
-def _exporting() -> bool:
-    return torch.compiler.is_exporting()
+def onnx_or_jit() -> bool:
+    """An exporter that knows only torch's own operators is recording the call."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def eager_under_compile(requested: str) -> bool:
-    """torch.compile is tracing a layer call that should run eagerly (see the docstring)."""
-    return requested != "reference" and compiling() and not exporting()
+def runs_eagerly_under_compile(requested: str, engine: str) -> bool:
+    """torch.compile is tracing a call that should run eagerly (a graph break): any engine but
+    bptt (its loops are custom operators the graph holds, engine/ops.py) and a requested
+    reference (which inductor compiles)."""
+    if engine == "bptt" or requested == "reference":
+        return False
+    return compiling() and not exporting()
 
 
 def transforming() -> bool:
@@ -99,11 +111,13 @@ def supports(engine: str, call: Call) -> bool:
         return False
     if engine == "fused":
         return call.device.type in ("cpu", "cuda")
-    # bptt: hand-written loops over plain storage, equal lengths, no projection.
+    # bptt: hand-written loops over plain storage, equal lengths, no projection; custom
+    # operators that torch.compile and torch.export hold as nodes (engine/ops.py), but that
+    # jit.trace and the ONNX exporters cannot translate.
     return (
         call.dtype in (torch.float32, torch.float64)
         and not (call.packed or call.projected)
-        and not (exporting() or compiling() or transforming() or autocasting(call.device))
+        and not (onnx_or_jit() or transforming() or autocasting(call.device))
         and call.device.type in ("cpu", "cuda")
     )
 
@@ -121,7 +135,7 @@ def auto(call: Call) -> str:
         return "reference"
     if exporting():
         return "fused"
-    if compiling() or transforming():  # compiling: engine="reference" or a torch.func transform
+    if transforming():
         return "reference"
     if autocasting(call.device):
         return "fused"

@@ -22,16 +22,14 @@ The loops run in C++ (``kernels/gru_loops.cpp``) where they build, else as writt
 Kept for the backward: r, z, n (T, B, 3H), hn (T, B, H) and h_t (T, B, H).
 """
 
-import sys
-
 import torch
 from torch import Tensor
 
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
-    compiled,
     input_projection,
+    ops,
     projection_backward,
     time_order,
 )
@@ -46,12 +44,13 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, x, w_ih, b_ih, h0, w_hh, b_hh, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H), in loop order
         bias = b_hh if b_hh is not None else x_proj.new_zeros(x_proj.shape[-1])
-        h0, bias = h0.contiguous(), bias.contiguous()
-        loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        gates, hidden_n, outputs = loops.gru_forward(x_proj, h0, w_hh, bias, keep)
-        if keep:
-            ctx.save_for_backward(x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs)
+        h0, bias, w_hh = h0.contiguous(), bias.contiguous(), w_hh.contiguous()
         ctx.reverse = reverse
+        if not keep:
+            outputs = ops.gru_infer(x_proj, h0, w_hh, bias)
+            return time_order(outputs, reverse), outputs[-1].clone()
+        gates, hidden_n, outputs = ops.gru_forward(x_proj, h0, w_hh, bias)
+        ctx.save_for_backward(x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs)
         return time_order(outputs, reverse), outputs[-1].clone()
 
     @staticmethod
@@ -61,8 +60,7 @@ class GRUSequence(torch.autograd.Function):
             inputs = {"x": x, "w_ih": w_ih, "bias": b_ih, "h0": h0, "w_hh": w_hh, "b_hh": b_hh}
             grads = differentiable_backward(ctx, "GRU", "", inputs, (grad_outputs, grad_h_n))
             return (*grads, None, None)
-        loops = compiled.loops_for(gates, sys.modules[__name__])
-        grad_x_proj, grad_hh, grad_h0 = loops.gru_backward(
+        grad_x_proj, grad_hh, grad_h0 = ops.gru_backward(
             gates, hidden_n, outputs, h0, w_hh,
             time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
         )  # fmt: skip

@@ -31,16 +31,14 @@ Only the plain configuration is handled here (no projection, every sequence of t
 engine/dispatch.py hands every other call to another engine.
 """
 
-import sys
-
 import torch
 from torch import Tensor
 
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
-    compiled,
     input_projection,
+    ops,
     projection_backward,
     time_order,
 )
@@ -55,12 +53,13 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, h0, c0, w_hh, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, 4H), in loop order
-        h0, c0 = h0.contiguous(), c0.contiguous()
-        loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        gates, cells, tanh_cells, outputs, c_last = loops.lstm_forward(x_proj, h0, c0, w_hh, keep)
-        if keep:
-            ctx.save_for_backward(x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs)
+        h0, c0, w_hh = h0.contiguous(), c0.contiguous(), w_hh.contiguous()
         ctx.reverse = reverse
+        if not keep:
+            outputs, c_last = ops.lstm_infer(x_proj, h0, c0, w_hh)
+            return time_order(outputs, reverse), outputs[-1].clone(), c_last
+        gates, cells, tanh_cells, outputs, c_last = ops.lstm_forward(x_proj, h0, c0, w_hh)
+        ctx.save_for_backward(x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs)
         return time_order(outputs, reverse), outputs[-1].clone(), c_last
 
     @staticmethod
@@ -72,8 +71,7 @@ class LSTMSequence(torch.autograd.Function):
                 ctx, "LSTM", "", inputs, (grad_outputs, grad_h_n, grad_c_n)
             )
             return (*grads, None, None)
-        loops = compiled.loops_for(gates, sys.modules[__name__])
-        grad_gates, grad_h0, grad_c0 = loops.lstm_backward(
+        grad_gates, grad_h0, grad_c0 = ops.lstm_backward(
             gates, cells, tanh_cells, c0, w_hh,
             time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
             grad_c_n.contiguous(),

@@ -14,16 +14,14 @@ The loops run in C++ (``kernels/rnn_loops.cpp``) where they build, else as writt
 Only h_t (T, B, H) is kept for the backward.
 """
 
-import sys
-
 import torch
 from torch import Tensor
 
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
-    compiled,
     input_projection,
+    ops,
     projection_backward,
     time_order,
 )
@@ -37,9 +35,8 @@ class RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, h0, w_hh, relu: bool, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, H), in loop order
-        h0 = h0.contiguous()
-        loops = compiled.loops_for(x_proj, sys.modules[__name__])
-        (outputs,) = loops.rnn_forward(x_proj.contiguous(), h0, w_hh, relu)
+        h0, w_hh = h0.contiguous(), w_hh.contiguous()
+        outputs = ops.rnn_forward(x_proj.contiguous(), h0, w_hh, relu)
         if keep:
             ctx.save_for_backward(x, w_ih, bias, h0, w_hh, outputs)
         ctx.relu, ctx.reverse = relu, reverse
@@ -58,8 +55,7 @@ class RNNSequence(torch.autograd.Function):
                 None,
                 None,
             )
-        loops = compiled.loops_for(outputs, sys.modules[__name__])
-        grad_pre, grad_h0 = loops.rnn_backward(
+        grad_pre, grad_h0 = ops.rnn_backward(
             outputs, w_hh, time_order(grad_outputs, ctx.reverse).contiguous(),
             grad_h_n.contiguous(), ctx.relu,
         )  # fmt: skip
