@@ -30,13 +30,14 @@ KINDS = ("RNN", "LSTM", "GRU")
 LIBRARIES = {"torch.nn": nn, "rnnkit": rnnkit}
 
 
-def make(library: str, kind: str, dtype=torch.float64, **kwargs) -> nn.Module:
-    """torch.nn's or rnnkit's layer, always with the same weights (torch.nn's initialisation
-    from seed 0), 2 layers, bidirectional, 3 inputs, 4 hidden units."""
+def make(library: str, kind: str, dtype=torch.float64, engine="auto", **kwargs) -> nn.Module:
+    """torch.nn's or rnnkit's layer (on ``engine``), always with the same weights (torch.nn's
+    initialisation from seed 0), 2 layers, bidirectional, 3 inputs, 4 hidden units."""
     torch.manual_seed(0)
     settings = {"num_layers": 2, "bidirectional": True} | kwargs
     reference = getattr(nn, kind)(3, 4, **settings)
-    module = getattr(LIBRARIES[library], kind)(3, 4, **settings)
+    ours = {"engine": engine} if library == "rnnkit" else {}
+    module = getattr(LIBRARIES[library], kind)(3, 4, **settings, **ours)
     module.load_state_dict(reference.state_dict())
     return module.to(dtype)
 
@@ -93,6 +94,8 @@ def batched_gradcheck(library, kind):
 
 
 def compiled(library, kind):
+    """rnnkit's GRU and RNN: the C++ loops inside the graph; its float32 LSTM runs torch's
+    kernel eagerly inside the compiled program, as torch.nn's layers do."""
     torch._dynamo.reset()
     layer = make(library, kind, torch.float32)
     x = sequence(torch.float32, requires_grad=True)
@@ -100,9 +103,9 @@ def compiled(library, kind):
     return [output, *torch.autograd.grad(output.pow(2).sum(), [x, *layer.parameters()])]
 
 
-def exported(dimension: int):
+def exported(dimension: int, engine: str = "auto"):
     def workflow(library, kind):
-        layer = make(library, kind, torch.float32).eval()
+        layer = make(library, kind, torch.float32, engine).eval()
         size = torch.export.Dim("size", min=2, max=64)
         program = torch.export.export(
             layer, (sequence(torch.float32),), dynamic_shapes=({dimension: size},)
@@ -259,6 +262,10 @@ WORKFLOWS: dict[str, tuple[Callable, bool]] = {
     "`torch.compile` (inductor), forward + backward": (compiled, True),
     "`torch.export`, run at another batch size": (exported(1), False),
     "`torch.export`, run at another sequence length": (exported(0), False),
+    '`torch.export`, another sequence length, rnnkit with `engine="bptt"`': (
+        exported(0, "bptt"),
+        False,
+    ),
     "ONNX (TorchScript exporter) in onnxruntime, another length and batch": (
         onnx_exported(False, None),
         False,
@@ -359,9 +366,14 @@ def page(table: dict, command: str) -> str:
         "torch.nn's column: the workflow ran. rnnkit's column: it ran *and* gave torch.nn's "
         "result (float64 where the workflow allows; where torch.nn fails, it ran). Each row is "
         "tried on RNN, LSTM and GRU (2 layers, bidirectional) with the same weights. rnnkit "
-        "runs its default engine (`auto`, rnnkit/engine/dispatch.py), which hands exports to "
-        "torch's own RNN ops, so those rows run torch's kernel inside an rnnkit layer. What "
-        "matches torch.nn exactly and the deliberate differences: `docs/differences.md`.",
+        "runs its default engine (`auto`, rnnkit/engine/dispatch.py) except where a row says "
+        "otherwise. auto hands exports to torch's own RNN ops (so those rows run torch's "
+        "kernel inside an rnnkit layer, and fix the length as torch.nn's do); with "
+        '`engine="bptt"` torch.export records rnnkit\'s loops as custom operators instead '
+        "(rnnkit/engine/ops.py), which keep the length a symbol. Under torch.compile the GRU "
+        "and RNN loops are such operators inside the graph; the float32 LSTM runs torch's "
+        "kernel eagerly inside the compiled program, as torch.nn's layers do. What matches "
+        "torch.nn exactly and the deliberate differences: `docs/differences.md`.",
         "",
         "| workflow | torch.nn | rnnkit |",
         "| --- | --- | --- |",

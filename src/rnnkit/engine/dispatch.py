@@ -33,13 +33,16 @@ first call took 144 s and each step 1.3x the eager time.
 
 Under torch.export, ``engine="bptt"`` records each direction's loop as one custom operator
 whose sequence length is a symbol, so the exported program runs at any length (it needs rnnkit
-to run); auto exports torch's RNN ops, which every exporter knows (ONNX included) and which
-fix the length (as for torch.nn's layers).
+to run); auto exports torch's RNN ops, which every exporter knows (ONNX included): the
+TorchScript ONNX exporter keeps the length dynamic, torch.export fixes it, as for torch.nn's
+layers.
 
 A requested engine runs wherever it can and hands the call over to auto's choice where it
 cannot (bptt with packed input, fused while recording, ...): never an error, never a wrong
-answer. Every engine gives exact second-order gradients: bptt's backward recomputes the
-direction with the reference equations when a graph of the gradient is being built.
+answer. Every engine gives exact second-order gradients on the CPU: bptt's backward
+recomputes the direction with the reference equations when a graph of the gradient is being
+built. (On CUDA, cuDNN has no double backward, for torch.nn's layers too: use engine="bptt"
+or "reference" there for second order; not measured here, no GPU was available.)
 """
 
 from dataclasses import dataclass
