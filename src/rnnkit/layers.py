@@ -378,9 +378,7 @@ class _Layer(TorchTwin, nn.Module):
             steps=steps,
         )
 
-    def _run_stack(
-        self, engine, weights, data, batch_sizes, initial_state, records, probe, steps
-    ):
+    def _run_stack(self, engine, weights, data, batch_sizes, initial_state, records, probe, steps):
         """The layers one at a time, with variational dropout between them: each layer's
         output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
         (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.dropout)."""
