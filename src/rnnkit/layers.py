@@ -327,7 +327,7 @@ class _Layer(TorchTwin, nn.Module):
     def _run_fused(self, weights, data, batch_sizes, initial_state, layers=None):
         """torch's kernel (rnnkit.engine.fused) on time-major data (T, B, I) or packed data
         (N, I); ``layers`` (a range) runs only those layers, from their slice of the state."""
-        layers = layers or range(self.num_layers)
+        layers = range(self.num_layers) if layers is None else layers
         D = self.num_directions
         rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
         flat = [weights[name] for names in self._all_weights[rows] for name in names]
@@ -358,7 +358,7 @@ class _Layer(TorchTwin, nn.Module):
         """Run the consecutive `layers` (a range) on data (N, I) from their slice of the
         initial state; their own dropout between them (torch.nn's, a new mask every step).
         Returns the last one's output (N, D·P) and their final states, each (len·D, B, ·)."""
-        if engine == "fused":  # packed input never comes here: fused runs it in one call
+        if engine == "fused":  # one layer at a time (_run_stack): equal lengths only
             x = data.view(len(batch_sizes), batch_sizes[0], data.shape[-1])  # (T, B, I)
             output, final = self._run_fused(weights, x, None, initial_state, layers)
             return output.reshape(data.shape[0], output.shape[-1]), final
