@@ -182,7 +182,7 @@ def charlm_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
 def sampling_rows(repetitions: int, characters: int = 300) -> list[Row]:
     """Characters per second at batch 1 from a 2-layer 512 model: rnnkit's generate against a
     loop that calls torch.nn.LSTM per step and one that calls two torch.nn.LSTMCell."""
-    from rnnkit.generation import generate
+    from rnnkit.generation.sampling import generate
 
     ours, theirs = charlm_pair(512, 2)
     cells = [torch.nn.LSTMCell(INPUT_SIZE if k == 0 else 512, 512) for k in range(2)]

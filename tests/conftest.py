@@ -1,15 +1,13 @@
-"""Shared helpers: an rnnkit layer and its torch.nn twin with the same weights; a tiny trained
-character-model run directory."""
+"""Shared fixtures: a small text file, a tiny trained character-model run directory, the
+same-weights torch.nn twin of an rnnkit layer; hypothesis's CI profile."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import settings
-from torch import nn
 
-import rnnkit
+from helpers import CORPUS, TINY
 from rnnkit.cli import main
 
 # In CI the property tests draw the same examples every run (reproducible failures); locally
@@ -18,40 +16,18 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-TORCH_LAYERS = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
-RNNKIT_LAYERS = {"RNN": rnnkit.RNN, "LSTM": rnnkit.LSTM, "GRU": rnnkit.GRU}
-
-
-def layer_pair(kind: str, *args, **kwargs) -> tuple[nn.Module, nn.Module]:
-    """(rnnkit layer, torch.nn layer), float64, the torch weights copied into rnnkit."""
-    reference = TORCH_LAYERS[kind](*args, **kwargs).double()
-    ours = RNNKIT_LAYERS[kind](*args, **kwargs).double()
-    ours.load_state_dict(reference.state_dict())
-    return ours, reference
-
 
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
 
 
-CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
-TINY = [
-    "--hidden-size",
-    "16",
-    "--embedding-size",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--eval-interval",
-    "5",
-    "--warmup-steps",
-    "2",
-    "--threads",
-    "1",
-]
+@pytest.fixture
+def small_text(tmp_path):
+    """The first 6,000 characters of Tiny Shakespeare in a file."""
+    path = tmp_path / "small.txt"
+    path.write_text(CORPUS.read_text()[:6000])
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ the model's outputs they read, and their use in training."""
 import pytest
 import torch
 
+from helpers import losses, quiet, tiny
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.activation_penalty import activation_penalty
 from rnnkit.training.loop import train
-from test_training import losses, quiet, small_text, tiny  # noqa: F401
 
 
 def test_the_penalty_is_ar_times_the_mean_square_plus_tar_times_the_mean_square_change():
@@ -49,7 +49,7 @@ def test_with_outputs_gives_the_outputs_the_head_reads(variational):
 
 
 def test_training_adds_the_penalty_to_the_gradient_but_logs_the_cross_entropy(
-    small_text,  # noqa: F811
+    small_text,
     tmp_path,
 ):
     plain = tiny(small_text, max_steps=3, eval_interval=3)

@@ -4,13 +4,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import final_weights, losses, quiet, tiny
 from rnnkit.data.batches import contiguous_split
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.loop import train
 from rnnkit.training.run import load_trained_model
-from test_training import final_weights, losses, quiet, small_text, tiny  # noqa: F401
 
 
 def test_the_average_weighs_step_i_by_decay_to_the_t_minus_i_and_sums_to_one():
@@ -77,7 +77,7 @@ def test_the_state_dict_round_trip_keeps_tied_weights_tied():
     assert all(torch.equal(a, b) for a, b in zip(again.averages, average.averages, strict=True))
 
 
-def test_a_run_validates_saves_and_samples_the_average(small_text, tmp_path):  # noqa: F811
+def test_a_run_validates_saves_and_samples_the_average(small_text, tmp_path):
     config = tiny(small_text, ema_decay=0.9, max_steps=8, eval_interval=8)
     train(config, tmp_path / "run", log=quiet, progress=False)
     averaged = final_weights(tmp_path / "run", "model")
@@ -94,7 +94,7 @@ def test_a_run_validates_saves_and_samples_the_average(small_text, tmp_path):  #
     assert float(losses(tmp_path / "run", "val_loss")[-1]) == pytest.approx(loss, abs=1e-6)
 
 
-def test_averaging_can_be_switched_on_or_off_when_resuming(small_text, tmp_path):  # noqa: F811
+def test_averaging_can_be_switched_on_or_off_when_resuming(small_text, tmp_path):
     plain = tiny(small_text, max_steps=6, eval_interval=3)
     train(plain, tmp_path / "on", log=quiet, progress=False)
     train(tiny(small_text, ema_decay=0.9), tmp_path / "on", resume=True, log=quiet, progress=False)

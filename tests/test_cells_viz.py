@@ -9,7 +9,7 @@ import pytest
 from rnnkit.cli import main
 from rnnkit.errors import UsageError
 from rnnkit.inside import viz
-from rnnkit.inside.cells import rank_cells, roc_auc
+from rnnkit.inside.cell_ranking import rank_cells, roc_auc
 from rnnkit.inside.features import feature_values
 
 CODE = 'def f(x):\n    s = "a(b" + \'c\'  # note "q"\n    return [s, (x)]\n'

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, TINY
+from helpers import CORPUS, TINY
 from rnnkit.cli import main
 
 
@@ -177,11 +177,11 @@ def test_sigterm_saves_and_exits_143(tmp_path):
         str(data),
         "--out",
         str(tmp_path / "run"),
+        *TINY,
         "--max-steps",
         "100000",
-        "--eval-interval",
+        "--eval-interval",  # after TINY, which sets 5: no checkpoint before the signal's
         "100000",
-        *TINY,
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

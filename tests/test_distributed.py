@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 from torch.testing import assert_close
 
-CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
+from helpers import CORPUS
+
 SETTINGS = ["--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--seq-len", "16",
             "--max-steps", "8", "--eval-interval", "4", "--warmup-steps", "2", "--threads", "1",
             "--dropout", "0.0", "--num-layers", "2"]  # fmt: skip

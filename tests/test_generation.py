@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.generation import check_sampling, generate, next_symbol
+from rnnkit.generation.sampling import check_sampling, generate, next_symbol
 from rnnkit.models.charlm import CharLM
 
 

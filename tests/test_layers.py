@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.testing import assert_close
 
 import rnnkit
-from conftest import RNNKIT_LAYERS, TORCH_LAYERS, layer_pair
+from helpers import RNNKIT_LAYERS, TORCH_LAYERS, layer_pair
 from rnnkit.errors import InputShapeError
 
 KINDS = ["RNN", "LSTM", "GRU"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.testing import assert_close
 
-from conftest import TORCH_LAYERS, layer_pair
+from helpers import TORCH_LAYERS, layer_pair
 
 FORMS = ["batched", "unbatched", "packed_sorted", "packed_unsorted"]
 

@@ -54,7 +54,7 @@ def test_a_short_adding_problem_is_learned_by_an_lstm():
 
 
 def test_the_command_writes_the_table_json_and_png(tmp_path, capsys):
-    arguments = ["longrange", "--delays", "3", "--time-budget", "0.3", "--parameters", "500"]
+    arguments = ["longrange", "--delays", "3", "--time-budget", "0.005", "--parameters", "500"]
     assert main([*arguments, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| adding | 3 |" in out and "| copy | 3 |" in out

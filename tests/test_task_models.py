@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.data.tokens import BOS, EOS, PAD, TokenVocabulary, pad, words
-from rnnkit.generation import beam_search, greedy_decode
+from rnnkit.generation.decoding import beam_search, greedy_decode
 from rnnkit.models.attention import AdditiveAttention, MultiplicativeAttention
 from rnnkit.models.captioner import ImageEncoder
 from rnnkit.models.classifier import SentenceClassifier

@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit import recurrence
+from rnnkit.nn import recurrence
 
 
 def by_hand(kind, layer, layer_index, direction, xs, h, c):

@@ -7,59 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from helpers import final_weights, losses, quiet, tiny
 from rnnkit.errors import UsageError
 from rnnkit.training import loop
-from rnnkit.training.config import TrainConfig
 from rnnkit.training.loop import TrainingAborted, train
-
-CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
-
-
-@pytest.fixture
-def small_text(tmp_path):
-    path = tmp_path / "small.txt"
-    path.write_text(CORPUS.read_text()[:6000])
-    return path
-
-
-def tiny(data, **overrides) -> TrainConfig:
-    settings = dict(
-        data=str(data),
-        cell="lstm",
-        num_layers=2,
-        hidden_size=16,
-        embedding_size=8,
-        dropout=0.1,
-        batch_size=4,
-        seq_len=16,
-        max_steps=12,
-        eval_interval=4,
-        warmup_steps=3,
-        log_interval=100,
-        threads=1,
-        seed=7,
-    )
-    return TrainConfig(**(settings | overrides))
-
-
-def losses(run_dir: Path, column: str = "train_loss") -> list[str]:
-    with (run_dir / "metrics.csv").open(newline="") as file:
-        return [row[column] for row in csv.DictReader(file)]
-
-
-def final_weights(run_dir: Path, weights: str = "model") -> dict:
-    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
-    return load_file(newest / f"{weights}.safetensors")
-
-
-def quiet(*args):
-    pass
 
 
 def test_a_run_writes_metrics_a_curve_and_checkpoints(small_text, tmp_path):

@@ -1,4 +1,4 @@
-"""Variational dropout (rnnkit.dropout): one mask per sequence, the same at every step, in the
+"""Variational dropout (rnnkit.nn.dropout): one mask per sequence, the same at every step, in the
 layers (between stacked layers) and in the character model (embeddings, head input)."""
 
 import pytest
@@ -6,9 +6,9 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
-from rnnkit.dropout import variational_dropout
 from rnnkit.engine.dispatch import ENGINES
 from rnnkit.models.charlm import CharLM
+from rnnkit.nn.dropout import variational_dropout
 
 P = 0.4
 

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "RNNCell": "rnnkit.cells",
-    "LSTMCell": "rnnkit.cells",
-    "GRUCell": "rnnkit.cells",
-    "RNN": "rnnkit.layers",
-    "LSTM": "rnnkit.layers",
-    "GRU": "rnnkit.layers",
-    "Trace": "rnnkit.trace",
+    "RNNCell": "rnnkit.nn.cells",
+    "LSTMCell": "rnnkit.nn.cells",
+    "GRUCell": "rnnkit.nn.cells",
+    "RNN": "rnnkit.nn.layers",
+    "LSTM": "rnnkit.nn.layers",
+    "GRU": "rnnkit.nn.layers",
+    "Trace": "rnnkit.nn.trace",
     "InputShapeError": "rnnkit.errors",
-    "quantize_dynamic": "rnnkit.conversion",
+    "quantize_dynamic": "rnnkit.nn.conversion",
 }
 
 __all__ = [
@@ -34,11 +34,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rnnkit.cells import GRUCell, LSTMCell, RNNCell
-    from rnnkit.conversion import quantize_dynamic
     from rnnkit.errors import InputShapeError
-    from rnnkit.layers import GRU, LSTM, RNN
-    from rnnkit.trace import Trace
+    from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+    from rnnkit.nn.conversion import quantize_dynamic
+    from rnnkit.nn.layers import GRU, LSTM, RNN
+    from rnnkit.nn.trace import Trace
 
 
 def __getattr__(name: str):

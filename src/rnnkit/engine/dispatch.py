@@ -2,7 +2,7 @@
 
 Three engines compute the same recurrence (tests hold each to the reference in float64):
 
-    reference  the cells' equations step by step under autograd (rnnkit.recurrence): rnnkit's
+    reference  the cells' equations step by step under autograd (rnnkit.nn.recurrence): rnnkit's
                readable code; runs every call, and every PyTorch transform sees through it
     bptt       rnnkit's hand-written backpropagation through time (engine/lstm.py, gru.py,
                rnn.py): C++ time loops on the CPU, the same loops in Python elsewhere

@@ -1,6 +1,6 @@
 """Hand-written backpropagation through time for the LSTM: the bptt engine beside the reference.
 
-The reference (:mod:`rnnkit.recurrence`) lets autograd record ~11 operations per step and, in
+The reference (:mod:`rnnkit.nn.recurrence`) lets autograd record ~11 operations per step and, in
 the backward pass, accumulates the W_hh gradient one step at a time. Here the forward keeps
 only what the backward needs, and the backward walks the steps in reverse by hand:
 

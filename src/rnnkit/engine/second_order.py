@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.equations import gru_step, lstm_step, rnn_step
+from rnnkit.nn.equations import gru_step, lstm_step, rnn_step
 
 
 def reference_direction(

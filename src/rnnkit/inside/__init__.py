@@ -1,1 +1,1 @@
-"""Tools that show what happens inside a recurrent network (SPEC.md §5)."""
+"""Seeing inside a recurrent network: gradient flow, long-range problems, cells, heat maps."""

@@ -1,7 +1,7 @@
 """Every cell's activation at every character of a text, from a trained character model.
 
 The text is read in windows of ``window`` characters with the state carried from one to the
-next (as in training), each window through ``layer.trace`` (rnnkit.trace). The value of a cell
+next (as in training), each window through ``layer.trace`` (rnnkit.nn.trace). The value of a cell
 at character t is its state after reading character t: tanh(c_t) (LSTM, ``value="cell"``, the
 cell state squashed to (-1, 1) as the output gate sees it) or h_t (``value="hidden"``, any
 cell type).

@@ -14,7 +14,7 @@ h_t after reading character t:
     indent         the number of leading spaces of the current line.
 
 Binary features (quotes, comment) are scored by ROC-AUC, numeric ones by correlation
-(rnnkit.inside.cells).
+(rnnkit.inside.cell_ranking).
 """
 
 import numpy as np

@@ -27,9 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.layers import GRU, LSTM, RNN
-
-KINDS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.nn.layers import LAYERS
 
 
 @dataclass
@@ -72,7 +70,7 @@ def fresh_layer(
 ):
     """A newly initialised layer (torch.nn's initialisation), optionally with W_hh rescaled."""
     torch.manual_seed(seed)
-    layer = KINDS[kind](input_size, hidden_size, num_layers).double()
+    layer = LAYERS[kind](input_size, hidden_size, num_layers).double()
     if spectral_radius is not None:
         set_spectral_radius(layer, spectral_radius)
     return layer

@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.nn.layers import LAYERS
 
-KINDS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 ALPHABET = 8  # copy memory: symbols 1..8; 0 is the blank, 9 the delimiter
 COPY_CLASSES = ALPHABET + 2
@@ -70,7 +69,7 @@ class TaskModel(nn.Module):
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int) -> None:
         super().__init__()
-        self.rnn = KINDS[kind](input_size, hidden_size)
+        self.rnn = LAYERS[kind](input_size, hidden_size)
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from rnnkit.errors import UsageError
-from rnnkit.inside.cells import rank_cells
+from rnnkit.inside.cell_ranking import rank_cells
 from rnnkit.inside.features import FEATURES, feature_values
 
 MAX_CHARACTERS = 20_000  # a page stays responsive; longer texts are cut (and the page says so)

@@ -7,19 +7,17 @@
 Dropout (Zaremba et al. 2014) is applied only to non-recurrent connections: the embeddings, the
 outputs between layers (inside the layer) and the last layer's output before the head;
 weight_dropout drops out the recurrent weights W_hh instead (one mask per chunk, see
-rnnkit.layers), which regularises the recurrent connections too. With variational_dropout
+rnnkit.nn.layers), which regularises the recurrent connections too. With variational_dropout
 each of these dropouts draws one mask per sequence and chunk, used at every step
-(rnnkit.dropout), instead of a new mask at each step. With
+(rnnkit.nn.dropout), instead of a new mask at each step. With
 tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H).
 """
 
 from torch import Tensor, nn
 
-from rnnkit.dropout import variational_dropout
 from rnnkit.errors import UsageError
-from rnnkit.layers import GRU, LSTM, RNN
-
-LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.nn.dropout import variational_dropout
+from rnnkit.nn.layers import LAYERS
 
 State = Tensor | tuple[Tensor, Tensor]
 

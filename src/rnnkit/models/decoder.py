@@ -21,11 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.data.tokens import PAD
 from rnnkit.models.attention import make_attention
-
-CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+from rnnkit.nn.cells import CELLS, LSTMCell
 
 
 @dataclass

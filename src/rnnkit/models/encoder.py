@@ -11,9 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.layers import GRU, LSTM, RNN
-
-LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.nn.layers import LAYERS
 
 
 class SequenceEncoder(nn.Module):

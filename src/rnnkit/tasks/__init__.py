@@ -1,4 +1,4 @@
-"""Each shape of RNN problem as a task: its data, its model, its metrics (SPEC.md §3).
+"""Each shape of RNN problem as a task: its data, its model, its metrics (`rnnkit task`).
 
 sentiment   many-to-one                    UCI sentiment sentences -> positive / negative
 pos         many-to-many, synchronous      UD English EWT words -> part-of-speech tags

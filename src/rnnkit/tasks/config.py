@@ -4,8 +4,8 @@ that apply to it (only those become its flags) and its own defaults (tasks/*.py)
 import dataclasses
 from dataclasses import dataclass, fields
 
+from rnnkit.config_fields import check_fields, option
 from rnnkit.errors import UsageError
-from rnnkit.training.config import check_fields, option
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit.data.tokens import BOS, EOS, PAD, pad
-from rnnkit.generation import beam_search, greedy_decode
+from rnnkit.generation.decoding import beam_search, greedy_decode
 from rnnkit.models.decoder import Decoder
 from rnnkit.models.seq2seq import EncoderDecoder, TokenEncoder
 from rnnkit.tasks.base import Task, shuffled

@@ -8,17 +8,11 @@ file overrides it with the same keys: defaults (with a ``--time-budget``, those 
 import argparse
 import dataclasses
 import math
-import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from rnnkit.config_fields import check_fields, option, read_toml
 from rnnkit.errors import UsageError
-
-
-def option(default, help: str, choices=None, minimum=None, maximum=None):
-    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
-    return field(default=default, metadata=metadata)
-
 
 BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
     # (budgets up to this many minutes, the defaults that replace the class's)
@@ -50,28 +44,11 @@ BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
         ),
     ),
 )
-"""What `--time-budget` changes in the defaults. A fixed budget on a CPU trades model size
-against steps, measured on the 2-core development machine (docs/results.md, "Defaults fitted
-to the time budget" and "Shorter chunks, ..."): in 4.7 minutes one LSTM layer of 256 (~110 ms
-a step, 2,317 steps) reached 1.513 nats/char on validation, one of 192 (3,555 steps) 1.527,
-one of 384 (1,152 steps) 1.535 and one of 512 (564 steps) 1.693. Then, for the layer of 256:
-a cosine decay to 0 instead of lr/10 1.506, and 64-character chunks (twice the steps) 1.500;
-with shifted epochs too, these defaults reached 1.4968, 1.4998 and 1.4966 in three runs
-(evaluating every 500 steps instead of 250 leaves ~10 s more for steps). Activation
-regularisation (AR 2, TAR 1, as in AWD-LSTM) then gave 1.4672 and 1.4565 (seeds 1337 and 2)
-despite slower steps (66-69 ms against 56-58) ("Activation regularisation at 4.7 minutes").
-
-Above 10 minutes two layers of 512 pay off: with the same chunks, decay and shifted epochs,
-1.4275 and 1.4169 in 30 minutes (two seeds, ~3,500 steps) against 1.4357 for the class
-defaults' one layer (9,450 steps) and 1.4374 for that layer with 128-character chunks and a
-decay to lr/10. Variational dropout (one mask per sequence, 7-10% cheaper steps) and an
-evaluation every 500 steps then gave the two layers ~4,100 steps and 1.4047 and 1.4172 for the
-same two seeds (docs/results.md, "Variational dropout ..."): cheaper steps, and no seed did
-worse. Two layers of 640 (1.4256), three of 512, dropout 0.1, 0.15 or 0.25, and a moving
-average of the weights (--ema-decay 0.999) did not do better ("A moving average of the
-weights, ..."). AdamW's weight decay 0.1 on the weight matrices then did ("Weight decay at 30
-minutes"): 1.3943 and 1.3946 for the same two seeds (1337, 2), and 0.3 gave 1.3934.
-Without a budget the class defaults stand."""
+"""What `--time-budget` changes in the defaults: a fixed budget on a CPU trades model size
+against steps. Up to 10 minutes one LSTM layer of 256 with short chunks, a decay to 0 and
+activation regularisation did best; above, two layers of 512 with variational dropout and
+weight decay. The measurements that chose each value are in docs/results.md ("Defaults fitted
+to the time budget" and the sections after it). Without a budget the class defaults stand."""
 
 
 def budget_defaults(minutes: float) -> dict:
@@ -270,59 +247,11 @@ ARCHITECTURE_FIELDS = (
 """Fields a resumed run cannot change (they decide the shape of the weights or the vocabulary)."""
 
 
-def check_fields(config) -> None:
-    """Check every field of a config dataclass against its choices, minimum and maximum."""
-    for spec in fields(config):
-        value = getattr(config, spec.name)
-        meta = spec.metadata
-        flag = "--" + spec.name.replace("_", "-")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{flag} must be a finite number, got {value}")
-        if meta.get("choices") and value not in meta["choices"]:
-            raise UsageError(f"{flag} must be one of {', '.join(meta['choices'])}, got {value!r}")
-        if meta.get("minimum") is not None and value < meta["minimum"]:
-            raise UsageError(f"{flag} must be at least {meta['minimum']}, got {value}")
-        if meta.get("maximum") is not None and value > meta["maximum"]:
-            raise UsageError(f"{flag} must be at most {meta['maximum']}, got {value}")
-
-
-def add_arguments(
-    parser: argparse.ArgumentParser,
-    config_class=TrainConfig,
-    names: tuple[str, ...] | None = None,
-    defaults: dict | None = None,
-) -> None:
-    """One flag per field (or per field in `names`), with no default of its own (None = not
-    given); `defaults` overrides the dataclass's defaults in the help text."""
-    for spec in fields(config_class):
-        if names is not None and spec.name not in names:
-            continue
-        flag = "--" + spec.name.replace("_", "-")
-        help_text = spec.metadata["help"]
-        default = (defaults or {}).get(spec.name, spec.default)
-        if default is not None:
-            help_text += f" (default: {default})"
-        if spec.type is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-            continue
-        kind = spec.type if spec.type in (int, float) else str
-        parser.add_argument(
-            flag,
-            type=kind,
-            default=None,
-            choices=spec.metadata.get("choices"),
-            help=help_text,
-            metavar=None if spec.metadata.get("choices") else spec.name.upper(),
-        )
-
-
 def build_config(args: argparse.Namespace, config_file: str | None) -> TrainConfig:
     """defaults (for the time budget) < the TOML file < flags given on the command line."""
     values = {}
     if config_file:
-        values.update(read_toml(Path(config_file)))
+        values.update(read_toml(Path(config_file), TrainConfig))
     for spec in fields(TrainConfig):
         given = getattr(args, spec.name, None)
         if given is not None:
@@ -330,26 +259,3 @@ def build_config(args: argparse.Namespace, config_file: str | None) -> TrainConf
     config = TrainConfig.for_budget(**values)
     config.validate()
     return config
-
-
-def read_toml(path: Path) -> dict:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such config file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path} is not valid TOML: {error}") from None
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise UsageError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; the keys are the flag names with "
-            f"underscores ({', '.join(sorted(known))})"
-        )
-    for key, value in data.items():
-        expected = known[key].type
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            data[key] = float(value)
-        elif expected in (int, float, bool, str) and not isinstance(data[key], expected):
-            raise UsageError(f"{path}: {key} must be a {expected.__name__}, got {value!r}")
-    return data

@@ -21,7 +21,7 @@ from torch import Tensor
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
-from rnnkit.equations import GATE_NAMES, gru_step, lstm_step, rnn_step
+from rnnkit.nn.equations import GATE_NAMES, gru_step, lstm_step, rnn_step
 
 State = tuple[Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM
 

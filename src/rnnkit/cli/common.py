@@ -1,4 +1,4 @@
-"""What rnnkit.cli and rnnkit.inside.commands share: argument types, the --checkpoint option,
+"""What rnnkit.cli and rnnkit.cli.inside share: argument types, the --checkpoint option,
 the stderr log (no torch imported here)."""
 
 import argparse

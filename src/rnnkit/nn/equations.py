@@ -1,4 +1,4 @@
-"""One time step of each recurrent cell, written as its equations (SPEC.md §1).
+"""One time step of each recurrent cell, written as its equations: the reference.
 
 These three functions are the reference that every other part of rnnkit is built on and tested
 against: the cells call them once per step, the layers once per step of every layer and

@@ -3,11 +3,12 @@
 Same constructor arguments, parameter names and state_dict keys (``weight_ih_l0``,
 ``bias_hh_l1_reverse``, ``weight_hr_l0``...), the same initialisation, input forms and outputs
 as torch.nn, so a state_dict moves between the two in both directions. The recurrence is the
-cells' equations (:mod:`rnnkit.equations`) run by :mod:`rnnkit.recurrence`; this file handles the
-arguments and the parameters, :mod:`rnnkit.layer_inputs` the input forms.
+cells' equations (:mod:`rnnkit.nn.equations`) run by :mod:`rnnkit.nn.recurrence` or by an
+engine (:mod:`rnnkit.engine.dispatch`); this file handles the arguments and the parameters,
+:mod:`rnnkit.nn.inputs` the input forms.
 
 Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, cell state and
-gate activations (:class:`rnnkit.trace.Trace`), ``layer.weight_dropout = p`` drops out the
+gate activations (:class:`rnnkit.nn.trace.Trace`), ``layer.weight_dropout = p`` drops out the
 hidden-to-hidden weights in training (see ``_weights_for_call``), and
 ``layer.variational_dropout = True`` makes the dropout between layers draw one mask per
 sequence, the same at every step (see ``_run_stack``).
@@ -34,14 +35,14 @@ from rnnkit.arguments import (
     check_positive_int,
     check_proj_size,
 )
-from rnnkit.conversion import TorchTwin
-from rnnkit.dropout import mask_packed_rows, sequence_mask
 from rnnkit.engine.dispatch import Call, check_engine, choose, runs_eagerly_under_compile
 from rnnkit.engine.fused import fused_rnn
-from rnnkit.equations import GATE_COUNT
-from rnnkit.layer_inputs import check_data, checked_initial_state, time_major
-from rnnkit.recurrence import DirectionWeights, StepRecord, run_layers
-from rnnkit.trace import Trace, assemble_trace
+from rnnkit.nn.conversion import TorchTwin
+from rnnkit.nn.dropout import mask_packed_rows, sequence_mask
+from rnnkit.nn.equations import GATE_COUNT
+from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
+from rnnkit.nn.recurrence import DirectionWeights, StepRecord, run_layers
+from rnnkit.nn.trace import Trace, assemble_trace
 
 
 class _Layer(TorchTwin, nn.Module):
@@ -95,7 +96,7 @@ class _Layer(TorchTwin, nn.Module):
         # DropConnect on every W_hh in training (0: off); a regulariser torch.nn does not have.
         self.weight_dropout = 0.0
         # Between stacked layers, one dropout mask per sequence for all its steps instead of a
-        # new one at every step (rnnkit.dropout); torch.nn has only the latter.
+        # new one at every step (rnnkit.nn.dropout); torch.nn has only the latter.
         self.variational_dropout = False
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
@@ -234,7 +235,7 @@ class _Layer(TorchTwin, nn.Module):
         return self._run(input, hx, record, probe_gradients)
 
     def trace(self, input, hx=None, *, probe_gradients: bool = False) -> Trace:
-        """Run forward and return every step's internals as a :class:`rnnkit.trace.Trace`.
+        """Run forward and return every step's internals as a :class:`rnnkit.nn.trace.Trace`.
 
         With ``probe_gradients=True`` the trace can also give ∂L/∂h_t for every step after a
         backward pass (``trace.hidden_grad``).
@@ -381,7 +382,7 @@ class _Layer(TorchTwin, nn.Module):
     def _run_stack(self, engine, weights, data, batch_sizes, initial_state, records, probe, steps):
         """The layers one at a time, with variational dropout between them: each layer's
         output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
-        (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.dropout)."""
+        (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.nn.dropout)."""
         if engine == "fused" and batch_sizes[0] != batch_sizes[-1]:
             engine = "reference"  # packed input of several lengths: one layer at a time
         finals = []
@@ -524,3 +525,7 @@ def _reject_proj_size(unsupported: dict) -> None:
         )
     if unsupported:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unsupported))}")
+
+
+LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+"""The layer class of each cell name the command line and the configs use (--cell rnn|lstm|gru)."""

@@ -24,10 +24,9 @@ TORCH_CLASSES = {
 
 
 def _class_name(module: nn.Module) -> str:
-    """ "LSTM", "GRUCell", ...: the torch.nn class an rnnkit module stands in for."""
-    from rnnkit.cells import _CellBase
-
-    return module.kind + ("Cell" if isinstance(module, _CellBase) else "")
+    """The torch.nn class an rnnkit module stands in for ("LSTM", "GRUCell", ...): a cell is
+    the one without num_layers."""
+    return module.kind + ("" if hasattr(module, "num_layers") else "Cell")
 
 
 def constructor_arguments(module: nn.Module) -> dict:
@@ -106,15 +105,12 @@ def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8) -> nn.M
     ``torch.ao.quantization.quantize_dynamic`` gives for torch.nn's modules: every rnnkit
     LSTM, GRU and cell becomes its torch.nn twin first, then torch quantizes those and the
     Linear layers (torch has no quantized Elman RNN layer: rnnkit.RNN stays float)."""
-    from rnnkit.cells import _CellBase
-    from rnnkit.layers import _Layer
-
     model = copy.deepcopy(model)
-    if isinstance(model, (_Layer, _CellBase)):
+    if isinstance(model, TorchTwin):
         model = to_torch(model)
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
-            if isinstance(child, (_Layer, _CellBase)):
+            if isinstance(child, TorchTwin):
                 setattr(parent, child_name, to_torch(child))
     quantizable = {nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell}
     return torch.ao.quantization.quantize_dynamic(model, quantizable, dtype=dtype)

@@ -7,7 +7,7 @@ and the tools are imported inside the functions, so `rnnkit --help` stays instan
 
 from pathlib import Path
 
-from rnnkit.cli_common import add_checkpoint_choice, log, positive_float, positive_int
+from rnnkit.cli.common import add_checkpoint_choice, log, positive_float, positive_int
 
 
 def add_commands(commands) -> None:
@@ -80,8 +80,10 @@ def add_commands(commands) -> None:
     longrange.add_argument(
         "--time-budget",
         type=positive_float,
-        default=30.0,
-        help="seconds of training per task, delay and cell (default 30)",
+        default=0.5,
+        metavar="MINUTES",
+        help="minutes of training per task, delay and cell, as for every --time-budget "
+        "(default 0.5: 30 seconds)",
     )
     longrange.add_argument(
         "--parameters",
@@ -174,7 +176,13 @@ def run_longrange(args) -> int:
         raise UsageError(f"--out {args.out} is a file; give a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     results = longrange.run_grid(
-        args.tasks, args.cells, args.delays, args.time_budget, args.parameters, args.seed, log
+        args.tasks,
+        args.cells,
+        args.delays,
+        args.time_budget * 60,
+        args.parameters,
+        args.seed,
+        log,
     )
     print(longrange.format_table(results, args.cells))
     (args.out / "longrange.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -217,7 +225,7 @@ def run_viz(args) -> int:
 
 
 def run_cells(args) -> int:
-    from rnnkit.inside.cells import format_ranking, rank_cells
+    from rnnkit.inside.cell_ranking import format_ranking, rank_cells
     from rnnkit.inside.features import feature_values
 
     text, values, value, _ = _read_activations(args)

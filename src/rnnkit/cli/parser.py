@@ -8,13 +8,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnkit.cli_common import add_checkpoint_choice, log, positive_int
-from rnnkit.inside import commands as inside_commands
-from rnnkit.tasks import commands as task_commands
+from rnnkit.cli import inside as inside_commands
+from rnnkit.cli import tasks as task_commands
+from rnnkit.cli.common import add_checkpoint_choice, log, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rnnkit.training.config import add_arguments
+    from rnnkit.config_fields import add_arguments
+    from rnnkit.training.config import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="rnnkit",
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.toml",
         help="settings file (keys = flag names with underscores)",
     )
-    add_arguments(train)
+    add_arguments(train, TrainConfig)
 
     sample = commands.add_parser(
         "sample",
@@ -182,7 +183,7 @@ def log_budget_defaults(config, args) -> None:
 
 
 def run_sample(args) -> int:
-    from rnnkit.generation import check_sampling, generate
+    from rnnkit.generation.sampling import check_sampling, generate
     from rnnkit.training.run import load_trained_model
 
     model, _, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=log)
@@ -265,7 +266,7 @@ def run_eval(args) -> int:
 def run_demo(args) -> int:
     from dataclasses import replace
 
-    from rnnkit.demo import DemoConfig, run_demo
+    from rnnkit.cli.demo import DemoConfig, run_demo
 
     overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     run_demo(replace(DemoConfig(), **overrides))

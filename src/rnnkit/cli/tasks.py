@@ -4,9 +4,9 @@ import json
 import sys
 from pathlib import Path
 
-from rnnkit.cli_common import add_checkpoint_choice, log, positive_int
+from rnnkit.cli.common import add_checkpoint_choice, log, positive_int
+from rnnkit.config_fields import add_arguments
 from rnnkit.tasks.catalogue import CATALOGUE
-from rnnkit.training.config import add_arguments
 
 ATTENTION_TASKS = ("translate", "dates", "caption")
 

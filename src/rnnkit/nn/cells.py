@@ -2,7 +2,7 @@
 
 Same constructor arguments, parameter names (weight_ih, weight_hh, bias_ih, bias_hh), shapes,
 initialisation (every parameter uniform in ±1/sqrt(hidden_size)) and input forms (batched (B, I)
-or unbatched (I,)) as torch.nn. The arithmetic is in :mod:`rnnkit.equations`.
+or unbatched (I,)) as torch.nn. The arithmetic is in :mod:`rnnkit.nn.equations`.
 """
 
 import math
@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.arguments import check_bool, check_nonlinearity, check_size
-from rnnkit.conversion import TorchTwin
-from rnnkit.equations import GATE_COUNT, gru_step, lstm_step, rnn_step
 from rnnkit.errors import InputShapeError
+from rnnkit.nn.conversion import TorchTwin
+from rnnkit.nn.equations import GATE_COUNT, gru_step, lstm_step, rnn_step
 
 
 class _CellBase(TorchTwin, nn.Module):
@@ -165,7 +165,7 @@ class RNNCell(_CellBase):
 
 
 class LSTMCell(_CellBase):
-    """An LSTM cell, gate order i, f, g, o (see :func:`rnnkit.equations.lstm_step`).
+    """An LSTM cell, gate order i, f, g, o (see :func:`rnnkit.nn.equations.lstm_step`).
 
     Args: input_size, hidden_size, bias=True, device, dtype.
     Input: x (B, I) or (I,), hx = (h, c) each (B, H) or (H,), or None (zeros).
@@ -200,7 +200,7 @@ class LSTMCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """A GRU cell, gate order r, z, n (see :func:`rnnkit.equations.gru_step`).
+    """A GRU cell, gate order r, z, n (see :func:`rnnkit.nn.equations.gru_step`).
 
     Args: input_size, hidden_size, bias=True, device, dtype.
     Input: x (B, I) or (I,), h (B, H) or (H,) or None (zeros). Output: h' (B, H) or (H,).
@@ -219,3 +219,7 @@ class GRUCell(_CellBase):
         h = self._batched_state(hx, 0, x, is_batched)
         h, _ = gru_step(self._input_projection(x), h, self.weight_hh, self.bias_hh)
         return h if is_batched else h.squeeze(0)
+
+
+CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+"""The one-step cell class of each cell name (--cell rnn|lstm|gru), as nn.layers.LAYERS."""

@@ -1,0 +1,87 @@
+"""Sampling text from a character model: temperature, top-k, top-p (nucleus), priming, seeds.
+
+p = softmax(logits / temperature)        temperature 0 means greedy (argmax)
+top-k: keep the k most likely symbols;   top-p: keep the smallest set whose mass >= p
+then renormalise and draw with a seeded torch.Generator (same seed, same text).
+"""
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from rnnkit.errors import UsageError
+from rnnkit.models.charlm import CharLM
+from rnnkit.models.stepping import Stepper
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, vocab_size: int):
+    if not math.isfinite(temperature) or temperature < 0:
+        raise UsageError(
+            f"--temperature must be a finite number >= 0 (0 means greedy), got {temperature}"
+        )
+    if top_k is not None and not 1 <= top_k <= vocab_size:
+        raise UsageError(
+            f"--top-k must be between 1 and the vocabulary size {vocab_size}, got {top_k}"
+        )
+    if top_p is not None and (not math.isfinite(top_p) or not 0 < top_p <= 1):
+        raise UsageError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def next_symbol(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Draw one id per row from logits (B, V) -> (B,)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a symbol when the mass before it already reaches p (the first always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probabilities = logits.softmax(-1)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: CharLM,
+    prime: list[int],
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    should_stop=lambda: False,
+) -> Iterator[int]:
+    """Yield `length` ids, one at a time, continuing the ids of `prime` (at least one)."""
+    if not prime:
+        raise UsageError("the priming text is empty: give at least one character")
+    model.eval()
+    generator = torch.Generator()
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    device = next(model.parameters()).device
+    logits, state = model(torch.tensor([prime], device=device))  # read the whole prime at once
+    logits = logits[:, -1]  # (1, V)
+    stepper = Stepper(model)  # then one character at a time, without a module call per step
+    for _ in range(length):
+        if should_stop():
+            return
+        if not torch.isfinite(logits).all():
+            raise UsageError(
+                "the model produced non-finite scores (NaN/inf): its weights are broken; "
+                "sample from an earlier checkpoint"
+            )
+        symbol = next_symbol(logits.float().cpu(), temperature, top_k, top_p, generator)
+        yield int(symbol)
+        logits, state = stepper.step(int(symbol), state)
