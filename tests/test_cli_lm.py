@@ -165,6 +165,7 @@ def test_bad_input_gets_one_clear_line_and_exit_code_2(case, tmp_path, trained_r
     assert sorted(p.name for p in (trained_run[0] / "checkpoints").iterdir()) == before
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_143(tmp_path):
     data = tmp_path / "small.txt"
     data.write_text(CORPUS.read_text()[:20000])

@@ -12,6 +12,8 @@ from torch.testing import assert_close
 
 from helpers import CORPUS
 
+pytestmark = pytest.mark.slow  # subprocesses and training runs: `make test` runs them
+
 SETTINGS = ["--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--seq-len", "16",
             "--max-steps", "8", "--eval-interval", "4", "--warmup-steps", "2", "--threads", "1",
             "--dropout", "0.0", "--num-layers", "2"]  # fmt: skip

@@ -69,11 +69,18 @@ LAYOUTS = {
     "bidirectional, 2 layers": {"bidirectional": True, "num_layers": 2},
     "no bias": {"bias": False},
 }
+SLOW_LAYOUTS = ("bidirectional, 2 layers",)  # seconds each: left to `make test`'s full run
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_LAYOUTS else [])
+        for name in LAYOUTS
+    ],
+)
 def test_gradgradcheck_through_the_layer(kind, engine, layout):
     """Second derivatives by finite differences, w.r.t. the input and the weights (of the last
     layer's reverse direction only in the stacked case, to keep the check quick)."""
@@ -270,6 +277,7 @@ def onnx_session(layer, x, dynamo: bool, twin):
     return onnxruntime.InferenceSession(buffer.getvalue())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_onnx_export_runs_in_onnxruntime_at_another_length_and_batch(kind, dynamo):

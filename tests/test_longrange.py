@@ -47,12 +47,14 @@ def test_every_cell_gets_the_same_parameter_budget(task):
     assert max(counts.values()) - min(counts.values()) < 0.05 * 20_000
 
 
+@pytest.mark.slow
 def test_a_short_adding_problem_is_learned_by_an_lstm():
     result = longrange.train_one("adding", "lstm", 10, budget=3000, seconds=60, max_steps=800)
     assert result.steps == 800
     assert result.metric < 0.05  # well below the 0.167 of always answering 1
 
 
+@pytest.mark.slow
 def test_the_command_writes_the_table_json_and_png(tmp_path, capsys):
     arguments = ["longrange", "--delays", "3", "--time-budget", "0.005", "--parameters", "500"]
     assert main([*arguments, "--out", str(tmp_path)]) == 0

@@ -3,6 +3,10 @@
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses and training runs: `make test` runs them
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

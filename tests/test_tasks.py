@@ -8,6 +8,8 @@ import pytest
 from rnnkit.cli import main
 from rnnkit.tasks import TASKS, get_task
 
+pytestmark = pytest.mark.slow  # subprocesses and training runs: `make test` runs them
+
 TINY = [
     "--max-epochs", "1", "--train-examples", "96", "--eval-examples", "24",
     "--batch-size", "32", "--hidden-size", "8", "--embedding-size", "4",

@@ -53,6 +53,7 @@ VARIATIONAL = dict(variational_dropout=True, dropout=0.3)
 AVERAGED = dict(ema_decay=0.9)  # a checkpoint holds the average and the raw weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("settings", "stop"),
     [({}, 6), (SHIFTED_EPOCHS, 6), (SHIFTED_EPOCHS, 11), (VARIATIONAL, 6), (AVERAGED, 6)],
@@ -77,6 +78,7 @@ def test_interrupted_and_resumed_run_equals_the_straight_run(
         assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+@pytest.mark.slow
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(small_text, tmp_path):
     config = tiny(small_text, max_steps=60, eval_interval=5)
     train(config, tmp_path / "straight", log=quiet, progress=False)
