@@ -42,13 +42,13 @@ def test_a_config_file_sits_between_defaults_and_flags(trained_run, tmp_path):
 def test_a_time_budget_fits_the_defaults_a_flag_or_file_does_not_set(trained_run, tmp_path, capsys):
     from rnnkit.training.config import TrainConfig, budget_defaults
 
-    short = budget_defaults(4.7)
-    assert short and budget_defaults(0) == {}  # no budget: the class defaults
-    assert budget_defaults(10) == short and budget_defaults(10.5) == budget_defaults(600)
-    assert budget_defaults(30)["num_layers"] == 2 and "hidden_size" not in budget_defaults(30)
-    assert budget_defaults(30)["variational_dropout"] and "variational_dropout" not in short
-    assert budget_defaults(30)["weight_decay"] == 0.1 and "weight_decay" not in short
-    assert short["activation_reg"] == 2.0 and short["temporal_activation_reg"] == 1.0
+    short, long = budget_defaults(4.7), budget_defaults(30)
+    assert short and long and budget_defaults(0) == {}  # no budget: the class defaults
+    assert budget_defaults(10) == short and budget_defaults(10.5) == budget_defaults(600) == long
+    for defaults in (short, long):  # each names a field and changes its class default
+        for name, value in defaults.items():
+            assert getattr(TrainConfig(), name) != value, name
+        TrainConfig.for_budget(time_budget=4.7, **defaults).validate()
     assert TrainConfig.for_budget() == TrainConfig()
     assert TrainConfig.for_budget(time_budget=4.7, lr=1e-3).lr == 1e-3
     for name, value in short.items():
