@@ -13,7 +13,7 @@ from rnnkit.engine import compiled
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
-from rnnkit.nn import layers, recurrence
+from rnnkit.nn import recurrence, stack
 
 LOOPS = ["cpp", "python"]
 
@@ -195,8 +195,8 @@ def test_dispatch_to_the_bptt(monkeypatch, kind):
 
 def test_a_float32_lstm_takes_the_fused_kernel_by_default(monkeypatch):
     calls = []
-    original = layers.fused_rnn
-    monkeypatch.setattr(layers, "fused_rnn", lambda *a: calls.append(1) or original(*a))
+    original = stack.fused_rnn
+    monkeypatch.setattr(stack, "fused_rnn", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
     rnnkit.LSTM(3, 4)(x)
     assert len(calls) == 1

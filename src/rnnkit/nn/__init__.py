@@ -4,6 +4,7 @@
     cells.py       RNNCell, LSTMCell, GRUCell: one step, torch.nn's interface
     recurrence.py  the time loop over a packed batch, layer by layer
     layers.py      RNN, LSTM, GRU: torch.nn's arguments, parameters and input forms
+    stack.py       a layer's stack run on the engine the dispatch chose
     inputs.py      every input form checked and brought to one layout
     trace.py       the record of every step that layer.trace() returns
     dropout.py     variational dropout: one mask per sequence

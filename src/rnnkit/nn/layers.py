@@ -11,7 +11,7 @@ Beyond torch.nn, ``layer.trace(input, hx)`` returns every step's hidden state, c
 gate activations (:class:`rnnkit.nn.trace.Trace`), ``layer.weight_dropout = p`` drops out the
 hidden-to-hidden weights in training (see ``_weights_for_call``), and
 ``layer.variational_dropout = True`` makes the dropout between layers draw one mask per
-sequence, the same at every step (see ``_run_stack``).
+sequence, the same at every step (see rnnkit.nn.stack).
 
 Shapes (T time steps, B batch, I input_size, H hidden_size, P = proj_size or H, D = 2 if
 bidirectional else 1, L num_layers):
@@ -36,12 +36,11 @@ from rnnkit.arguments import (
     check_proj_size,
 )
 from rnnkit.engine.dispatch import Call, check_engine, choose, runs_eagerly_under_compile
-from rnnkit.engine.fused import fused_rnn
 from rnnkit.nn.conversion import TorchTwin
-from rnnkit.nn.dropout import mask_packed_rows, sequence_mask
 from rnnkit.nn.equations import GATE_COUNT
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
-from rnnkit.nn.recurrence import DirectionWeights, StepRecord, run_layers
+from rnnkit.nn.recurrence import DirectionWeights, StepRecord
+from rnnkit.nn.stack import StackCall, run_fused, run_stack
 from rnnkit.nn.trace import Trace, assemble_trace
 
 
@@ -266,7 +265,7 @@ class _Layer(TorchTwin, nn.Module):
             return self._run_eagerly(input, hx, record, probe_gradients)
         weights = self._weights_for_call()
         if engine == "fused" and not self._variational_now():
-            output, final = self._run_fused(weights, data, batch_sizes, initial_state)
+            output, final = run_fused(self, weights, data, batch_sizes, initial_state)
             output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
             return output, state, None
 
@@ -290,11 +289,10 @@ class _Layer(TorchTwin, nn.Module):
         else:
             layer_data = data.reshape(steps * batch, self.input_size)  # (N, I)
             batch_size_list = [batch] * steps
-        run = self._run_stack if self._variational_now() else self._run_layers_all
-        output, final = run(
-            engine, weights, layer_data, batch_size_list, initial_state, records, probe_sorted,
-            steps,
-        )  # fmt: skip
+        stack_call = StackCall(
+            engine, weights, batch_size_list, initial_state, steps, records, probe_sorted
+        )
+        output, final = run_stack(self, stack_call, layer_data)
         if output.dim() == 2 and not packed:
             output = output.view(steps, batch, self.num_directions * self.output_size)
         output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
@@ -324,79 +322,6 @@ class _Layer(TorchTwin, nn.Module):
                 final = tuple(s.squeeze(1) for s in final)
         state = final if self.kind == "LSTM" else final[0]
         return output, state
-
-    def _run_fused(self, weights, data, batch_sizes, initial_state, layers=None):
-        """torch's kernel (rnnkit.engine.fused) on time-major data (T, B, I) or packed data
-        (N, I); ``layers`` (a range) runs only those layers, from their slice of the state."""
-        layers = range(self.num_layers) if layers is None else layers
-        D = self.num_directions
-        rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
-        flat = [weights[name] for names in self._all_weights[rows] for name in names]
-        return fused_rnn(
-            self.mode,
-            flat,  # in torch.nn's flat order
-            self.bias,
-            data,
-            batch_sizes,
-            tuple(s[rows] for s in initial_state),
-            len(layers),
-            self.dropout,
-            self.training,
-            self.bidirectional,
-        )
-
-    def _run_layers_all(
-        self, engine, weights, data, batch_sizes, initial_state, records, probe, steps
-    ):
-        layers = range(self.num_layers)
-        return self._run_layers(
-            engine, layers, weights, data, batch_sizes, initial_state, records, probe, steps
-        )
-
-    def _run_layers(
-        self, engine, layers, weights, data, batch_sizes, initial_state, records, probe, steps
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Run the consecutive `layers` (a range) on data (N, I) from their slice of the
-        initial state; their own dropout between them (torch.nn's, a new mask every step).
-        Returns the last one's output (N, D·P) and their final states, each (len·D, B, ·)."""
-        if engine == "fused":  # one layer at a time (_run_stack): equal lengths only
-            x = data.view(len(batch_sizes), batch_sizes[0], data.shape[-1])  # (T, B, I)
-            output, final = self._run_fused(weights, x, None, initial_state, layers)
-            return output.reshape(data.shape[0], output.shape[-1]), final
-        D = self.num_directions
-        rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
-        return run_layers(
-            self.kind,
-            self.nonlinearity,
-            self._direction_weights(weights)[layers.start : layers.stop],
-            data,
-            batch_sizes,
-            tuple(s[rows] for s in initial_state),
-            dropout=self.dropout if self.training else 0.0,
-            records=None if records is None else records[layers.start : layers.stop],
-            probe=None if probe is None else probe[layers.start : layers.stop],
-            engine=engine,
-            steps=steps,
-        )
-
-    def _run_stack(self, engine, weights, data, batch_sizes, initial_state, records, probe, steps):
-        """The layers one at a time, with variational dropout between them: each layer's
-        output h^l (N, D·P) is multiplied by one mask per sequence, m / (1 − p) of shape
-        (B, D·P), the same at every step, before it enters layer l + 1 (rnnkit.nn.dropout)."""
-        if engine == "fused" and batch_sizes[0] != batch_sizes[-1]:
-            engine = "reference"  # packed input of several lengths: one layer at a time
-        finals = []
-        layer_input = data
-        for layer in range(self.num_layers):
-            layer_input, final = self._run_layers(
-                engine, range(layer, layer + 1), weights, layer_input, batch_sizes,
-                initial_state, records, probe, steps,
-            )  # fmt: skip
-            finals.append(final)
-            if layer < self.num_layers - 1:
-                mask = sequence_mask(batch_sizes[0], layer_input.shape[-1], self.dropout, data)
-                layer_input = mask_packed_rows(layer_input, mask, batch_sizes)
-        return layer_input, tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
 
 
 class RNN(_Layer):
