@@ -58,6 +58,8 @@ def interleaved(ours, theirs, repetitions: int) -> tuple[list[float], list[float
         for function, times in ((ours, ours_times), (theirs, theirs_times)):
             started = time.perf_counter()
             function()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # CUDA runs asynchronously: wait for the work
             elapsed = time.perf_counter() - started
             if repetition > 0:
                 times.append(elapsed)
@@ -97,23 +99,24 @@ def recurrent_flops(kind: str, batch: int, steps: int, hidden: int, layers: int)
     return total
 
 
-def engine_label(kind: str, engine: str) -> str:
+def engine_label(kind: str, engine: str, device: str = "cpu") -> str:
     """The mark a row's name gets for what its rnnkit side runs (engine/dispatch.py): auto's
     choice is marked where it is torch's kernel, so no row passes torch's code off as ours."""
-    ran = engine if engine != "auto" else ("fused" if kind == "LSTM" else "bptt")  # float32
+    torchs = kind == "LSTM" or device == "cuda"  # float32: oneDNN's LSTM, cuDNN on CUDA
+    ran = engine if engine != "auto" else ("fused" if torchs else "bptt")
     marks = {"fused": " [torch's kernel]", "bptt": " [bptt]", "reference": " [reference]"}
     return "" if engine == "auto" and ran == "bptt" else marks[ran]
 
 
 def layer_rows(
-    batch, steps, hidden, layers, repetitions, kinds=tuple(GATES), engine="auto"
+    batch, steps, hidden, layers, repetitions, kinds=tuple(GATES), engine="auto", device="cpu"
 ) -> list[Row]:
     shape = f"B={batch} T={steps} H={hidden} L={layers}"
     rows = []
-    x = torch.randn(steps, batch, INPUT_SIZE)
+    x = torch.randn(steps, batch, INPUT_SIZE, device=device)
     for kind in kinds:
-        ours, theirs = layer_pair(kind, hidden, layers, engine)
-        label = kind + engine_label(kind, engine)
+        ours, theirs = (module.to(device) for module in layer_pair(kind, hidden, layers, engine))
+        label = kind + engine_label(kind, engine, device)
 
         def train(module):
             def step():
@@ -322,7 +325,8 @@ def measure_all(args) -> dict:
         "command": "bench/speed.py " + " ".join(sys.argv[1:]),
         "date": str(datetime.date.today()),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
+        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)"
+        + (f", {torch.cuda.get_device_name(0)}" if args.device == "cuda" else ""),
         "loops": loops,
         "repetitions": args.repetitions,
         "ceiling": matmul_ceiling(args.repetitions),
@@ -339,16 +343,18 @@ def measure_all(args) -> dict:
     for batch, steps, hidden, layers in grid:
         rows = []
         for engine in args.engine:
-            rows += layer_rows(batch, steps, hidden, layers, args.repetitions, kinds, engine)
-        if not args.only or "char" in args.only:
+            rows += layer_rows(
+                batch, steps, hidden, layers, args.repetitions, kinds, engine, args.device
+            )
+        if args.device == "cpu" and (not args.only or "char" in args.only):
             rows += charlm_rows(batch, steps, hidden, layers, args.repetitions)
         for row in rows:
             results["rows"].append(row.__dict__)
             save()
             print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
-    if args.only or args.shape:
+    if args.only or args.shape or args.device != "cpu":
         save()
-        return results  # a partial run: no sampling, no memory
+        return results  # a partial run (or on a GPU): no sampling, no memory
     for row in sampling_rows(args.repetitions):
         results["sampling"].append(row.__dict__)
         print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
@@ -442,6 +448,14 @@ def main() -> None:
         choices=("auto", "fused", "bptt", "reference"),
         help="rnnkit's engine for the layer rows (several: one set of rows each); 'bptt' "
         "measures rnnkit's own LSTM loops instead of torch's kernel",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the layer rows run; on cuda rnnkit's auto runs cuDNN for every kind, so "
+        "add '--engine auto bptt' for rnnkit's own loops (no character-model, sampling or "
+        "memory rows there)",
     )
     parser.add_argument("--write", type=Path, help="also write the report (markdown) here")
     parser.add_argument("--json", type=Path, help="save the measurements here (after each row)")

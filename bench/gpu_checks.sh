@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU checks in one run, for a session that is lent a CUDA machine (the device tool).
+# That machine has no network: this uses its own python and torch, with rnnkit from src/ on
+# PYTHONPATH, and writes what it measured under $OUT (default /tmp/gpu-checks):
+#   device.txt            the GPU, torch and CUDA versions
+#   cuda-tests.txt        tests/test_dropin.py's CUDA tests (values and second-order
+#                         gradients on every engine against torch.nn on the CPU)
+#   speed-cuda.md/.json   bench/speed.py's grid on CUDA: auto (cuDNN) and rnnkit's own loops
+# Run it as: bash bench/gpu_checks.sh   (about 5 minutes; --quick grid: QUICK=1)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=src
+OUT=${OUT:-/tmp/gpu-checks}
+mkdir -p "$OUT"
+PYTHON=${PYTHON:-python3}
+
+$PYTHON - <<'PY' | tee "$OUT/device.txt"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print(torch.cuda.get_device_name(0))
+PY
+
+if $PYTHON -c "import pytest, hypothesis" 2>/dev/null; then
+    $PYTHON -m pytest -q -p no:cacheprovider tests/test_dropin.py -k cuda -rs 2>&1 \
+        | tail -60 | tee "$OUT/cuda-tests.txt"
+else
+    echo "pytest or hypothesis is missing here: CUDA tests not run" | tee "$OUT/cuda-tests.txt"
+fi
+
+GRID=()
+if [ "${QUICK:-0}" = 1 ]; then GRID=(--quick); fi
+$PYTHON bench/speed.py --device cuda --only LSTM GRU RNN --engine auto bptt "${GRID[@]}" \
+    --json "$OUT/speed-cuda.json" --write "$OUT/speed-cuda.md" 2>&1 | tail -40
