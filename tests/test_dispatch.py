@@ -69,6 +69,7 @@ def test_auto_follows_the_table(state, flags, the_call, expected):
         ("bptt", {"onnx_or_jit": True, "exporting": True}, call(), "fused"),  # ONNX, jit.trace
         ("bptt", {}, call(dtype=torch.float16), "reference"),
         ("fused", {}, call(recording=True), "reference"),
+        ("fused", {"transforming": True}, call(kind="LSTM"), "reference"),
         ("fused", {}, call(device="meta"), "reference"),
     ],
 )

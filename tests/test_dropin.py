@@ -119,7 +119,7 @@ def test_gradgradcheck_of_packed_and_projected_lstms(case):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("engine", ["auto", "bptt"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_per_sample_gradients_equal_a_loop_over_the_batch(kind, engine):
     """vmap(grad(...)) as Opacus and functorch's tutorials compute per-sample gradients."""
     _, layer = twins(kind, engine=engine, batch_first=True)

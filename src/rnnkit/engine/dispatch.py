@@ -112,8 +112,8 @@ def supports(engine: str, call: Call) -> bool:
         return True
     if call.recording:
         return False
-    if engine == "fused":
-        return call.device.type in ("cpu", "cuda")
+    if engine == "fused":  # under vmap torch.nn's own kernel fails too (docs/compatibility.md)
+        return call.device.type in ("cpu", "cuda") and not transforming()
     # bptt: hand-written loops over plain storage, equal lengths, no projection; custom
     # operators that torch.compile and torch.export hold as nodes (engine/ops.py), but that
     # jit.trace and the ONNX exporters cannot translate.
