@@ -14,6 +14,7 @@ import torch
 from helpers import final_weights, losses, quiet, tiny
 from rnnkit.errors import UsageError
 from rnnkit.training import loop
+from rnnkit.training.config import TrainConfig
 from rnnkit.training.loop import TrainingAborted, train
 
 
@@ -230,3 +231,17 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(small_tex
         train(tiny(small_text), run, resume=True, log=quiet)
     result = train(tiny(small_text, max_steps=4), run, log=quiet, progress=False)
     assert result.steps == 4
+
+
+def test_a_short_run_caps_its_warm_up_and_says_so(small_text, tmp_path):
+    """--max-steps 20 with the default warm-up of 100 would end at a fifth of the peak rate."""
+    assert TrainConfig(max_steps=20).warmup == 2
+    assert TrainConfig(max_steps=20, warmup_steps=1).warmup == 1
+    assert TrainConfig().warmup == TrainConfig().warmup_steps  # 2,000 steps: 100 fits
+    assert TrainConfig(time_budget=5.0, warmup_steps=50).warmup == 50  # length not in steps
+    said = []
+    train(tiny(small_text, max_steps=20, warmup_steps=100, lr=1e-2, min_lr=1e-2), tmp_path / "run",
+          log=said.append)  # fmt: skip
+    rates = [float(rate) for rate in losses(tmp_path / "run", "lr")]
+    assert rates[0] == pytest.approx(5e-3) and rates[1:] == pytest.approx([1e-2] * 19)
+    assert any("warm-up: 2 steps instead of --warmup-steps 100" in line for line in said)

@@ -148,7 +148,9 @@ class TrainConfig:
     )
     lr: float = option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
     min_lr: float = option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
-    warmup_steps: int = option(100, "linear warm-up steps", minimum=0)
+    warmup_steps: int = option(
+        100, "linear warm-up steps (at most a tenth of a run counted in steps)", minimum=0
+    )
     weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
     activation_reg: float = option(
         0.0,
@@ -212,6 +214,15 @@ class TrainConfig:
             )
 
     @property
+    def warmup(self) -> int:
+        """The warm-up this run uses: --warmup-steps, but at most a tenth of a run whose length
+        is counted in steps, so that a short run reaches its peak learning rate (a run that a
+        time budget alone ends is not counted in steps: its warm-up stays as given)."""
+        if self.time_budget and not self.max_steps:
+            return self.warmup_steps
+        return min(self.warmup_steps, max(1, int(WARMUP_SHARE * self.step_limit)))
+
+    @property
     def step_limit(self) -> int:
         """The most steps this run may take (max_steps, or its default)."""
         if self.max_steps:
@@ -234,6 +245,7 @@ class TrainConfig:
 
 
 DEFAULT_STEPS = 2000  # without a time budget
+WARMUP_SHARE = 0.1  # the warm-up is at most this share of a run counted in steps
 UNLIMITED_STEPS = 10**9  # with a time budget and no --max-steps: the budget decides
 
 ARCHITECTURE_FIELDS = (

@@ -260,7 +260,7 @@ class Trainer:
         # not its history, so backward stops here instead of running back to step 0.
         carried = detach_state(self.state)
         lr = self.lr_scale * learning_rate(
-            self.step, self.progress(), self.config.lr, self.config.min_lr, self.config.warmup_steps
+            self.step, self.progress(), self.config.lr, self.config.min_lr, self.config.warmup
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -343,6 +343,12 @@ class Trainer:
             f"({count_parameters(self.model):,} parameters) on {len(self.train_ids):,} "
             f"characters, vocabulary {len(self.vocabulary)}, into {self.run_dir}"
         )
+        if config.warmup < config.warmup_steps:
+            self.log(
+                f"warm-up: {config.warmup} steps instead of --warmup-steps "
+                f"{config.warmup_steps}: at most a tenth of this run's {config.step_limit} steps, "
+                "so that it reaches its peak learning rate"
+            )
         budget = config.time_budget * 60
         stopped_by, val_loss, session_steps, train_seconds = "max_steps", None, 0, 0.0
         if budget:  # the bar counts the budget's seconds, so its ETA is the end of the budget
