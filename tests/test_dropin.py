@@ -69,7 +69,7 @@ LAYOUTS = {
     "bidirectional, 2 layers": {"bidirectional": True, "num_layers": 2},
     "no bias": {"bias": False},
 }
-SLOW_LAYOUTS = ("bidirectional, 2 layers",)  # seconds each: left to `make test`'s full run
+SLOW_LAYOUTS = ("bidirectional, 2 layers", "no bias")  # seconds each: `make test` runs them
 
 
 @pytest.mark.parametrize("kind", KINDS)

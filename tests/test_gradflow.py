@@ -72,6 +72,7 @@ def test_a_trained_run_is_measured(trained_run):
     assert torch.isfinite(flow.norms).all() and flow.norms[0, 0] > 0
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_table_and_writes_the_png(trained_run, tmp_path, capsys):
     run, _ = trained_run
     png = tmp_path / "flow.png"

@@ -58,6 +58,7 @@ def test_dropout_with_one_layer_warns_like_torch():
         rnnkit.LSTM(3, 4, dropout=0.2)
 
 
+@pytest.mark.slow  # seconds: gradcheck of every layout
 @pytest.mark.parametrize(
     ("kind", "kwargs"),
     [

@@ -212,6 +212,7 @@ def test_an_existing_run_is_never_overwritten(small_text, tmp_path):
         train(tiny(small_text), tmp_path / "run", log=quiet)
 
 
+@pytest.mark.slow
 def test_time_budget_stops_the_run(small_text, tmp_path):
     result = train(
         tiny(small_text, max_steps=100000, time_budget=0.02),
