@@ -135,7 +135,7 @@ def run_layers(
     nonlinearity: str,
     weights: list[list[DirectionWeights]],
     data: Tensor,
-    batch_sizes: list[int],
+    batch_sizes: list[int] | None,
     initial_state: State,
     dropout: float,
     records: list[list[StepRecord]] | None = None,
