@@ -28,6 +28,18 @@ def test_train_sample_eval(trained_run, capsys):
     assert main(["eval", str(run), "--data", str(data), "--split", "all"]) == 0
 
 
+def test_several_samples_are_drawn_at_once_with_one_seed_each(trained_run, capsys):
+    run, _ = trained_run
+    command = ["sample", str(run), "--length", "30", "--prime", "ROMEO:"]
+    capsys.readouterr()
+    alone = []
+    for seed in (7, 8, 9):
+        assert main([*command, "--seed", str(seed)]) == 0
+        alone.append(capsys.readouterr().out.rstrip("\n"))
+    assert main([*command, "--seed", "7", "--num-samples", "3"]) == 0
+    assert capsys.readouterr().out == "\n\n".join(alone) + "\n"
+
+
 def test_a_config_file_sits_between_defaults_and_flags(trained_run, tmp_path):
     _, data = trained_run
     config = tmp_path / "settings.toml"

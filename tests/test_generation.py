@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.generation.sampling import check_sampling, generate, next_symbol
+from rnnkit.generation.sampling import check_sampling, generate, generate_many, next_symbol
 from rnnkit.models.charlm import CharLM
 
 
@@ -48,6 +48,19 @@ def test_same_seed_same_text():
     first = list(generate(model, [1, 2], 30, temperature=1.0, seed=3))
     second = list(generate(model, [1, 2], 30, temperature=1.0, seed=3))
     assert first == second and len(first) == 30
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_several_samples_at_once_are_the_samples_one_at_a_time(cell, temperature):
+    """Each row of generate_many draws from its own seed: the same text as generate with that
+    seed, however many rows run beside it."""
+    torch.manual_seed(0)
+    model = CharLM(10, cell, hidden_size=8, embedding_size=4, num_layers=2).double()
+    seeds = [3, 4, 5]
+    alone = [list(generate(model, [1, 2], 25, temperature, seed=seed)) for seed in seeds]
+    together = torch.stack(list(generate_many(model, [1, 2], 25, seeds, temperature)), dim=1)
+    assert together.shape == (3, 25) and together.tolist() == alone
 
 
 def test_a_model_with_non_finite_weights_is_refused():

@@ -183,7 +183,7 @@ def log_budget_defaults(config, args) -> None:
 
 
 def run_sample(args) -> int:
-    from rnnkit.generation.sampling import check_sampling, generate
+    from rnnkit.generation.sampling import check_sampling, generate, generate_many
     from rnnkit.training.run import load_trained_model
 
     model, _, vocabulary, _ = load_trained_model(args.run_dir, args.checkpoint, warn=log)
@@ -208,16 +208,21 @@ def run_sample(args) -> int:
         )
     prime = vocabulary.encode(prime_text).tolist()
     writer = sys.stdout.buffer if vocabulary.encoding == "bytes" else sys.stdout
-    for index in range(args.num_samples):
-        if index:
-            writer.write(b"\n\n" if vocabulary.encoding == "bytes" else "\n\n")
+    seeds = [None if args.seed is None else args.seed + index for index in range(args.num_samples)]
+    settings = (args.temperature, args.top_k, args.top_p)
+    if args.num_samples == 1:  # streamed, character by character
         writer.write(vocabulary.decode(prime))
-        seed = None if args.seed is None else args.seed + index
-        for symbol in generate(
-            model, prime, args.length, args.temperature, args.top_k, args.top_p, seed
-        ):
+        for symbol in generate(model, prime, args.length, *settings, seeds[0]):
             writer.write(vocabulary.decode([symbol]))
             writer.flush()
+    else:  # all rows at once (about the cost of one), written when they are done
+        rows = [list(prime) for _ in seeds]
+        for symbols in generate_many(model, prime, args.length, seeds, *settings):
+            for row, symbol in zip(rows, symbols.tolist(), strict=True):
+                row.append(symbol)
+        separator = b"\n\n" if vocabulary.encoding == "bytes" else "\n\n"
+        for index, row in enumerate(rows):
+            writer.write((separator if index else separator[:0]) + vocabulary.decode(row))
     writer.write(b"\n" if vocabulary.encoding == "bytes" else "\n")
     writer.flush()
     return 0

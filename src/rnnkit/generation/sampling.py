@@ -1,4 +1,5 @@
-"""Sampling text from a character model: temperature, top-k, top-p (nucleus), priming, seeds.
+"""Sampling text from a character model: temperature, top-k, top-p (nucleus), priming, seeds;
+one sample streamed (generate) or several at once, one row each (generate_many).
 
 p = softmax(logits / temperature)        temperature 0 means greedy (argmax)
 top-k: keep the k most likely symbols;   top-p: keep the smallest set whose mass >= p
@@ -85,3 +86,55 @@ def generate(
         symbol = next_symbol(logits.float().cpu(), temperature, top_k, top_p, generator)
         yield int(symbol)
         logits, state = stepper.step(int(symbol), state)
+
+
+@torch.no_grad()
+def generate_many(
+    model: CharLM,
+    prime: list[int],
+    length: int,
+    seeds: list[int | None],
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    should_stop=lambda: False,
+) -> Iterator[torch.Tensor]:
+    """Several samples at once, one row per seed: yield `length` times the ids (N,) of the
+    next character of every row. Each row draws from its own generator (seeded like
+    :func:`generate`), so a row's text does not depend on how many rows run beside it."""
+    if not prime:
+        raise UsageError("the priming text is empty: give at least one character")
+    model.eval()
+    generators = []
+    for seed in seeds:
+        generator = torch.Generator()
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        generators.append(generator)
+    rows = len(seeds)
+    device = next(model.parameters()).device
+    logits, state = model(torch.tensor([prime], device=device))  # the prime, read once
+    logits = logits[:, -1].expand(rows, -1)  # (N, V)
+    state = tuple(s.expand(-1, rows, -1).contiguous() for s in _as_tuple(state))  # (L, N, H)
+    state = state if len(state) == 2 else state[0]
+    stepper = Stepper(model)
+    for _ in range(length):
+        if should_stop():
+            return
+        if not torch.isfinite(logits).all():
+            raise UsageError(
+                "the model produced non-finite scores (NaN/inf): its weights are broken; "
+                "sample from an earlier checkpoint"
+            )
+        scores = logits.float().cpu()
+        symbols = torch.cat(
+            [
+                next_symbol(scores[row : row + 1], temperature, top_k, top_p, generator)
+                for row, generator in enumerate(generators)
+            ]
+        )  # (N,)
+        yield symbols
+        logits, state = stepper.step(symbols.to(device), state)
+
+
+def _as_tuple(state) -> tuple[torch.Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)

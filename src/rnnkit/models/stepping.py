@@ -1,4 +1,4 @@
-"""The character model one character at a time, for generation at batch 1.
+"""The character model one character at a time, for generation (one row or several).
 
 Calling the model per character (``model(ids[:, t:t+1], state)``) pays, every step, for a
 module call, the input checks, the input projection of the first layer and, on the fused
@@ -26,7 +26,9 @@ from rnnkit.models.charlm import CharLM, State
 
 
 class Stepper:
-    """Precomputed weights of a CharLM in eval mode; ``step(id, state) -> (logits, state)``."""
+    """Precomputed weights of a CharLM in eval mode; ``step(ids, state) -> (logits, state)``
+    for one id or a batch of ids (one per row: several samples at once cost about as much as
+    one, since a step is bound by reading the weights)."""
 
     @torch.no_grad()
     def __init__(self, model: CharLM) -> None:
@@ -55,23 +57,26 @@ class Stepper:
         self.head_bias = model.head.bias.detach()
         self.hidden_size = layer.hidden_size
 
-    def initial_state(self) -> State:
-        zeros = self.table.new_zeros(len(self.w_hh), 1, self.hidden_size)
+    def initial_state(self, rows: int = 1) -> State:
+        zeros = self.table.new_zeros(len(self.w_hh), rows, self.hidden_size)
         return (zeros, zeros.clone()) if self.kind == "LSTM" else zeros
 
     @torch.no_grad()
-    def step(self, symbol: int, state: State | None) -> tuple[Tensor, State]:
-        """One character in, the next character's scores (1, V) and the new state out."""
+    def step(self, symbols: int | Tensor, state: State | None) -> tuple[Tensor, State]:
+        """One character per row in (an id, or ids (N,)), the next character's scores (N, V)
+        and the new state out (each (L, N, H))."""
+        symbols = torch.as_tensor(symbols).reshape(-1)  # (N,)
+        rows = symbols.shape[0]
         if state is None:
-            state = self.initial_state()
+            state = self.initial_state(rows)
         loops = compiled.loops_for(self.table, self.python_loops)
-        hs, cs = state if self.kind == "LSTM" else (state, None)  # each (L, 1, H)
+        hs, cs = state if self.kind == "LSTM" else (state, None)  # each (L, N, H)
         new_h, new_c = [], []
-        x_proj = self.table[symbol].view(1, 1, -1)  # (T=1, B=1, G·H)
+        x_proj = self.table[symbols].view(1, rows, -1)  # (T=1, N, G·H)
         h = x_proj  # replaced by each layer's output
         for layer, w_hh in enumerate(self.w_hh):
             if layer > 0:
-                x_proj = torch.addmm(self.bias[layer], h, self.w_ih[layer].t()).view(1, 1, -1)
+                x_proj = torch.addmm(self.bias[layer], h, self.w_ih[layer].t()).view(1, rows, -1)
             if self.kind == "LSTM":
                 *_, outputs, c = loops.lstm_forward(x_proj, hs[layer], cs[layer], w_hh, False)
                 new_c.append(c)
@@ -80,8 +85,8 @@ class Stepper:
                 _, _, outputs = loops.gru_forward(x_proj, hs[layer], w_hh, b_hh, False)
             else:
                 (outputs,) = loops.rnn_forward(x_proj, hs[layer], w_hh, self.relu)
-            h = outputs[0]  # (1, H)
+            h = outputs[0]  # (N, H)
             new_h.append(h)
-        logits = torch.addmm(self.head_bias, h, self.head_weight.t())  # (1, V)
+        logits = torch.addmm(self.head_bias, h, self.head_weight.t())  # (N, V)
         h_state = torch.stack(new_h)
         return logits, ((h_state, torch.stack(new_c)) if self.kind == "LSTM" else h_state)
