@@ -66,26 +66,10 @@ def generate(
     should_stop=lambda: False,
 ) -> Iterator[int]:
     """Yield `length` ids, one at a time, continuing the ids of `prime` (at least one)."""
-    if not prime:
-        raise UsageError("the priming text is empty: give at least one character")
-    model.eval()
-    generator = torch.Generator()
-    generator.manual_seed(seed if seed is not None else torch.seed())
-    device = next(model.parameters()).device
-    logits, state = model(torch.tensor([prime], device=device))  # read the whole prime at once
-    logits = logits[:, -1]  # (1, V)
-    stepper = Stepper(model)  # then one character at a time, without a module call per step
-    for _ in range(length):
-        if should_stop():
-            return
-        if not torch.isfinite(logits).all():
-            raise UsageError(
-                "the model produced non-finite scores (NaN/inf): its weights are broken; "
-                "sample from an earlier checkpoint"
-            )
-        symbol = next_symbol(logits.float().cpu(), temperature, top_k, top_p, generator)
-        yield int(symbol)
-        logits, state = stepper.step(int(symbol), state)
+    for symbols in generate_many(
+        model, prime, length, [seed], temperature, top_k, top_p, should_stop
+    ):
+        yield int(symbols[0])
 
 
 @torch.no_grad()
@@ -116,7 +100,7 @@ def generate_many(
     logits = logits[:, -1].expand(rows, -1)  # (N, V)
     state = tuple(s.expand(-1, rows, -1).contiguous() for s in _as_tuple(state))  # (L, N, H)
     state = state if len(state) == 2 else state[0]
-    stepper = Stepper(model)
+    stepper = Stepper(model)  # then one character at a time, without a module call per step
     for _ in range(length):
         if should_stop():
             return
