@@ -81,6 +81,25 @@ def test_gradcheck_and_gradgradcheck(loops, kind, reverse, bias):
     assert torch.autograd.gradgradcheck(function, inputs)
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_second_order_through_non_contiguous_state_and_weights(kind):
+    """The loops take contiguous copies; the second-order gradient must still reach the
+    caller's own (here transposed) h_0 and W_hh."""
+    inputs = direction_inputs(kind)
+    h0 = inputs[3].detach().t().contiguous().requires_grad_()  # (H, B), read transposed
+    w_hh = inputs[-2 if kind == "GRU" else -1]
+    w_hh_t = w_hh.detach().t().contiguous().requires_grad_()  # (H, G·H), read transposed
+    sequence = SEQUENCES[kind]
+
+    def function(x, h0_t, w_hh_t):
+        arguments = list(inputs)
+        arguments[0], arguments[3] = x, h0_t.t()
+        arguments[-2 if kind == "GRU" else -1] = w_hh_t.t()
+        return sequence(*arguments, False)
+
+    assert torch.autograd.gradgradcheck(function, (inputs[0], h0, w_hh_t))
+
+
 def test_the_compiled_loops_run_when_asked(monkeypatch):
     skip_without_a_compiler()
     monkeypatch.setenv("RNNKIT_KERNELS", "cpp")

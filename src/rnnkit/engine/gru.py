@@ -44,12 +44,14 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, x, w_ih, b_ih, h0, w_hh, b_hh, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, b_ih, reverse)  # (T, B, 3H), in loop order
         bias = b_hh if b_hh is not None else x_proj.new_zeros(x_proj.shape[-1])
-        h0, bias, w_hh = h0.contiguous(), bias.contiguous(), w_hh.contiguous()
+        # The ops get contiguous copies; the Function saves its own inputs, so that the
+        # differentiable backward (second_order.py) is a function of them, not of copies.
+        loop_inputs = (x_proj, h0.contiguous(), w_hh.contiguous(), bias.contiguous())
         ctx.reverse = reverse
         if not keep:
-            outputs = ops.gru_infer(x_proj, h0, w_hh, bias)
+            outputs = ops.gru_infer(*loop_inputs)
             return time_order(outputs, reverse), outputs[-1].clone()
-        gates, hidden_n, outputs = ops.gru_forward(x_proj, h0, w_hh, bias)
+        gates, hidden_n, outputs = ops.gru_forward(*loop_inputs)
         ctx.save_for_backward(x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs)
         return time_order(outputs, reverse), outputs[-1].clone()
 
@@ -61,7 +63,7 @@ class GRUSequence(torch.autograd.Function):
             grads = differentiable_backward(ctx, "GRU", "", inputs, (grad_outputs, grad_h_n))
             return (*grads, None, None)
         grad_x_proj, grad_hh, grad_h0 = ops.gru_backward(
-            gates, hidden_n, outputs, h0, w_hh,
+            gates, hidden_n, outputs, h0.contiguous(), w_hh.contiguous(),
             time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
         )  # fmt: skip
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)

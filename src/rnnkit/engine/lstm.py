@@ -53,12 +53,14 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, h0, c0, w_hh, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, 4H), in loop order
-        h0, c0, w_hh = h0.contiguous(), c0.contiguous(), w_hh.contiguous()
+        # The ops get contiguous copies; the Function saves its own inputs, so that the
+        # differentiable backward (second_order.py) is a function of them, not of copies.
+        loop_inputs = (x_proj, h0.contiguous(), c0.contiguous(), w_hh.contiguous())
         ctx.reverse = reverse
         if not keep:
-            outputs, c_last = ops.lstm_infer(x_proj, h0, c0, w_hh)
+            outputs, c_last = ops.lstm_infer(*loop_inputs)
             return time_order(outputs, reverse), outputs[-1].clone(), c_last
-        gates, cells, tanh_cells, outputs, c_last = ops.lstm_forward(x_proj, h0, c0, w_hh)
+        gates, cells, tanh_cells, outputs, c_last = ops.lstm_forward(*loop_inputs)
         ctx.save_for_backward(x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs)
         return time_order(outputs, reverse), outputs[-1].clone(), c_last
 
@@ -72,7 +74,7 @@ class LSTMSequence(torch.autograd.Function):
             )
             return (*grads, None, None)
         grad_gates, grad_h0, grad_c0 = ops.lstm_backward(
-            gates, cells, tanh_cells, c0, w_hh,
+            gates, cells, tanh_cells, c0.contiguous(), w_hh.contiguous(),
             time_order(grad_outputs, ctx.reverse).contiguous(), grad_h_n.contiguous(),
             grad_c_n.contiguous(),
         )  # fmt: skip

@@ -35,8 +35,9 @@ class RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, h0, w_hh, relu: bool, reverse: bool, keep: bool):
         x_proj = input_projection(x, w_ih, bias, reverse)  # (T, B, H), in loop order
-        h0, w_hh = h0.contiguous(), w_hh.contiguous()
-        outputs = ops.rnn_forward(x_proj.contiguous(), h0, w_hh, relu)
+        # The ops get contiguous copies; the Function saves its own inputs, so that the
+        # differentiable backward (second_order.py) is a function of them, not of copies.
+        outputs = ops.rnn_forward(x_proj.contiguous(), h0.contiguous(), w_hh.contiguous(), relu)
         if keep:
             ctx.save_for_backward(x, w_ih, bias, h0, w_hh, outputs)
         ctx.relu, ctx.reverse = relu, reverse
@@ -56,7 +57,7 @@ class RNNSequence(torch.autograd.Function):
                 None,
             )
         grad_pre, grad_h0 = ops.rnn_backward(
-            outputs, w_hh, time_order(grad_outputs, ctx.reverse).contiguous(),
+            outputs, w_hh.contiguous(), time_order(grad_outputs, ctx.reverse).contiguous(),
             grad_h_n.contiguous(), ctx.relu,
         )  # fmt: skip
         hidden_inputs = torch.cat([h0.unsqueeze(0), outputs[:-1]])  # h_{t-1}: (T, B, H)
