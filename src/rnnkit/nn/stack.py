@@ -8,7 +8,7 @@ form; this file runs the stack in between:
   mask per sequence before it enters the next layer (nn/dropout.py).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -92,7 +92,7 @@ def run_with_variational_dropout(layer, call: StackCall, data: Tensor):
     layer l + 1."""
     sizes = call.batch_sizes
     if call.engine == "fused" and sizes[0] != sizes[-1]:
-        call = StackCall(**{**call.__dict__, "engine": "reference"})  # several lengths
+        call = replace(call, engine="reference")  # several lengths
     finals = []
     layer_input = data
     for index in range(layer.num_layers):
