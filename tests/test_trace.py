@@ -164,3 +164,58 @@ def test_probe_gradients_follow_the_caller_order_of_an_unsorted_packed_batch():
         torch.nonzero(grad[0, d, :, 2].abs().sum(-1)).flatten().tolist() for d in (0, 1)
     ]
     assert steps_with_grad == [[0, 1], [1, 2]]  # forward: h_0, h_1; reverse: h_2, h_1
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("form", ["time-major", "batch_first", "unbatched"])
+def test_trace_without_gradients_takes_the_loops_and_records_the_same(kind, form, monkeypatch):
+    """Under no_grad a plain call is traced by the engine's forward loops (nn/trace_loops.py):
+    every record equals the reference's per-step record, and so do output and state."""
+    from rnnkit.nn import trace_loops
+
+    batch_first = form == "batch_first"
+    layer = getattr(rnnkit, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=batch_first)
+    layer = layer.double().eval()
+    x = torch.randn(*((7, 3) if form == "unbatched" else (2, 7, 3)), dtype=torch.double)
+    if form == "time-major":
+        x = x.transpose(0, 1)
+    state = torch.randn(4, 5, dtype=torch.double) if form == "unbatched" else None
+    hx = (state, state.cos()) if kind == "LSTM" and state is not None else state
+    reference = layer.trace(x, hx)  # grad mode on, the weights require grad: the reference
+    calls = []
+    real = trace_loops.trace_with_loops
+    monkeypatch.setattr(
+        "rnnkit.nn.layers.trace_with_loops", lambda *a: calls.append(1) or real(*a)
+    )
+    with torch.no_grad():
+        fast = layer.trace(x, hx)
+    assert calls == [1]
+    assert_close(fast.output, reference.output, rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(
+        fast.state if kind == "LSTM" else [fast.state],
+        reference.state if kind == "LSTM" else [reference.state],
+        strict=True,
+    ):
+        assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert_close(fast.hidden, reference.hidden, rtol=1e-12, atol=1e-12)
+    if kind == "LSTM":
+        assert_close(fast.cell, reference.cell, rtol=1e-12, atol=1e-12)
+    assert fast.gates.keys() == reference.gates.keys()
+    for name in fast.gates:
+        assert_close(fast.gates[name], reference.gates[name], rtol=1e-12, atol=1e-12)
+    assert torch.equal(fast.mask, reference.mask)
+    assert torch.equal(fast.lengths, reference.lengths)
+
+
+def test_trace_with_gradients_dropout_or_projection_keeps_the_reference(monkeypatch):
+    monkeypatch.setattr(
+        "rnnkit.nn.layers.trace_with_loops", lambda *a: pytest.fail("took the loops")
+    )
+    x = torch.randn(4, 2, 3)
+    rnnkit.LSTM(3, 5).trace(x)  # gradients may be wanted
+    with torch.no_grad():
+        rnnkit.LSTM(3, 5, proj_size=2).trace(x)
+        rnnkit.GRU(3, 5, num_layers=2, dropout=0.5).train().trace(x)
+        layer = rnnkit.RNN(3, 5)
+        trace = layer.trace(x, probe_gradients=True)
+    assert trace.hidden_probe is not None

@@ -93,3 +93,15 @@ def assemble_trace(kind, output, state, records, packed_input, steps, batch, dev
         lengths=lengths,
         hidden_probe=probe,
     )
+
+
+def loop_trace(output, state, records: dict, steps: int, batch: int) -> Trace:
+    """The Trace of an equal-length call traced by the engine's loops (nn/trace_loops.py)."""
+    device = records["hidden"].device
+    return Trace(
+        output=output,
+        state=state,
+        mask=torch.ones(steps, batch, dtype=torch.bool, device=device),
+        lengths=torch.full((batch,), steps, dtype=torch.int64),
+        **records,
+    )
