@@ -184,9 +184,7 @@ def test_trace_without_gradients_takes_the_loops_and_records_the_same(kind, form
     reference = layer.trace(x, hx)  # grad mode on, the weights require grad: the reference
     calls = []
     real = trace_loops.trace_with_loops
-    monkeypatch.setattr(
-        "rnnkit.nn.layers.trace_with_loops", lambda *a: calls.append(1) or real(*a)
-    )
+    monkeypatch.setattr("rnnkit.nn.layers.trace_with_loops", lambda *a: calls.append(1) or real(*a))
     with torch.no_grad():
         fast = layer.trace(x, hx)
     assert calls == [1]

@@ -259,11 +259,11 @@ class _Layer(TorchTwin, nn.Module):
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
-        if record and not packed and not probe_gradients:
-            if traces_with_loops(self, data, initial_state):
-                output, final, records = trace_with_loops(self, data, initial_state)
-                output, state = self._outputs(output, final, input, is_batched, None)
-                return output, state, loop_trace(output, state, records, steps, batch)
+        plain = record and not packed and not probe_gradients
+        if plain and traces_with_loops(self, data, initial_state):
+            output, final, records = trace_with_loops(self, data, initial_state)
+            output, state = self._outputs(output, final, input, is_batched, None)
+            return output, state, loop_trace(output, state, records, steps, batch)
         recording = record or probe_gradients
         call = Call(self.kind, data.dtype, data.device, packed, self.proj_size > 0, recording)
         engine = choose(self.engine, call)
