@@ -140,3 +140,29 @@ def test_bad_input_to_the_commands(trained_run, tmp_path, capsys):
     assert main(["viz", str(run), "--text", str(tmp_path / "missing.txt")]) == 2
     assert main(["viz", str(run), "--text", str(plain), "--cell", "x:y"]) == 2
     assert "LAYER:CELL" in capsys.readouterr().err
+
+
+def test_ranking_every_cell_at_once_equals_counting_pairs_one_cell_at_a_time():
+    """The vectorised ranks (ties averaged) give each cell the AUC that counting every
+    (positive, negative) pair gives, and the correlation numpy gives."""
+    rng = np.random.default_rng(1)
+    activations = rng.standard_normal((2, 60, 5))
+    activations[0, :, :2] = np.round(activations[0, :, :2])  # many ties in two cells
+    labels = (rng.random(60) > 0.6).astype(float)
+    numeric = rng.integers(0, 4, 60).astype(float)
+    auc = {(s.layer, s.cell): s for s in rank_cells(activations, labels, "quotes")}
+    r = {(s.layer, s.cell): s for s in rank_cells(activations, numeric, "brackets")}
+    for layer in range(2):
+        for cell in range(5):
+            values = activations[layer, :, cell]
+            positive, negative = values[labels > 0.5], values[labels < 0.5]
+            pairs = (positive[:, None] > negative[None, :]) + 0.5 * (
+                positive[:, None] == negative[None, :]
+            )
+            expected = pairs.mean()
+            score = auc[layer, cell]
+            assert score.score == pytest.approx(max(expected, 1 - expected), abs=1e-12)
+            assert score.sign == (1 if expected >= 0.5 else -1)
+            correlation = np.corrcoef(values, numeric)[0, 1]
+            assert r[layer, cell].score == pytest.approx(abs(correlation), abs=1e-12)
+            assert r[layer, cell].sign == (1 if correlation >= 0 else -1)

@@ -27,6 +27,33 @@ class CellScore:
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """P(score of a random positive > score of a random negative), ties counting half
     (the Mann-Whitney U statistic, from average ranks)."""
+    return float(auc_from_ranks(average_ranks(scores[None, :]), labels)[0])
+
+
+def average_ranks(rows: np.ndarray) -> np.ndarray:
+    """The 1-based rank of every value within its row, (N, T) -> (N, T) float64; tied values
+    share the mean of their ranks."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    steps = rows.shape[1]
+    positions = np.broadcast_to(np.arange(steps), rows.shape)
+    starts = np.ones(rows.shape, dtype=bool)  # the first sorted position of each tie group
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ranks = np.empty(rows.shape, dtype=np.float64)
+    if starts.all():  # no ties (the usual case for activations): rank = sorted position + 1
+        np.put_along_axis(ranks, order, positions + 1.0, axis=1)
+        return ranks
+    ends = np.ones(rows.shape, dtype=bool)  # the last one
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, positions, steps)[:, ::-1], axis=1)[:, ::-1]
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return ranks
+
+
+def auc_from_ranks(ranks: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The ROC-AUC of every row's scores, given their average ranks (N, T), for one
+    labelling (T,) -> (N,)."""
     positives = labels > 0.5
     n_positive, n_negative = int(positives.sum()), int((~positives).sum())
     if n_positive == 0 or n_negative == 0:
@@ -34,41 +61,63 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
             "the feature is constant over this text (it never or always holds): pick a text "
             "where it both holds and does not, e.g. source code with strings for --feature quotes"
         )
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(scores)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2  # ranks are 1-based
-    rank_sum = ranks[positives].sum()
-    return float((rank_sum - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+    rank_sums = ranks @ positives.astype(np.float64)
+    return (rank_sums - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative)
 
 
 def correlation(values: np.ndarray, feature: np.ndarray) -> float:
-    values = values - values.mean()
-    feature = feature - feature.mean()
-    denominator = np.sqrt((values**2).sum() * (feature**2).sum())
+    centred = values - values.mean()
+    return float(correlations(centred[None, :], np.sqrt((centred**2).sum()), feature)[0])
+
+
+def correlations(centred: np.ndarray, norms: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    """Pearson's r of every row of centred values (N, T) (norms: each row's Euclidean norm)
+    with feature (T,) -> (N,); 0 for a constant row."""
     if feature.std() == 0:
         raise UsageError("the feature is constant over this text: pick a text where it varies")
-    return float((values * feature).sum() / denominator) if denominator > 0 else 0.0
+    feature = feature - feature.mean()
+    denominator = norms * np.sqrt((feature**2).sum())
+    numerator = centred @ feature
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+class CellRanking:
+    """Every cell of a model over one text, ready to be ranked by any feature: the ranks
+    (for ROC-AUC) and the centred values (for correlation) are computed once, so ranking by
+    the five features costs little more than by one."""
+
+    def __init__(self, activations: np.ndarray) -> None:
+        """activations (L, T, H)."""
+        layers, steps, hidden = activations.shape
+        self.hidden = hidden
+        rows = activations.transpose(0, 2, 1).reshape(layers * hidden, steps)  # (L·H, T)
+        self.rows = rows.astype(np.float64)
+        self._ranks: np.ndarray | None = None
+        self._centred: np.ndarray | None = None
+
+    def rank(self, feature: np.ndarray, name: str) -> list[CellScore]:
+        """feature (T,) -> every cell, best first."""
+        if name in BINARY:
+            if self._ranks is None:
+                self._ranks = average_ranks(self.rows)
+            auc = auc_from_ranks(self._ranks, feature)
+            scores, signs = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
+        else:
+            if self._centred is None:
+                self._centred = self.rows - self.rows.mean(axis=1, keepdims=True)
+                self._norms = np.sqrt((self._centred**2).sum(axis=1))
+            r = correlations(self._centred, self._norms, feature)
+            scores, signs = np.abs(r), np.where(r >= 0, 1, -1)
+        order = np.argsort(-scores, kind="stable")
+        return [
+            CellScore(int(k) // self.hidden, int(k) % self.hidden, float(scores[k]), int(signs[k]))
+            for k in order
+        ]
 
 
 def rank_cells(activations: np.ndarray, feature: np.ndarray, name: str) -> list[CellScore]:
     """activations (L, T, H), feature (T,) -> every cell, best first."""
-    scores = []
-    for layer in range(activations.shape[0]):
-        for cell in range(activations.shape[2]):
-            values = activations[layer, :, cell].astype(np.float64)
-            if name in BINARY:
-                auc = roc_auc(values, feature)
-                scores.append(CellScore(layer, cell, max(auc, 1 - auc), 1 if auc >= 0.5 else -1))
-            else:
-                r = correlation(values, feature)
-                scores.append(CellScore(layer, cell, abs(r), 1 if r >= 0 else -1))
-    return sorted(scores, key=lambda s: -s.score)
+    return CellRanking(activations).rank(feature, name)
 
 
 def format_ranking(scores: list[CellScore], name: str, top: int) -> str:
