@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.generation.sampling import check_sampling, generate, generate_many, next_symbol
+from rnnkit.generation.sampling import (
+    check_sampling,
+    generate,
+    generate_many,
+    generate_traced,
+    next_symbol,
+)
 from rnnkit.models.charlm import CharLM
 
 
@@ -86,3 +92,13 @@ def test_a_model_with_non_finite_weights_is_refused():
 def test_bad_sampling_parameters_are_named(temperature, top_k, top_p, message):
     with pytest.raises(UsageError, match=message):
         check_sampling(temperature, top_k, top_p, vocab_size=10)
+
+
+def test_traced_generation_gives_the_same_text_and_the_state_after_each_character():
+    model = CharLM(7, "lstm", 4, 6, 2).eval()
+    plain = list(generate(model, [1, 2], 12, temperature=0.9, seed=3))
+    traced = list(generate_traced(model, [1, 2], 12, seed=3, temperature=0.9))
+    assert [symbol for symbol, _ in traced] == plain
+    _, state = model(torch.tensor([[1, 2, *plain]]))  # the whole text read at once
+    torch.testing.assert_close(traced[-1][1][0], state[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(traced[-1][1][1], state[1], rtol=1e-5, atol=1e-6)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.models.charlm import CharLM
+from rnnkit.models.charlm import CharLM, State
 from rnnkit.models.stepping import Stepper
 
 
@@ -89,11 +89,7 @@ def generate_many(
     if not prime:
         raise UsageError("the priming text is empty: give at least one character")
     model.eval()
-    generators = []
-    for seed in seeds:
-        generator = torch.Generator()
-        generator.manual_seed(seed if seed is not None else torch.seed())
-        generators.append(generator)
+    generators = seeded(seeds)
     rows = len(seeds)
     device = next(model.parameters()).device
     logits, state = model(torch.tensor([prime], device=device))  # the prime, read once
@@ -104,20 +100,61 @@ def generate_many(
     for _ in range(length):
         if should_stop():
             return
-        if not torch.isfinite(logits).all():
-            raise UsageError(
-                "the model produced non-finite scores (NaN/inf): its weights are broken; "
-                "sample from an earlier checkpoint"
-            )
-        scores = logits.float().cpu()
-        symbols = torch.cat(
-            [
-                next_symbol(scores[row : row + 1], temperature, top_k, top_p, generator)
-                for row, generator in enumerate(generators)
-            ]
-        )  # (N,)
+        symbols = draw(logits, generators, temperature, top_k, top_p)  # (N,)
         yield symbols
         logits, state = stepper.step(symbols.to(device), state)
+
+
+@torch.no_grad()
+def generate_traced(
+    model: CharLM,
+    prime: list[int],
+    length: int,
+    seed: int | None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> Iterator[tuple[int, State]]:
+    """One sample (the same text as :func:`generate` with the same seed), yielding each id
+    with the model's state after reading it: h and c (LSTM) as (L, 1, H)."""
+    if not prime:
+        raise UsageError("the priming text is empty: give at least one character")
+    model.eval()
+    generators = seeded([seed])
+    device = next(model.parameters()).device
+    logits, state = model(torch.tensor([prime], device=device))
+    logits = logits[:, -1]
+    stepper = Stepper(model)
+    for _ in range(length):
+        symbols = draw(logits, generators, temperature, top_k, top_p)
+        logits, state = stepper.step(symbols.to(device), state)
+        yield int(symbols[0]), state
+
+
+def seeded(seeds: list[int | None]) -> list[torch.Generator]:
+    """One generator per seed (None: a fresh random seed)."""
+    generators = []
+    for seed in seeds:
+        generator = torch.Generator()
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        generators.append(generator)
+    return generators
+
+
+def draw(logits, generators, temperature, top_k, top_p) -> torch.Tensor:
+    """One id per row of logits (N, V), each row from its own generator."""
+    if not torch.isfinite(logits).all():
+        raise UsageError(
+            "the model produced non-finite scores (NaN/inf): its weights are broken; "
+            "sample from an earlier checkpoint"
+        )
+    scores = logits.float().cpu()
+    return torch.cat(
+        [
+            next_symbol(scores[row : row + 1], temperature, top_k, top_p, generator)
+            for row, generator in enumerate(generators)
+        ]
+    )
 
 
 def _as_tuple(state) -> tuple[torch.Tensor, ...]:
