@@ -6,7 +6,7 @@ unit that rises over the stretch, −1 for one that falls: a unit low inside str
 as well as one that is high there). For a selected stretch [a, b):
 
     selected units:  s·v_t ≥ θ for every t in [a, b), and s·v_t < θ for every t in the margin
-                     [a − m, a) ∪ [b, b + m) that exists;  ranked by
+                     [a − m, a) and [b, b + m) where they exist;  ranked by
                      min over the stretch − max over the margin (how clearly the unit switches).
     matches:         the maximal runs of characters where at least ``need`` of the selected
                      units are on together (default: all of them), longest first.
@@ -51,7 +51,7 @@ def select_units(
     values: np.ndarray, start: int, end: int, threshold: float, margin: int = 1, limit: int = 30
 ) -> list[SelectedUnit]:
     """values (L, T, H): the units on over [start, end) and off in the margin, best first."""
-    layers, steps, hidden = values.shape
+    steps = values.shape[1]
     check_stretch(start, end, steps)
     inside = values[:, start:end, :].astype(np.float32)  # (L, S, H)
     around_steps = [*range(max(0, start - margin), start), *range(end, min(steps, end + margin))]
