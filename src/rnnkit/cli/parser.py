@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rnnkit.cli import explore as explore_commands
 from rnnkit.cli import inside as inside_commands
 from rnnkit.cli import tasks as task_commands
 from rnnkit.cli.common import add_checkpoint_choice, log, positive_int
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inside_commands.add_commands(commands)
     task_commands.add_commands(commands)
+    explore_commands.add_commands(commands)
     return parser
 
 
@@ -285,6 +287,7 @@ COMMANDS = {
     "demo": run_demo,
     **inside_commands.COMMANDS,
     **task_commands.COMMANDS,
+    **explore_commands.COMMANDS,
 }
 
 

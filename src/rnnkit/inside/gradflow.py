@@ -151,26 +151,21 @@ def fresh_flows(
 def trained_flow(run_dir: Path, steps: int = 100, batch: int = 16, seed: int = 0) -> GradientFlow:
     """The flow in a trained character model: the loss is the cross-entropy of the character
     after a window of `steps` validation characters, read from the last step's output."""
-    from rnnkit.data.batches import contiguous_split
-    from rnnkit.data.corpora import corpus_path
-    from rnnkit.data.text import load_corpus
     from rnnkit.errors import UsageError
-    from rnnkit.training.run import load_trained_model
+    from rnnkit.training.run import load_trained_model, validation_ids
 
     model, config, vocabulary, _ = load_trained_model(run_dir)
     model = model.double()
-    source = corpus_path(config.data, run_dir / "data")
-    corpus = load_corpus(source, vocabulary.encoding, run_dir / "data", vocabulary)
-    start, end = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction).val
-    if end - start < steps + 2:
+    ids = validation_ids(run_dir, config, vocabulary)
+    if len(ids) < steps + 2:
         raise UsageError(
-            f"{run_dir}: the validation text has {end - start} characters, fewer than "
+            f"{run_dir}: the validation text has {len(ids)} characters, fewer than "
             f"--steps {steps} + 2; use a smaller --steps"
         )
     generator = torch.Generator().manual_seed(seed)
-    starts = torch.randint(start, end - steps - 1, (batch,), generator=generator).tolist()
+    starts = torch.randint(0, len(ids) - steps - 1, (batch,), generator=generator).tolist()
     windows = torch.stack(
-        [torch.from_numpy(corpus.ids[s : s + steps + 1].astype("int64")) for s in starts]
+        [torch.from_numpy(ids[s : s + steps + 1].astype("int64")) for s in starts]
     )  # (B, T+1)
     inputs = model.embedding(windows[:, :steps]).detach()  # (B, T, E)
     layer = model.rnn

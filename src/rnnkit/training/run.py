@@ -77,6 +77,18 @@ def load_trained_model(run_dir: Path, which: str = "best", warn=print):
     return model, config, vocabulary, path
 
 
+def validation_ids(run_dir: Path, config: TrainConfig, vocabulary: Vocabulary):
+    """The ids of a run's validation split (memory-mapped), as training measured it."""
+    from rnnkit.data.batches import contiguous_split
+    from rnnkit.data.corpora import corpus_path
+    from rnnkit.data.text import load_corpus
+
+    source = corpus_path(config.data, run_dir / "data")
+    corpus = load_corpus(source, vocabulary.encoding, run_dir / "data", vocabulary)
+    start, end = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction).val
+    return corpus.ids[start:end]
+
+
 def load_weights(model: torch.nn.Module, weights: dict, path: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
