@@ -39,3 +39,20 @@ def trained_run(tmp_path_factory):
     run = folder / "run"
     assert main(["train", "--data", str(data), "--out", str(run), "--max-steps", "10", *TINY]) == 0
     return run, data
+
+
+@pytest.fixture(scope="session")
+def explorer_runs(tmp_path_factory, trained_run):
+    """Runs for `rnnkit explore`: the tiny LSTM run, a tiny GRU run on the same text and a
+    tiny dates task run -> {"lstm": dir, "gru": dir, "dates": dir}."""
+    lstm, data = trained_run
+    folder = tmp_path_factory.mktemp("explore")
+    gru = folder / "gru"
+    assert main(["train", "--data", str(data), "--out", str(gru), "--max-steps", "5", *TINY,
+                 "--cell", "gru", "--num-layers", "1"]) == 0  # fmt: skip
+    dates = folder / "dates"
+    assert main(["task", "dates", "train", "--out", str(dates), "--max-epochs", "1",
+                 "--train-examples", "64", "--eval-examples", "8", "--batch-size", "32",
+                 "--hidden-size", "8", "--embedding-size", "4", "--attention-size", "4",
+                 "--beam-width", "1"]) == 0  # fmt: skip
+    return {"lstm": lstm, "gru": gru, "dates": dates}

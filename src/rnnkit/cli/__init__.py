@@ -3,6 +3,7 @@
     parser.py   the `rnnkit` command and its language-model subcommands (train, sample, eval)
     tasks.py    `rnnkit task NAME train|eval|predict`
     inside.py   `rnnkit gradflow | longrange | cells | viz`
+    explore.py  `rnnkit explore`: the web app of rnnkit.explorer
     demo.py     `rnnkit demo`
     common.py   what they share: argument types, --checkpoint, the stderr log
 

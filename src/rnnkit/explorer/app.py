@@ -8,7 +8,8 @@
                               units ranked by meaning
     POST /api/unit            {run, text, layer, index} -> every part of one unit
     POST /api/select          {run, text, start, end, threshold} -> the units on over the stretch
-    POST /api/match           {run, text, units, threshold, where: text|validation} -> matches
+    POST /api/match           {run, text, units, threshold, where: text|validation, need,
+                              limit} -> the stretches where the units are on, longest first
     GET  /api/validation      ?run&start&length -> a stretch of the run's validation text
     GET  /api/sample          ?run&prime&length&temperature&top_k&top_p&seed&layer&index&part
                               -> server-sent events, a few characters each, until done or the
@@ -40,6 +41,7 @@ from rnnkit.training.checkpoint import CheckpointError
 
 MAX_BODY = 256 * 1024  # bytes of a request body: MAX_TEXT characters with room for escapes
 MAX_SAMPLE = 5_000  # characters one sample may ask for
+MAX_MATCHES = 500  # matches one request may ask for
 STREAM_EVERY = 0.05  # seconds of sampling per event
 ASSETS = {"explorer.js": "text/javascript", "explorer.css": "text/css"}
 log = logging.getLogger("rnnkit.explore")
@@ -150,7 +152,11 @@ def create_app(runs: dict, text: str = "") -> Starlette:
             raise ApiError(400, "units must be a list of {layer, index, sign} objects")
         chosen = [(u["layer"], u["index"], u.get("sign", 1)) for u in units]
         need = body.get("need")
-        matches = find_matches(values, found, chosen, number(body, "threshold", 0.5), need)
+        limit = body.get("limit", 20)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_MATCHES:
+            raise ApiError(400, f"limit must be an integer from 1 to {MAX_MATCHES}")
+        threshold = number(body, "threshold", 0.5)
+        matches = find_matches(values, found, chosen, threshold, need, limit)
         return JSONResponse({"where": where, "matches": [vars(m) for m in matches]})
 
     async def validation(request):

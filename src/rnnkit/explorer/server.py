@@ -53,5 +53,8 @@ def serve(app, host: str, port: int, open_browser: bool, log) -> None:
     print(f"rnnkit explore: open {address}  (Ctrl-C stops it)", flush=True)
     if open_browser:
         webbrowser.open(address)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: the usual end
+        pass
     log("rnnkit explore: stopped")
