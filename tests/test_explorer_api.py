@@ -191,7 +191,8 @@ def test_task_run_answers_with_its_attention(client):
         ("/api/read", {"run": "dates", "text": "a"}, 404, "the runs are"),
         ("/api/read", {"run": "LSTM", "text": ""}, 422, "the text is empty"),
         ("/api/read", {"run": "LSTM", "text": "x" * (MAX_TEXT + 1)}, 413, "at most 10,000"),
-        ("/api/read", {"run": "LSTM", "text": "snow ☃ and ü"}, 422, "not in the model's vocabulary"),
+        ("/api/read", {"run": "LSTM", "text": "snow ☃ and ü"}, 422,
+         "not in the model's vocabulary"),
         ("/api/read", {"run": "LSTM"}, 400, "'text' must be a string"),
         ("/api/read", {"run": "LSTM", "text": 5}, 400, "'text' must be a string"),
         ("/api/unit", {"run": "LSTM", "text": "ab", "layer": 0, "index": 999}, 422,
@@ -261,7 +262,7 @@ def test_requests_at_once_each_get_their_own_answer(client, loaded):
 def test_loading_something_that_is_not_a_run_is_a_clear_error(tmp_path):
     from rnnkit.errors import UsageError
 
-    with pytest.raises(UsageError, match="no such run directory|not a run|config.json"):
+    with pytest.raises(UsageError, match=r"no such run directory|not a run|config\.json"):
         load_runs([tmp_path])
 
 

@@ -2,6 +2,7 @@
 picks a free one), say where it is, serve until Ctrl-C, then stop within a second or two
 (open sample streams are closed, not waited for)."""
 
+import contextlib
 import ipaddress
 import socket
 import webbrowser
@@ -53,8 +54,6 @@ def serve(app, host: str, port: int, open_browser: bool, log) -> None:
     print(f"rnnkit explore: open {address}  (Ctrl-C stops it)", flush=True)
     if open_browser:
         webbrowser.open(address)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: the usual end
-        pass
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has
+        server.run(sockets=[sock])  # shut down: the usual way to stop, not an error
     log("rnnkit explore: stopped")
