@@ -284,12 +284,14 @@ function startSample() {
     $("sample-start").disabled = false;
     $("sample-stop").disabled = true;
     const seconds = (performance.now() - started) / 1000;
-    status(`${message}: ${count} characters in ${seconds.toFixed(1)} s (${Math.round(count / seconds)}/s)`);
-    heat.dataset.done = "1";
+    const summary = `${message}: ${count} characters in ${seconds.toFixed(1)} s (${Math.round(count / seconds)}/s)`;
+    status(`${summary} · reading it…`);
     $("text").value = state.sampleText;
     guarded(async () => {
       await readText();
       fillHeat(heat, state.text, state.parts[$("part").value]);
+      heat.dataset.done = "1";
+      status(`${summary} · read in full: hover a character`);
     });
   };
   source.addEventListener("done", () => finish("sampled"));
