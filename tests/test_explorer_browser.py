@@ -4,8 +4,8 @@ unit, select a stretch and match it, stream a sample and stop it, compare runs, 
 run's attention.
 
 The runs are the suite's tiny ones; RNNKIT_EXPLORE_RUNS="LM_RUN LM_RUN TASK_RUN" points the
-same tests at real runs, and RNNKIT_SCREENSHOTS=DIR keeps their screenshots (the docs' come
-from here: see docs/inside.md).
+same tests at real runs (RNNKIT_EXPLORE_TEXT_FILE: the text the page starts with), and
+RNNKIT_SCREENSHOTS=DIR keeps their screenshots (the docs' come from here: see docs/inside.md).
 """
 
 import os
@@ -36,8 +36,8 @@ def server(explorer_runs, tmp_path_factory):
         explorer_runs["dates"],
     ]
     start = tmp_path_factory.mktemp("explore-browser") / "start.txt"
-    start.write_text(os.environ.get("RNNKIT_EXPLORE_TEXT_FILE") and Path(
-        os.environ["RNNKIT_EXPLORE_TEXT_FILE"]).read_text() or _known_text(runs[0]))  # fmt: skip
+    given = os.environ.get("RNNKIT_EXPLORE_TEXT_FILE")
+    start.write_text(Path(given).read_text() if given else _known_text(runs[0]))
     process = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "explore", *map(str, runs), "--port", "0",
          "--text", str(start)],
