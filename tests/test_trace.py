@@ -168,10 +168,13 @@ def test_probe_gradients_follow_the_caller_order_of_an_unsorted_packed_batch():
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("form", ["time-major", "batch_first", "unbatched"])
-def test_trace_without_gradients_takes_the_loops_and_records_the_same(kind, form, monkeypatch):
-    """Under no_grad a plain call is traced by the engine's forward loops (nn/trace_loops.py):
-    every record equals the reference's per-step record, and so do output and state."""
-    from rnnkit.nn import trace_loops
+def test_trace_without_gradients_is_recomputed_from_the_outputs_and_records_the_same(
+    kind, form, monkeypatch
+):
+    """Under no_grad a plain call's record is recomputed from each layer's outputs
+    (nn/trace_fast.py): every record equals the reference's per-step record, and so do output
+    and state."""
+    from rnnkit.nn import trace_fast
 
     batch_first = form == "batch_first"
     layer = getattr(rnnkit, kind)(3, 5, num_layers=2, bidirectional=True, batch_first=batch_first)
@@ -183,8 +186,8 @@ def test_trace_without_gradients_takes_the_loops_and_records_the_same(kind, form
     hx = (state, state.cos()) if kind == "LSTM" and state is not None else state
     reference = layer.trace(x, hx)  # grad mode on, the weights require grad: the reference
     calls = []
-    real = trace_loops.trace_with_loops
-    monkeypatch.setattr("rnnkit.nn.layers.trace_with_loops", lambda *a: calls.append(1) or real(*a))
+    real = trace_fast.trace_fast
+    monkeypatch.setattr("rnnkit.nn.layers.trace_fast", lambda *a: calls.append(1) or real(*a))
     with torch.no_grad():
         fast = layer.trace(x, hx)
     assert calls == [1]
@@ -205,10 +208,8 @@ def test_trace_without_gradients_takes_the_loops_and_records_the_same(kind, form
     assert torch.equal(fast.lengths, reference.lengths)
 
 
-def test_trace_with_gradients_dropout_or_projection_keeps_the_reference(monkeypatch):
-    monkeypatch.setattr(
-        "rnnkit.nn.layers.trace_with_loops", lambda *a: pytest.fail("took the loops")
-    )
+def test_trace_with_gradients_dropout_or_projection_records_through_the_reference(monkeypatch):
+    monkeypatch.setattr("rnnkit.nn.layers.trace_fast", lambda *a: pytest.fail("recomputed"))
     x = torch.randn(4, 2, 3)
     rnnkit.LSTM(3, 5).trace(x)  # gradients may be wanted
     with torch.no_grad():

@@ -182,10 +182,10 @@ def create_app(runs: dict, text: str = "") -> Starlette:
         seed = query_integer(request, "seed", -1)
         layer, index = query_integer(request, "layer", 0), query_integer(request, "index", 0)
         part = query.get("part", "h")
-        info = run.info()
-        if part not in ("h", "c") or (part == "c" and info["cell"] != "LSTM"):
+        rnn = run.model.rnn
+        if part not in ("h", "c") or (part == "c" and rnn.kind != "LSTM"):
             raise ApiError(400, f"part must be h (or c for an LSTM) while sampling, got {part!r}")
-        if not (0 <= layer < info["layers"] and 0 <= index < info["hidden"]):
+        if not (0 <= layer < rnn.num_layers and 0 <= index < rnn.hidden_size):
             raise ApiError(422, f"unit {layer}:{index} is out of range for this model")
         ids = run.vocabulary.encode(prime).astype("int64").tolist()
         generated = generate_traced(

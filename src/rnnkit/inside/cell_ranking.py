@@ -33,7 +33,9 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def average_ranks(rows: np.ndarray) -> np.ndarray:
     """The 1-based rank of every value within its row, (N, T) -> (N, T) float64; tied values
     share the mean of their ranks."""
-    order = np.argsort(rows, axis=1, kind="stable")
+    # Any sort will do (tied values get their group's mean rank below); numpy's quicksort is
+    # its vectorised one, twice as fast as the stable sort here.
+    order = np.argsort(rows, axis=1, kind="quicksort")
     ordered = np.take_along_axis(rows, order, axis=1)
     steps = rows.shape[1]
     positions = np.broadcast_to(np.arange(steps), rows.shape)
@@ -91,7 +93,9 @@ class CellRanking:
         layers, steps, hidden = activations.shape
         self.hidden = hidden
         rows = activations.transpose(0, 2, 1).reshape(layers * hidden, steps)  # (L·H, T)
-        self.rows = rows.astype(np.float64)
+        # Ranks in the values' own precision (float16 widened to float32), correlations in
+        # float64.
+        self.rows = rows.astype(np.promote_types(rows.dtype, np.float32))
         self._ranks: np.ndarray | None = None
         self._centred: np.ndarray | None = None
 
@@ -104,7 +108,8 @@ class CellRanking:
             scores, signs = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
         else:
             if self._centred is None:
-                self._centred = self.rows - self.rows.mean(axis=1, keepdims=True)
+                rows = self.rows.astype(np.float64)
+                self._centred = rows - rows.mean(axis=1, keepdims=True)
                 self._norms = np.sqrt((self._centred**2).sum(axis=1))
             r = correlations(self._centred, self._norms, feature)
             scores, signs = np.abs(r), np.where(r >= 0, 1, -1)

@@ -41,8 +41,8 @@ from rnnkit.nn.equations import GATE_COUNT
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
 from rnnkit.nn.recurrence import DirectionWeights, StepRecord
 from rnnkit.nn.stack import StackCall, run_fused, run_stack
-from rnnkit.nn.trace import Trace, assemble_trace, loop_trace
-from rnnkit.nn.trace_loops import trace_with_loops, traces_with_loops
+from rnnkit.nn.trace import Trace, assemble_trace, recomputed_trace
+from rnnkit.nn.trace_fast import trace_fast, traces_fast
 
 
 class _Layer(TorchTwin, nn.Module):
@@ -260,10 +260,10 @@ class _Layer(TorchTwin, nn.Module):
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
         plain = record and not packed and not probe_gradients
-        if plain and traces_with_loops(self, data, initial_state):
-            output, final, records = trace_with_loops(self, data, initial_state)
+        if plain and traces_fast(self, data, initial_state):
+            output, final, records = trace_fast(self, data, initial_state)
             output, state = self._outputs(output, final, input, is_batched, None)
-            return output, state, loop_trace(output, state, records, steps, batch)
+            return output, state, recomputed_trace(output, state, records, steps, batch)
         recording = record or probe_gradients
         call = Call(self.kind, data.dtype, data.device, packed, self.proj_size > 0, recording)
         engine = choose(self.engine, call)

@@ -95,8 +95,8 @@ def assemble_trace(kind, output, state, records, packed_input, steps, batch, dev
     )
 
 
-def loop_trace(output, state, records: dict, steps: int, batch: int) -> Trace:
-    """The Trace of an equal-length call traced by the engine's loops (nn/trace_loops.py)."""
+def recomputed_trace(output, state, records: dict, steps: int, batch: int) -> Trace:
+    """The Trace of an equal-length call recomputed from its outputs (nn/trace_fast.py)."""
     device = records["hidden"].device
     return Trace(
         output=output,
