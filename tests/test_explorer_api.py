@@ -134,6 +134,7 @@ def test_select_finds_units_on_over_the_stretch_and_match_finds_it_again(client,
         client, "/api/match", run=name, text=TEXT, units=chosen, threshold=0.1, limit=500
     ).json()
     assert any(m["start"] <= start and m["end"] >= start + 2 for m in matches["matches"])
+    assert matches["total"] == len(matches["matches"])  # all of them: the limit is 500
     for m in matches["matches"]:
         assert m["span"] == TEXT[m["start"] : m["end"]]
     elsewhere = post(client, "/api/match", run=name, text=TEXT, units=chosen, threshold=0.1,
@@ -203,6 +204,8 @@ def test_task_run_answers_with_its_attention(client):
          "'layer' must be an integer"),
         ("/api/select", {"run": "LSTM", "text": "abc", "start": 2, "end": 9}, 422,
          "not a stretch"),
+        ("/api/select", {"run": "LSTM", "text": "abc", "start": 0, "end": 2, "coverage": 0},
+         422, "coverage must be"),
         ("/api/match", {"run": "LSTM", "text": "abc", "units": []}, 422, "no units"),
         ("/api/match", {"run": "LSTM", "text": "abc", "units": "0:1"}, 400, "must be a list"),
         ("/api/match", {"run": "LSTM", "text": "abc", "units": [{"layer": 0, "index": 0}],

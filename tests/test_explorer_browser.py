@@ -4,8 +4,9 @@ unit, select a stretch and match it, stream a sample and stop it, compare runs, 
 run's attention.
 
 The runs are the suite's tiny ones; RNNKIT_EXPLORE_RUNS="LM_RUN LM_RUN TASK_RUN" points the
-same tests at real runs (RNNKIT_EXPLORE_TEXT_FILE: the text the page starts with), and
-RNNKIT_SCREENSHOTS=DIR keeps their screenshots (the docs' come from here: see docs/inside.md).
+same tests at real runs (RNNKIT_EXPLORE_TEXT_FILE: the text the page starts with;
+RNNKIT_EXPLORE_SELECT: the stretch of it to select), and RNNKIT_SCREENSHOTS=DIR keeps their
+screenshots (the docs' come from here: see docs/inside.md).
 """
 
 import os
@@ -135,19 +136,28 @@ def test_select_a_stretch_get_its_units_and_match_them(page, server, shots):
 
     text = page.input_value("#text")
     run = page.input_value("#run")
-    start = end = threshold = None
-    for threshold in (0.5, 0.3, 0.1):  # a stretch where some unit switches on
-        for start in range(2, 200, 3):
-            answer = httpx.post(server + "api/select", json={"run": run, "text": text,
-                                "start": start, "end": start + 3, "threshold": threshold},
-                                timeout=60).json()  # fmt: skip
-            if answer["units"]:
-                end = start + 3
+    wanted = os.environ.get("RNNKIT_EXPLORE_SELECT")  # e.g. a string literal of the text
+    stretches = [(s, s + 3) for s in range(2, 200, 3)]
+    if wanted:
+        stretches = [(text.index(wanted), text.index(wanted) + len(wanted))]
+    found = None
+    for threshold in (0.5, 0.4, 0.3, 0.1):  # a stretch where some unit switches on
+        for coverage in (1.0, 0.9):
+            for start, end in stretches:
+                answer = httpx.post(server + "api/select", json={"run": run, "text": text,
+                                    "start": start, "end": end, "threshold": threshold,
+                                    "coverage": coverage}, timeout=60).json()  # fmt: skip
+                if answer["units"]:
+                    found = start, end, threshold, coverage
+                    break
+            if found:
                 break
-        if end:
+        if found:
             break
-    assert end, "no unit switches on over any 3 characters"
+    assert found, "no unit switches on over the stretches tried"
+    start, end, threshold, coverage = found
     page.evaluate(f"document.getElementById('threshold').value = {threshold}")
+    page.fill("#coverage", str(round(coverage * 100)))
     first, last = span(page, start).bounding_box(), span(page, end - 1).bounding_box()
     page.mouse.move(first["x"] + 1, first["y"] + first["height"] / 2)
     page.mouse.down()
@@ -161,7 +171,9 @@ def test_select_a_stretch_get_its_units_and_match_them(page, server, shots):
     assert page.locator("#heat span.hit").count() >= end - start
     page.screenshot(path=shots / "explore-select-match.png")
     page.click("#match-validation")
-    page.wait_for_function("document.querySelector('#matches p').textContent.includes('valid')")
+    page.wait_for_function(
+        "document.querySelector('#matches p').textContent.includes('validation')"
+    )
 
 
 def test_stream_a_sample_and_stop_it(page, shots):

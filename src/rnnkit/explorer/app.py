@@ -7,7 +7,8 @@
     POST /api/read            {run, text} -> loss per character, next-character guesses, the
                               units ranked by meaning
     POST /api/unit            {run, text, layer, index} -> every part of one unit
-    POST /api/select          {run, text, start, end, threshold} -> the units on over the stretch
+    POST /api/select          {run, text, start, end, threshold, coverage, before, after} ->
+                              the units on over the stretch and off around it
     POST /api/match           {run, text, units, threshold, where: text|validation, need,
                               limit} -> the stretches where the units are on, longest first
     GET  /api/validation      ?run&start&length -> a stretch of the run's validation text
@@ -36,7 +37,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from rnnkit.errors import UsageError
-from rnnkit.explorer.runs import MAX_TEXT, LanguageRun, TaskRun, TextTooLong, check_length
+from rnnkit.explorer.runs import (
+    MAX_TEXT,
+    VALIDATION_MATCH_CHARS,
+    LanguageRun,
+    TaskRun,
+    TextTooLong,
+    check_length,
+)
 from rnnkit.training.checkpoint import CheckpointError
 
 MAX_BODY = 256 * 1024  # bytes of a request body: MAX_TEXT characters with room for escapes
@@ -81,7 +89,11 @@ def create_app(runs: dict, text: str = "") -> Starlette:
             {
                 "runs": [run.info() for run in runs.values()],
                 "text": text[:MAX_TEXT],
-                "limits": {"text": MAX_TEXT, "sample": MAX_SAMPLE},
+                "limits": {
+                    "text": MAX_TEXT,
+                    "sample": MAX_SAMPLE,
+                    "validation": VALIDATION_MATCH_CHARS,
+                },
             }
         )
 
@@ -128,11 +140,14 @@ def create_app(runs: dict, text: str = "") -> Starlette:
             integer(body, "start"),
             integer(body, "end"),
             number(body, "threshold", 0.5),
+            number(body, "coverage", 1.0),
+            int(number(body, "before", 1)),
+            int(number(body, "after", 1)),
         )
         return JSONResponse({"value": reading.value, "units": [vars(u) for u in units]})
 
     async def match(request):
-        from rnnkit.inside.span_match import find_matches
+        from rnnkit.inside.span_match import find_matches, matching_runs
 
         body = await json_body(request)
         run = language_run(body.get("run"))
@@ -156,8 +171,9 @@ def create_app(runs: dict, text: str = "") -> Starlette:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_MATCHES:
             raise ApiError(400, f"limit must be an integer from 1 to {MAX_MATCHES}")
         threshold = number(body, "threshold", 0.5)
+        total = len(matching_runs(values, chosen, threshold, need))
         matches = find_matches(values, found, chosen, threshold, need, limit)
-        return JSONResponse({"where": where, "matches": [vars(m) for m in matches]})
+        return JSONResponse({"where": where, "total": total, "matches": [vars(m) for m in matches]})
 
     async def validation(request):
         run = language_run(request.query_params.get("run"))

@@ -219,22 +219,29 @@ async function findUnits() {
   if (!state.reading) throw new Error("read a text first");
   const start = +$("sel-start").value, end = +$("sel-end").value;
   const threshold = +$("threshold").value;
-  const answer = await api("/api/select", { run: state.readingRun, text: state.text, start, end, threshold });
+  const coverage = +$("coverage").value / 100;
+  const before = $("off-before").checked ? 1 : 0, after = $("off-after").checked ? 1 : 0;
+  const answer = await api("/api/select", { run: state.readingRun, text: state.text, start, end, threshold, coverage, before, after });
   state.units = answer.units;
   const part = answer.value;
   $("units").innerHTML = answer.units.length
-    ? `<p>${answer.units.length} unit(s) on over the selection and off around it:</p>` + answer.units.map((u) =>
-      `<button class="unit-button" data-layer="${u.layer}" data-index="${u.index}" data-part="${part}" title="inside ≥ ${u.inside.toFixed(2)}, around ≤ ${u.around === null || u.around < -1e9 ? "–" : u.around.toFixed(2)}">${u.layer}:${u.index} ${u.sign > 0 ? "high" : "low"}</button>`).join("")
-    : `<p>No unit is on over the whole selection and off around it at threshold ${threshold}: lower the threshold or select a shorter stretch.</p>`;
+    ? `<p>${answer.units.length} unit(s) on over the selection and off around it (ticked: used to match):</p>` + answer.units.map((u, k) =>
+      `<span class="unit-choice"><input type="checkbox" class="use-unit" data-k="${k}" ${k < 10 ? "checked" : ""}>` +
+      `<button class="unit-button" data-layer="${u.layer}" data-index="${u.index}" data-part="${part}" title="inside ≥ ${u.inside.toFixed(2)}, around ≤ ${u.around === null || u.around < -1e9 ? "–" : u.around.toFixed(2)}">${u.layer}:${u.index} ${u.sign > 0 ? "high" : "low"}</button></span>`).join("")
+    : `<p>No unit is on over ${coverage < 1 ? `${Math.round(coverage * 100)}% of` : "the whole"} selection and off around it at threshold ${threshold}: lower the threshold, the share, or select a shorter stretch.</p>`;
   $("match-text").disabled = $("match-validation").disabled = answer.units.length === 0;
   $("matches").replaceChildren();
 }
 
 async function findMatches(where) {
-  const units = state.units.slice(0, 10).map((u) => ({ layer: u.layer, index: u.index, sign: u.sign }));
+  const ticked = [...document.querySelectorAll(".use-unit")].filter((box) => box.checked).map((box) => state.units[+box.dataset.k]);
+  if (!ticked.length) throw new Error("tick at least one unit to match");
+  const units = ticked.map((u) => ({ layer: u.layer, index: u.index, sign: u.sign }));
   const answer = await api("/api/match", { run: state.readingRun, text: state.text, units, threshold: +$("threshold").value, where });
   document.querySelectorAll("#heat span.hit").forEach((s) => s.classList.remove("hit"));
-  $("matches").innerHTML = `<p>${answer.matches.length} match(es) in the ${where === "text" ? "text" : "validation text"} where ${units.length === 1 ? "the unit is" : `all ${units.length} units are`} on:</p>` +
+  const shownCount = answer.total > answer.matches.length ? `${answer.total} (the ${answer.matches.length} longest shown)` : `${answer.total}`;
+  const place = where === "text" ? "text" : `first ${state.limits.validation.toLocaleString()} characters of the validation text`;
+  $("matches").innerHTML = `<p>${shownCount} stretch(es) in the ${place} where ${units.length === 1 ? "the unit is" : `all ${units.length} units are`} on:</p>` +
     answer.matches.map((m) => `<div class="match" data-start="${m.start}" data-end="${m.end}" data-where="${where}">` +
       `${escapeHtml(m.before)}<b>${escapeHtml(m.span)}</b>${escapeHtml(m.after)}</div>`).join("");
   if (where === "text") {
