@@ -102,7 +102,7 @@ def wait_for_status(page, words):
 
 
 def test_type_text_read_it_and_hover_a_character(page, shots):
-    text = page.input_value("#text")[:120]
+    text = page.input_value("#text")[:600]
     page.fill("#text", text)
     page.click("#read-button")
     wait_for_status(page, f"read {len(text)} characters")
@@ -156,8 +156,9 @@ def test_select_a_stretch_get_its_units_and_match_them(page, server, shots):
             break
     assert found, "no unit switches on over the stretches tried"
     start, end, threshold, coverage = found
-    page.evaluate(f"document.getElementById('threshold').value = {threshold}")
+    page.fill("#threshold", str(threshold))  # a range input: fill sets it and says so
     page.fill("#coverage", str(round(coverage * 100)))
+    span(page, end - 1).scroll_into_view_if_needed()
     first, last = span(page, start).bounding_box(), span(page, end - 1).bounding_box()
     page.mouse.move(first["x"] + 1, first["y"] + first["height"] / 2)
     page.mouse.down()
@@ -169,6 +170,7 @@ def test_select_a_stretch_get_its_units_and_match_them(page, server, shots):
     page.click("#match-text")
     page.locator("#matches .match").first.wait_for()
     assert page.locator("#heat span.hit").count() >= end - start
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=shots / "explore-select-match.png")
     page.click("#match-validation")
     page.wait_for_function(

@@ -377,7 +377,7 @@ async function runTask() {
   }
   const table = document.createElement("table");
   table.className = "attention";
-  const head = `<tr><th></th>${answer.source.map((s) => `<th class="source">${escapeHtml(s)}</th>`).join("")}</tr>`;
+  const head = `<tr><th></th>${answer.source.map((s) => `<th class="source">${escapeHtml(s === " " ? "␣" : s)}</th>`).join("")}</tr>`;
   const body = answer.weights.map((row, t) => `<tr><th>${escapeHtml(answer.target[t])}</th>` +
     row.map((w, s) => `<td style="background:${attentionColour(w)}" data-out="${escapeHtml(answer.target[t])}" data-source="${escapeHtml(answer.source[s])}" data-weight="${w}"></td>`).join("") + "</tr>").join("");
   table.innerHTML = head + body;
