@@ -27,6 +27,7 @@ from starlette.testclient import TestClient
 from rnnkit.data.text import Vocabulary
 from rnnkit.explorer.app import create_app
 from rnnkit.explorer.runs import LanguageRun
+from rnnkit.memory import reuse_large_allocations
 from rnnkit.models.charlm import CharLM
 
 
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--sample-length", type=int, default=1000)
     parser.add_argument("--repetitions", type=int, default=5)
     args = parser.parse_args()
+    reuse_large_allocations()  # as the `rnnkit` command does (rnnkit/memory.py)
     torch.manual_seed(0)
     text = python_text(args.characters)
     runs = {
@@ -101,8 +103,10 @@ def main() -> None:
           f"ranking by 5 features | {seconds_read:.2f} s | < 1 s |")  # fmt: skip
     print(f"| sample {args.sample_length:,} characters streamed, 2x512 LSTM | "
           f"{args.sample_length / seconds_sample:,.0f} characters/s | >= 500/s |")  # fmt: skip
-    print(f"| for scale: layer.trace of the same {args.characters:,} characters through the "
-          f"reference's per-step recording (the trace alone) | {seconds_reference:.2f} s | |")
+    print(
+        f"| for scale: layer.trace of the same {args.characters:,} characters through the "
+        f"reference's per-step recording (the trace alone) | {seconds_reference:.2f} s | |"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ TOP = 5  # the guesses shown for the next character
 @dataclass
 class Reading:
     text: str
-    parts: dict[str, np.ndarray]  # part name -> (L, T, H) float16
+    parts: dict[str, np.ndarray]  # part name -> (L, T, H): float32 for `value`, else float16
     top_ids: np.ndarray  # (T, TOP) the most likely next symbols, best first
     top_probabilities: np.ndarray  # (T, TOP)
     next_rank: np.ndarray  # (T,) rank of the real next symbol (0 after the last character)
@@ -56,7 +56,7 @@ class Reading:
         """For each feature of rnnkit.inside.features that varies over this text, the
         ``top`` units whose value (``self.value``) tracks it best (ROC-AUC or |r|)."""
         if self._ranking is None:
-            self._ranking = CellRanking(self.parts[self.value].astype(np.float32))
+            self._ranking = CellRanking(self.parts[self.value])
         ranked = {}
         for name in FEATURES:
             feature = feature_values(self.text, name)
@@ -95,8 +95,11 @@ def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
         if trace.cell is not None:
             found["c"] = torch.tanh(trace.cell[:, 0, :, 0])
         found.update({name: gate[:, 0, :, 0] for name, gate in trace.gates.items()})
+        value = "c" if layer.kind == "LSTM" else "h"
         for name, values in found.items():
-            parts.setdefault(name, []).append(values.half())
+            # float16 halves the memory of what is only shown; the part that units are ranked,
+            # selected and matched by keeps float32, as `rnnkit cells` reads it
+            parts.setdefault(name, []).append(values.float() if name == value else values.half())
         logits = model.head(trace.hidden[-1, 0, :, 0])  # (T, V)
         log_probabilities.append(torch.log_softmax(logits.float(), dim=-1))
     log_p = torch.cat(log_probabilities)  # (T, V): row t predicts x_{t+1}
@@ -114,5 +117,5 @@ def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
         top_probabilities=top.values.exp().numpy(),
         next_rank=next_rank.numpy(),
         loss=loss.numpy(),
-        value="c" if layer.kind == "LSTM" else "h",
+        value=value,
     )
