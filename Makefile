@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 	$(BIN)/rnnkit train --out $(DEMO_RUN) $(DEMO_TRAIN)
 	$(BIN)/rnnkit eval $(DEMO_RUN)
 	$(BIN)/rnnkit sample $(DEMO_RUN) --length 600 --prime "ROMEO:" --seed 1
+	@echo "Look inside it in your browser: $(BIN)/rnnkit explore $(DEMO_RUN)"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -17,6 +17,7 @@ LAYERS = [
     ("training and generation", ["rnnkit.training", "rnnkit.generation"]),
     ("inside", ["rnnkit.inside"]),
     ("tasks", ["rnnkit.tasks"]),
+    ("explorer", ["rnnkit.explorer"]),
     ("cli", ["rnnkit.cli", "rnnkit.__main__"]),
 ]
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from rnnkit.cli.common import add_checkpoint_choice, log, positive_int
 from rnnkit.config_fields import add_arguments
-from rnnkit.tasks.catalogue import CATALOGUE
-
-ATTENTION_TASKS = ("translate", "dates", "caption")
+from rnnkit.tasks.catalogue import ATTENTION_TASKS, CATALOGUE
 
 
 def add_commands(commands) -> None:

@@ -112,7 +112,7 @@ class TaskRun:
     checkpoint: Path
 
     def info(self) -> dict:
-        from rnnkit.cli.tasks import ATTENTION_TASKS
+        from rnnkit.tasks.catalogue import ATTENTION_TASKS
 
         return {
             "name": self.name,

@@ -93,3 +93,6 @@ CATALOGUE = {
         },
     ),
 }
+
+ATTENTION_TASKS = ("translate", "dates", "caption")
+"""The tasks whose decoder attends over the input (`rnnkit task NAME attention`)."""
