@@ -68,6 +68,16 @@ def test_no_request_path_reaches_the_file_system(client, path):
     assert "root:" not in answer.text and "import" not in answer.text
 
 
+def test_a_request_for_another_host_is_refused_when_serving_locally(loaded):
+    from rnnkit.explorer.server import LOCAL_NAMES
+
+    app = create_app(loaded, TEXT, allowed_hosts=LOCAL_NAMES)
+    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/api/runs").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8000").get("/").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example:8000").get("/api/runs")
+    assert rebound.status_code == 400 and "runs" not in rebound.text
+
+
 def test_runs_lists_every_run_with_what_it_can_show(client, loaded):
     answer = client.get("/api/runs").json()
     kinds = {run["name"]: run for run in answer["runs"]}

@@ -37,7 +37,7 @@ def run_explore(args) -> int:
     from rnnkit.errors import UsageError
     from rnnkit.explorer.app import create_app
     from rnnkit.explorer.runs import MAX_TEXT, LanguageRun, load_runs
-    from rnnkit.explorer.server import serve
+    from rnnkit.explorer.server import LOCAL_NAMES, is_loopback, serve
     from rnnkit.inside.activations import read_text
 
     if not 0 <= args.port <= 65535:
@@ -57,7 +57,9 @@ def run_explore(args) -> int:
             log(f"no validation text for {first.name}: {error}")
     for name, run in runs.items():
         log(f"{name}: {run.path} ({run.checkpoint.name})")
-    serve(create_app(runs, text), args.host, args.port, args.open, log)
+    local = is_loopback(args.host)
+    app = create_app(runs, text, allowed_hosts=LOCAL_NAMES if local else None)
+    serve(app, args.host, args.port, args.open, log)
     return 0
 
 

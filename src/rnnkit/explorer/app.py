@@ -32,6 +32,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -61,9 +63,11 @@ class ApiError(Exception):
         self.status = status
 
 
-def create_app(runs: dict, text: str = "") -> Starlette:
+def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = None) -> Starlette:
     """The app over ``runs`` (name -> LanguageRun | TaskRun, from runs.load_runs); ``text``
-    is what the page shows first."""
+    is what the page shows first. With ``allowed_hosts``, a request whose Host header names
+    another host gets 400 (a web page elsewhere cannot reach a server on 127.0.0.1 through a
+    domain name of its own: DNS rebinding)."""
     static = resources.files("rnnkit.explorer") / "static"
     page = (static / "index.html").read_bytes()
     assets = {name: (static / name).read_bytes() for name in ASSETS}
@@ -261,7 +265,11 @@ def create_app(runs: dict, text: str = "") -> Starlette:
             status_code=500,
         )
 
+    middleware = []
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     return Starlette(
+        middleware=middleware,
         routes=[
             Route("/", index),
             Route("/favicon.ico", lambda request: Response(status_code=204)),

@@ -9,7 +9,7 @@ import webbrowser
 
 from rnnkit.errors import UsageError
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOCAL_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]  # the Host headers a local page sends
 
 
 def is_loopback(host: str) -> bool:
@@ -49,11 +49,16 @@ def serve(app, host: str, port: int, open_browser: bool, log) -> None:
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     address = f"http://{shown_host}:{sock.getsockname()[1]}/"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # serving, and Ctrl-C is handled: say where
+                print(f"rnnkit explore: open {address}  (Ctrl-C stops it)", flush=True)
+                if open_browser:
+                    webbrowser.open(address)
+
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    print(f"rnnkit explore: open {address}  (Ctrl-C stops it)", flush=True)
-    if open_browser:
-        webbrowser.open(address)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it has
-        server.run(sockets=[sock])  # shut down: the usual way to stop, not an error
+        Server(config).run(sockets=[sock])  # shut down: the usual way to stop, not an error
     log("rnnkit explore: stopped")

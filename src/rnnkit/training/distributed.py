@@ -9,6 +9,7 @@ gloo on CPU, NCCL on GPU.
 """
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -98,5 +99,13 @@ def start(device_name: str) -> Ranks:
 
 
 def stop() -> None:
+    """Leave the process group. gloo's worker threads free the last collectives' tensors a
+    moment after the main thread has moved on, and need the GIL for it; the process group's
+    destructor joins those threads while the main thread holds the GIL. Torn down at once,
+    the two wait for each other forever (a hang at exit, seen as an intermittent test
+    timeout). So: a last barrier, then a pause that lets the threads finish, then the
+    teardown."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        time.sleep(0.2)  # releases the GIL to gloo's threads
         dist.destroy_process_group()

@@ -73,11 +73,13 @@ def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progr
     """
     config.validate()
     ranks = distributed.start(config.device)
+    trainer = None
     try:
         trainer = Trainer(config, Path(out), resume, log if ranks.is_main else _quiet, ranks)
         show = sys.stderr.isatty() if progress is None else progress
         return trainer.run(progress=show and ranks.is_main)
     finally:
+        del trainer  # its DDP reducer holds the process group: free it first (distributed.stop)
         distributed.stop()
 
 
