@@ -335,3 +335,24 @@ def test_the_server_warns_off_loopback_and_explains_a_taken_port(explorer_runs):
         assert "warning: serving on 0.0.0.0" in process.stderr.read()
     finally:
         process.kill()
+
+
+@pytest.mark.slow
+def test_a_caption_run_sends_its_image_and_a_sentiment_run_its_prediction(tmp_path):
+    from rnnkit.cli import main
+
+    tiny = ["--max-epochs", "1", "--train-examples", "64", "--eval-examples", "8",
+            "--batch-size", "32", "--hidden-size", "8", "--embedding-size", "4"]  # fmt: skip
+    caption, sentiment = tmp_path / "caption", tmp_path / "sentiment"
+    assert main(["task", "caption", "train", "--out", str(caption), *tiny,
+                 "--attention-size", "4", "--beam-width", "1"]) == 0  # fmt: skip
+    assert main(["task", "sentiment", "train", "--out", str(sentiment), *tiny]) == 0
+    client = TestClient(create_app(load_runs([caption, sentiment])))
+    answer = post(client, "/api/task", run="caption", text="314").json()
+    image = np.asarray(answer["image"])
+    assert image.ndim == 2 and image.shape[1] == len(answer["source"])
+    assert np.asarray(answer["weights"]).shape == (len(answer["target"]), len(answer["source"]))
+    opinion = post(client, "/api/task", run="sentiment", text="a wonderful film").json()
+    assert opinion["weights"] is None and opinion["output"]
+    bad = post(client, "/api/task", run="caption", text="31x")
+    assert bad.status_code == 422 and "error" in bad.json()
