@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--num-samples", type=positive_int, default=1, help="independent samples (default 1)"
     )
+    sample.add_argument(
+        "--weights",
+        choices=("float32", "int8"),
+        default="float32",
+        help="read the weights as trained (float32) or as int8: a quarter of the bytes per "
+        "character, faster at batch 1, at a cost in nats/char that `rnnkit eval --weights int8` "
+        "measures (default float32)",
+    )
     add_checkpoint_choice(sample)
 
     evaluate = commands.add_parser(
@@ -93,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("train", "val", "test", "all"),
         default=None,
         help="part of the text (default val; all with --data)",
+    )
+    evaluate.add_argument(
+        "--weights",
+        choices=("float32", "int8"),
+        default="float32",
+        help="score the model as trained (float32) or as `rnnkit sample --weights int8` runs "
+        "it, one character at a time with int8 weights (default float32)",
     )
     add_checkpoint_choice(evaluate)
 
@@ -212,14 +227,15 @@ def run_sample(args) -> int:
     writer = sys.stdout.buffer if vocabulary.encoding == "bytes" else sys.stdout
     seeds = [None if args.seed is None else args.seed + index for index in range(args.num_samples)]
     settings = (args.temperature, args.top_k, args.top_p)
+    weights = args.weights
     if args.num_samples == 1:  # streamed, character by character
         writer.write(vocabulary.decode(prime))
-        for symbol in generate(model, prime, args.length, *settings, seeds[0]):
+        for symbol in generate(model, prime, args.length, *settings, seeds[0], weights=weights):
             writer.write(vocabulary.decode([symbol]))
             writer.flush()
     else:  # all rows at once (about the cost of one), written when they are done
         rows = [list(prime) for _ in seeds]
-        for symbols in generate_many(model, prime, args.length, seeds, *settings):
+        for symbols in generate_many(model, prime, args.length, seeds, *settings, weights=weights):
             for row, symbol in zip(rows, symbols.tolist(), strict=True):
                 row.append(symbol)
         separator = b"\n\n" if vocabulary.encoding == "bytes" else "\n\n"
@@ -262,10 +278,18 @@ def run_eval(args) -> int:
             "or another file with --data FILE"
         )
     start, end = ranges[split_name]
-    result = evaluate(model, corpus.ids[start:end], 64, config.seq_len)
+    if args.weights == "int8":
+        from rnnkit.generation.sampling import stepper_for
+        from rnnkit.training.evaluate import evaluate_stepped
+
+        stepper = stepper_for(model, "int8")
+        result = evaluate_stepped(stepper, corpus.ids[start:end], 64, config.seq_len)
+    else:
+        result = evaluate(model, corpus.ids[start:end], 64, config.seq_len)
     print(
         f"{split_name}: {result.loss:.4f} nats/char | {result.bits_per_character:.4f} bits/char | "
         f"perplexity {result.perplexity:.3f} | {result.characters:,} characters | {path}"
+        + (" | int8 weights" if args.weights == "int8" else "")
     )
     return 0
 

@@ -55,3 +55,20 @@ def evaluate(
     finally:
         model.train(was_training)
     return Evaluation(loss=total / count, characters=count)
+
+
+@torch.no_grad()
+def evaluate_stepped(
+    stepper, ids: np.ndarray, batch_size: int = 64, seq_len: int = 128
+) -> Evaluation:
+    """:func:`evaluate`'s score, one character at a time through a Stepper (e.g. the int8 one:
+    what sampling with it costs in nats/char). The same predictions, with the same warm-up,
+    as :func:`evaluate` with the same batch_size and seq_len."""
+    total, count, state = 0.0, 0, None
+    for inputs, targets, mask in evaluation_chunks(ids, batch_size, seq_len, None):
+        for t in range(inputs.shape[1]):
+            logits, state = stepper.step(inputs[:, t], state)
+            losses = F.cross_entropy(logits.float(), targets[:, t], reduction="none")
+            total += losses[mask[:, t]].double().sum().item()
+            count += int(mask[:, t].sum())
+    return Evaluation(loss=total / count, characters=count)
