@@ -184,7 +184,8 @@ def charlm_rows(batch, steps, hidden, layers, repetitions) -> list[Row]:
 
 def sampling_rows(repetitions: int, characters: int = 300) -> list[Row]:
     """Characters per second at batch 1 from a 2-layer 512 model: rnnkit's generate against a
-    loop that calls torch.nn.LSTM per step and one that calls two torch.nn.LSTMCell."""
+    loop that calls torch.nn.LSTM per step and one that calls two torch.nn.LSTMCell; and
+    rnnkit's generate with int8 weights (rnnkit sample --weights int8) against the latter."""
     from rnnkit.generation.sampling import generate
 
     ours, theirs = charlm_pair(512, 2)
@@ -196,6 +197,10 @@ def sampling_rows(repetitions: int, characters: int = 300) -> list[Row]:
 
     def rnnkit_generate():
         for _ in generate(ours, [1], characters, seed=0):
+            pass
+
+    def rnnkit_generate_int8():
+        for _ in generate(ours, [1], characters, seed=0, weights="int8"):
             pass
 
     @torch.no_grad()
@@ -220,11 +225,12 @@ def sampling_rows(repetitions: int, characters: int = 300) -> list[Row]:
 
     shape = f"B=1 H=512 L=2, {characters} characters"
     rows = []
-    for name, reference in (
-        ("torch.nn.LSTM per step", nn_lstm_loop),
-        ("torch.nn.LSTMCell", nn_cell_loop),
+    for label, ours_generate, name, reference in (
+        ("sampling", rnnkit_generate, "torch.nn.LSTM per step", nn_lstm_loop),
+        ("sampling", rnnkit_generate, "torch.nn.LSTMCell", nn_cell_loop),
+        ("sampling [int8 weights]", rnnkit_generate_int8, "torch.nn.LSTMCell", nn_cell_loop),
     ):
-        row = compare(f"sampling vs {name}", shape, rnnkit_generate, reference, repetitions)
+        row = compare(f"{label} vs {name}", shape, ours_generate, reference, repetitions)
         rows.append(row)
     return rows
 
@@ -340,6 +346,8 @@ def measure_all(args) -> dict:
             args.json.write_text(json.dumps(results, indent=1))
 
     print(f"matrix-product ceiling: {results['ceiling']:.0f} GFLOP/s; loops: {loops}", flush=True)
+    if args.sampling:
+        grid = []  # the sampling rows only
     for batch, steps, hidden, layers in grid:
         rows = []
         for engine in args.engine:
@@ -358,6 +366,9 @@ def measure_all(args) -> dict:
     for row in sampling_rows(args.repetitions):
         results["sampling"].append(row.__dict__)
         print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
+    if args.sampling:
+        save()
+        return results
     memory_shapes = [
         ("char model", (32, 128, 512, 1)),
         ("LSTM", (64, 128, 512, 2)),
@@ -441,6 +452,7 @@ def main() -> None:
         choices=("LSTM", "GRU", "RNN", "char"),
         help="measure only these models; skips sampling and memory",
     )
+    parser.add_argument("--sampling", action="store_true", help="measure only the sampling rows")
     parser.add_argument(
         "--engine",
         nargs="+",

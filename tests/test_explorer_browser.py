@@ -182,7 +182,9 @@ def test_stream_a_sample_and_stop_it(page, shots):
     page.click('[data-tab="sample"]')
     page.fill("#length", "5000")
     page.click("#sample-start")
-    page.wait_for_function("document.querySelectorAll('#sample-heat span').length > 60")
+    page.wait_for_function(
+        "document.querySelectorAll('#sample-heat span').length > 60", timeout=90_000
+    )
     page.click("#sample-stop")
     wait_for_status(page, "stopped")
     count = page.locator("#sample-heat span").count()

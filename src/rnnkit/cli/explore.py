@@ -57,6 +57,9 @@ def run_explore(args) -> int:
             log(f"no validation text for {first.name}: {error}")
     for name, run in runs.items():
         log(f"{name}: {run.path} ({run.checkpoint.name})")
+    from rnnkit.engine import compiled
+
+    compiled.loops()  # build (or load) the C++ loops now, not during the first sample
     local = is_loopback(args.host)
     app = create_app(runs, text, allowed_hosts=LOCAL_NAMES if local else None)
     serve(app, args.host, args.port, args.open, log)
