@@ -283,3 +283,22 @@ def test_a_nan_input_stays_nan(loops, kind):
     x[1, 0, 0] = float("nan")
     output, _ = layer(x)
     assert torch.isnan(output[1:, 0]).all() and torch.isfinite(output[:, 1]).all()
+
+
+def test_a_build_lock_left_by_a_killed_build_is_removed_and_a_live_one_waited_for(tmp_path):
+    import os
+    import threading
+    import time
+
+    lock = tmp_path / "lock"
+    lock.touch()
+    old = time.time() - compiled.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        compiled._wait_for_or_clear_lock(tmp_path)
+    assert not lock.exists()
+    lock.touch()  # a build running now: wait until it is done
+    threading.Timer(1.5, lock.unlink).start()
+    started = time.monotonic()
+    compiled._wait_for_or_clear_lock(tmp_path)
+    assert 1.0 < time.monotonic() - started < 10

@@ -80,8 +80,10 @@ def _build() -> tuple[ModuleType | None, str]:
         if not cpp_extension.is_ninja_available():
             return None, "ninja was not found"
         sources = sorted(KERNELS.glob("*.cpp"))  # bindings.cpp and one file of loops per cell
+        name = "rnnkit_loops_" + _build_tag()
+        _wait_for_or_clear_lock(Path(cpp_extension._get_build_directory(name, verbose=False)))
         return cpp_extension.load(
-            name="rnnkit_loops_" + _build_tag(),
+            name=name,
             sources=[str(s) for s in sources],
             extra_cflags=["-O3", "-march=native", "-ffast-math"],
             extra_ldflags=["-lm"],  # glibc: also brings libmvec, the vectorised exp and tanh
@@ -90,6 +92,34 @@ def _build() -> tuple[ModuleType | None, str]:
     except Exception as error:  # a missing compiler, a failed build: fall back, say why
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         return None, f"{type(error).__name__}: {first_line}"
+
+
+STALE_LOCK_SECONDS = 300  # a build takes about a minute; a lock this old was left behind
+
+
+def _wait_for_or_clear_lock(build_directory: Path) -> None:
+    """torch's build lock is a file that the building process deletes when it is done; a
+    process killed while building (Ctrl-C, a test's timeout) leaves it behind, and every later
+    process would wait for it forever. Wait while a build may really be running; remove a
+    lock older than STALE_LOCK_SECONDS, with a warning."""
+    import time
+
+    lock = build_directory / "lock"
+    while lock.exists():
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return  # the other build just finished
+        if age > STALE_LOCK_SECONDS:
+            warnings.warn(
+                f"removing {lock}, left {age / 60:.0f} minutes ago by a build that was "
+                "interrupted; building the C++ loops again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            lock.unlink(missing_ok=True)
+            return
+        time.sleep(1)
 
 
 def _put_ninja_on_path() -> None:
@@ -107,11 +137,14 @@ def _put_ninja_on_path() -> None:
 
 
 def _build_tag() -> str:
-    """A short hash of the CPU's model and feature flags, the machine type and torch's version:
-    a build made for another CPU or against another torch is never loaded."""
+    """A short hash of the CPU's model and feature flags, the machine type, torch's version and
+    where the sources are: a build made for another CPU or against another torch is never
+    loaded, and each checkout has its own."""
     import torch
 
-    text = platform.machine() + torch.__version__
+    # The sources' folder too: torch rebuilds a cache made from sources at another path, so
+    # two checkouts sharing one cache name would rebuild it for each other, turn by turn.
+    text = platform.machine() + torch.__version__ + str(KERNELS.resolve())
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             for line in cpuinfo:
