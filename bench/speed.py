@@ -150,6 +150,7 @@ def charlm_pair(hidden: int, layers: int):
     theirs.load_state_dict(ours.state_dict())
     rnn = torch.nn.LSTM(INPUT_SIZE, hidden, layers, batch_first=True)
     rnn.load_state_dict(ours.rnn.state_dict())
+    rnn.variational_dropout = False  # CharLM.drop reads it from its layer (off, as in ours)
     theirs.rnn = rnn
     return ours, theirs
 
