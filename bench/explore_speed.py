@@ -4,7 +4,7 @@
               1x512 LSTM: the heat map, the next-character guesses, the loss per character
               and the units ranked by all five features (target: under 1 s on 2 cores)
     sample    GET /api/sample, 1,000 characters streamed from a 2x512 LSTM (target: at least
-              500 characters/s)
+              500 characters/s), with the weights as trained and as int8
 
 and, side by side for scale, the same read before this round's changes: layer.trace through
 the reference's per-step recording. Speed does not depend on training, so the models have
@@ -79,8 +79,9 @@ def main() -> None:
         unit = {"run": "read", "text": fresh, "layer": best["layer"], "index": best["index"]}
         assert client.post("/api/unit", json=unit).status_code == 200
 
-    def sample():
-        query = {"run": "sample", "prime": "def ", "length": args.sample_length, "seed": 1}
+    def sample(weights="float32"):
+        query = {"run": "sample", "prime": "def ", "length": args.sample_length, "seed": 1,
+                 "weights": weights}  # fmt: skip
         answer = client.get("/api/sample", params=query)
         chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line[:6] == "data: "]
         assert sum(len(c.get("text", "")) for c in chunks) == args.sample_length
@@ -95,6 +96,7 @@ def main() -> None:
     sample()
     seconds_read = median_seconds(read, args.repetitions)
     seconds_sample = median_seconds(sample, args.repetitions)
+    seconds_int8 = median_seconds(lambda: sample("int8"), args.repetitions)
     seconds_reference = median_seconds(reference_trace, max(1, args.repetitions // 2))
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}")
     print("| what | median | target |")
@@ -103,6 +105,8 @@ def main() -> None:
           f"ranking by 5 features | {seconds_read:.2f} s | < 1 s |")  # fmt: skip
     print(f"| sample {args.sample_length:,} characters streamed, 2x512 LSTM | "
           f"{args.sample_length / seconds_sample:,.0f} characters/s | >= 500/s |")  # fmt: skip
+    print(f"| the same with int8 weights (the page's weights: int8) | "
+          f"{args.sample_length / seconds_int8:,.0f} characters/s | |")  # fmt: skip
     print(
         f"| for scale: layer.trace of the same {args.characters:,} characters through the "
         f"reference's per-step recording (the trace alone) | {seconds_reference:.2f} s | |"

@@ -187,6 +187,16 @@ def test_sample_streams_the_same_text_as_generate_with_the_units_values(client, 
     np.testing.assert_allclose(values, reading["parts"]["c"][5:], atol=3e-3)
 
 
+def test_sample_with_int8_weights_streams_generates_int8_text(client, loaded):
+    name = loaded_name(loaded, "LSTM")
+    params = {"run": name, "prime": "ROMEO", "length": 40, "seed": 4, "weights": "int8"}
+    text = "".join(c.get("text", "") for c in events(client.get("/api/sample", params=params)))
+    run = loaded[name]
+    prime = run.vocabulary.encode("ROMEO").astype("int64").tolist()
+    expected = list(generate(run.model, prime, 40, seed=4, weights="int8"))
+    assert text == run.vocabulary.decode(expected)
+
+
 def test_task_run_answers_with_its_attention(client):
     answer = post(client, "/api/task", run="dates", text="the 3rd of march 1994").json()
     assert isinstance(answer["output"], str)
@@ -249,6 +259,7 @@ def test_bodies_that_are_not_json_objects_or_too_big_are_refused(client):
         ({"index": "5000"}, 422, "out of range"),
         ({"part": "f"}, 400, "part must be h"),
         ({"prime": "☃"}, 422, "not in the model's vocabulary"),
+        ({"weights": "int4"}, 400, "weights must be one of float32, int8"),
     ],
 )
 def test_bad_sampling_requests_get_a_clear_error(client, loaded, params, status, words):

@@ -13,6 +13,7 @@
                               limit} -> the stretches where the units are on, longest first
     GET  /api/validation      ?run&start&length -> a stretch of the run's validation text
     GET  /api/sample          ?run&prime&length&temperature&top_k&top_p&seed&layer&index&part
+                              &weights (float32 or int8, as `rnnkit sample --weights`)
                               -> server-sent events, a few characters each, until done or the
                               page closes the stream (its stop button)
     POST /api/task            {run, text} -> a task run's output (and attention weights)
@@ -186,7 +187,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
         return JSONResponse(await run_in_threadpool(run.stretch, start, length))
 
     async def sample(request):
-        from rnnkit.generation.sampling import check_sampling, generate_traced
+        from rnnkit.generation.sampling import WEIGHTS, check_sampling, generate_traced
 
         query = request.query_params
         run = language_run(query.get("run"))
@@ -208,8 +209,11 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
         if not (0 <= layer < rnn.num_layers and 0 <= index < rnn.hidden_size):
             raise ApiError(422, f"unit {layer}:{index} is out of range for this model")
         ids = run.vocabulary.encode(prime).astype("int64").tolist()
+        weights = query.get("weights", "float32")
+        if weights not in WEIGHTS:
+            raise ApiError(400, f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
         generated = generate_traced(
-            run.model, ids, length, seed if seed >= 0 else None, temperature, top_k, top_p
+            run.model, ids, length, seed if seed >= 0 else None, temperature, top_k, top_p, weights
         )
 
         def next_chunk() -> tuple[str, list[float]]:

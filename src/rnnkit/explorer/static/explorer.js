@@ -259,7 +259,7 @@ function startSample() {
   const parameters = new URLSearchParams({
     run: run.name, prime: $("prime").value, length: $("length").value, temperature: $("temperature").value,
     top_k: $("top-k").value, top_p: $("top-p").value, seed: $("seed").value, layer, index,
-    part: part === "c" ? "c" : "h",
+    part: part === "c" ? "c" : "h", weights: $("weights").value,
   });
   const heat = $("sample-heat");
   heat.replaceChildren();
