@@ -70,6 +70,11 @@ class LanguageRun:
         """The start of the run's validation text (up to VALIDATION_MATCH_CHARS)."""
         from rnnkit.training.run import validation_ids
 
+        if self.vocabulary.encoding != "utf-8":
+            raise UsageError(
+                "this run reads bytes (--encoding bytes); the explorer shows characters and "
+                "needs a run trained on UTF-8 text"
+            )
         with self._lock:
             if self._validation is None:
                 ids = validation_ids(self.path, self.config, self.vocabulary)
@@ -94,7 +99,7 @@ class LanguageRun:
             cached = self._validation_values
         if cached is None:
             value = "cell" if self.model.rnn.kind == "LSTM" else "hidden"
-            cached = activations(self.model, self.vocabulary, text, value).astype(np.float16)
+            cached = activations(self.model, self.vocabulary, text, value)  # float32
             with self._lock:
                 self._validation_values = cached
         return text, cached
