@@ -325,7 +325,8 @@ async function compareRuns() {
     try {
       const reading = await api("/api/read", { run: run.name, text });
       state.losses[run.name] = reading.loss;
-      panel.innerHTML = `<h4>${escapeHtml(run.name)} (${run.cell}): ${reading.mean_loss.toFixed(3)} nats/char</h4>`;
+      const mean = reading.mean_loss === null ? "–" : reading.mean_loss.toFixed(3);
+      panel.innerHTML = `<h4>${escapeHtml(run.name)} (${run.cell}): ${mean} nats/char</h4>`;
       const heat = document.createElement("div");
       heat.className = "heat";
       fillHeat(heat, text, reading.loss, (v) => lossColour(v));
