@@ -81,7 +81,9 @@ def _build() -> tuple[ModuleType | None, str]:
             return None, "ninja was not found"
         sources = sorted(KERNELS.glob("*.cpp"))  # bindings.cpp and one file of loops per cell
         name = "rnnkit_loops_" + _build_tag()
-        _wait_for_or_clear_lock(Path(cpp_extension._get_build_directory(name, verbose=False)))
+        build_directory = getattr(cpp_extension, "_get_build_directory", None)  # private API
+        if build_directory is not None:
+            _wait_for_or_clear_lock(Path(build_directory(name, verbose=False)))
         return cpp_extension.load(
             name=name,
             sources=[str(s) for s in sources],

@@ -85,6 +85,7 @@ def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
     parts: dict[str, list[torch.Tensor]] = {}
     log_probabilities = []
     state = None
+    value = "c" if layer.kind == "LSTM" else "h"
     for start in range(0, len(ids), window):
         inputs = model.embedding(ids[start : start + window]).unsqueeze(0)  # (1, T, E)
         if not layer.batch_first:
@@ -95,7 +96,6 @@ def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
         if trace.cell is not None:
             found["c"] = torch.tanh(trace.cell[:, 0, :, 0])
         found.update({name: gate[:, 0, :, 0] for name, gate in trace.gates.items()})
-        value = "c" if layer.kind == "LSTM" else "h"
         for name, values in found.items():
             # float16 halves the memory of what is only shown; the part that units are ranked,
             # selected and matched by keeps float32, as `rnnkit cells` reads it
