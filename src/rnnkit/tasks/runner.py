@@ -26,13 +26,13 @@ from rnnkit.errors import UsageError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import TaskConfig
 from rnnkit.training import checkpoint
+from rnnkit.training.loop import MAX_SKIPPED_IN_A_ROW
 from rnnkit.training.plot import write_loss_curve
 from rnnkit.training.run import load_weights
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
 METRICS = ["step", "epoch", "train_loss", "val_loss", "lr", "grad_norm", "dev_metric"]
-MAX_SKIPPED_IN_A_ROW = 10
 INPUT_LIMIT_FACTOR = 2  # inputs up to twice the longest training input are accepted
 
 

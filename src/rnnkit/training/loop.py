@@ -45,7 +45,7 @@ from rnnkit.training.run import (
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
-MAX_SKIPPED_IN_A_ROW = 10
+MAX_SKIPPED_IN_A_ROW = 10  # non-finite steps in a row before a run gives up (the tasks' too)
 MAX_ROLLBACKS = 5
 
 
