@@ -152,7 +152,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
         return JSONResponse({"value": reading.value, "units": [vars(u) for u in units]})
 
     async def match(request):
-        from rnnkit.inside.span_match import find_matches, matching_runs
+        from rnnkit.inside.span_match import in_context, matching_runs
 
         body = await json_body(request)
         run = language_run(body.get("run"))
@@ -176,9 +176,11 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
         if not isinstance(limit, int) or not 1 <= limit <= MAX_MATCHES:
             raise ApiError(400, f"limit must be an integer from 1 to {MAX_MATCHES}")
         threshold = number(body, "threshold", 0.5)
-        total = len(matching_runs(values, chosen, threshold, need))
-        matches = find_matches(values, found, chosen, threshold, need, limit)
-        return JSONResponse({"where": where, "total": total, "matches": [vars(m) for m in matches]})
+        runs_found = matching_runs(values, chosen, threshold, need)
+        matches = in_context(found, runs_found[:limit])
+        return JSONResponse(
+            {"where": where, "total": len(runs_found), "matches": [vars(m) for m in matches]}
+        )
 
     async def validation(request):
         run = language_run(request.query_params.get("run"))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UsageError
+from rnnkit.nn.equations import GATE_NAMES
 
 MAX_TEXT = 10_000  # characters one request may read, sample or translate
 VALIDATION_MATCH_CHARS = 20_000  # "match in the validation text" looks at its start
@@ -37,7 +38,7 @@ class LanguageRun:
 
     def info(self) -> dict:
         layer = self.model.rnn
-        parts = ["h", *(["c"] if layer.kind == "LSTM" else []), *layer_gates(layer.kind)]
+        parts = ["h", *(["c"] if layer.kind == "LSTM" else []), *GATE_NAMES[layer.kind]]
         return {
             "name": self.name,
             "type": "language model",
@@ -159,12 +160,6 @@ EXAMPLES = {
     "pos": "The cat sat on the mat .",
     "sentiment": "a gripping , beautifully acted film",
 }
-
-
-def layer_gates(kind: str) -> tuple[str, ...]:
-    from rnnkit.nn.equations import GATE_NAMES
-
-    return GATE_NAMES[kind]
 
 
 def check_length(text: str) -> None:

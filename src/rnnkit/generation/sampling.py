@@ -90,23 +90,10 @@ def generate_many(
     """Several samples at once, one row per seed: yield `length` times the ids (N,) of the
     next character of every row. Each row draws from its own generator (seeded like
     :func:`generate`), so a row's text does not depend on how many rows run beside it."""
-    if not prime:
-        raise UsageError("the priming text is empty: give at least one character")
-    model.eval()
-    generators = seeded(seeds)
-    rows = len(seeds)
-    device = next(model.parameters()).device
-    logits, state = model(torch.tensor([prime], device=device))  # the prime, read once
-    logits = logits[:, -1].expand(rows, -1)  # (N, V)
-    state = tuple(s.expand(-1, rows, -1).contiguous() for s in _as_tuple(state))  # (L, N, H)
-    state = state if len(state) == 2 else state[0]
-    stepper = stepper_for(model, weights)  # then one character at a time, no module call
-    for _ in range(length):
-        if should_stop():
-            return
-        symbols = draw(logits, generators, temperature, top_k, top_p)  # (N,)
+    for symbols, _ in sample_with_states(
+        model, prime, length, seeds, temperature, top_k, top_p, should_stop, weights
+    ):
         yield symbols
-        logits, state = stepper.step(symbols.to(device), state)
 
 
 @torch.no_grad()
@@ -122,18 +109,43 @@ def generate_traced(
 ) -> Iterator[tuple[int, State]]:
     """One sample (the same text as :func:`generate` with the same seed), yielding each id
     with the model's state after reading it: h and c (LSTM) as (L, 1, H)."""
+    for symbols, state in sample_with_states(
+        model, prime, length, [seed], temperature, top_k, top_p, weights=weights
+    ):
+        yield int(symbols[0]), state
+
+
+@torch.no_grad()
+def sample_with_states(
+    model: CharLM,
+    prime: list[int],
+    length: int,
+    seeds: list[int | None],
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    should_stop=lambda: False,
+    weights: str = "float32",
+) -> Iterator[tuple[torch.Tensor, State]]:
+    """The sampling loop: yield `length` times the ids (N,) drawn, one row per seed, and the
+    state (each (L, N, H)) after reading them."""
     if not prime:
         raise UsageError("the priming text is empty: give at least one character")
     model.eval()
-    generators = seeded([seed])
+    generators = seeded(seeds)
+    rows = len(seeds)
     device = next(model.parameters()).device
-    logits, state = model(torch.tensor([prime], device=device))
-    logits = logits[:, -1]
-    stepper = stepper_for(model, weights)
+    logits, state = model(torch.tensor([prime], device=device))  # the prime, read once
+    logits = logits[:, -1].expand(rows, -1)  # (N, V)
+    state = tuple(s.expand(-1, rows, -1).contiguous() for s in _as_tuple(state))  # (L, N, H)
+    state = state if len(state) == 2 else state[0]
+    stepper = stepper_for(model, weights)  # then one character at a time, no module call
     for _ in range(length):
-        symbols = draw(logits, generators, temperature, top_k, top_p)
+        if should_stop():
+            return
+        symbols = draw(logits, generators, temperature, top_k, top_p)  # (N,)
         logits, state = stepper.step(symbols.to(device), state)
-        yield int(symbols[0]), state
+        yield symbols, state
 
 
 WEIGHTS = ("float32", "int8")

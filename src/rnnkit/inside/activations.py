@@ -48,16 +48,25 @@ def activations(model, vocabulary, text: str, value: str = "cell", window: int =
             "character and need a run trained on UTF-8 characters"
         )
     ids = torch.as_tensor(vocabulary.encode(text).astype("int64"))
-    model.eval()
-    layer = model.rnn
-    pieces, state = [], None
-    for start in range(0, len(ids), window):
-        inputs = model.embedding(ids[start : start + window])  # (T, E): one sequence
-        inputs = inputs.unsqueeze(0 if layer.batch_first else 1)
-        trace = layer.trace(inputs, state)  # records are (L, D, T, B, ·) in any layout
-        state = trace.state
+    pieces = []
+    for trace in windowed_traces(model, ids, window):
         if value == "cell":
             pieces.append(torch.tanh(trace.cell[:, 0, :, 0]))  # (L, T, H)
         else:
             pieces.append(trace.hidden[:, 0, :, 0])
     return torch.cat(pieces, dim=1).float().numpy()
+
+
+@torch.no_grad()
+def windowed_traces(model, ids: torch.Tensor, window: int = 1000):
+    """The character model's layer reading ``ids`` (T,) as one sequence, ``window`` ids at a
+    time with the state carried: yields each window's ``layer.trace`` (records (L, D, T, B, ·),
+    B = 1, in any layout)."""
+    model.eval()
+    layer = model.rnn
+    state = None
+    for start in range(0, len(ids), window):
+        inputs = model.embedding(ids[start : start + window])  # (T, E): one sequence
+        trace = layer.trace(inputs.unsqueeze(0 if layer.batch_first else 1), state)
+        state = trace.state
+        yield trace

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rnnkit.errors import UsageError
+from rnnkit.inside.activations import windowed_traces
 from rnnkit.inside.cell_ranking import CellRanking, CellScore
 from rnnkit.inside.features import FEATURES, feature_values
 
@@ -80,18 +81,10 @@ def encode(vocabulary, text: str) -> torch.Tensor:
 def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
     """Read ``text`` with a character model (rnnkit.models.charlm.CharLM)."""
     ids = encode(vocabulary, text)
-    model.eval()
-    layer = model.rnn
     parts: dict[str, list[torch.Tensor]] = {}
     log_probabilities = []
-    state = None
-    value = "c" if layer.kind == "LSTM" else "h"
-    for start in range(0, len(ids), window):
-        inputs = model.embedding(ids[start : start + window]).unsqueeze(0)  # (1, T, E)
-        if not layer.batch_first:
-            inputs = inputs.transpose(0, 1)
-        trace = layer.trace(inputs, state)  # records (L, D, T, B, ·)
-        state = trace.state
+    value = "c" if model.rnn.kind == "LSTM" else "h"
+    for trace in windowed_traces(model, ids, window):
         found = {"h": trace.hidden[:, 0, :, 0]}
         if trace.cell is not None:
             found["c"] = torch.tanh(trace.cell[:, 0, :, 0])

@@ -107,9 +107,14 @@ def find_matches(
 ) -> list[Match]:
     """values (L, T, H) of ``text``; units: (layer, index, sign). The first ``limit`` runs of
     :func:`matching_runs`, each with its context."""
+    return in_context(text, matching_runs(values, units, threshold, need)[:limit])
+
+
+def in_context(text: str, runs: list[tuple[int, int]]) -> list[Match]:
+    """Each run [start, end) of ``text`` with CONTEXT characters either side."""
     return [
         Match(a, b, text[max(0, a - CONTEXT) : a], text[a:b], text[b : b + CONTEXT])
-        for a, b in matching_runs(values, units, threshold, need)[:limit]
+        for a, b in runs
     ]
 
 
