@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rnnkit.tasks import get_task
-from rnnkit.tasks.runner import train
+from rnnkit.tasks.training import train
 
 SETTINGS = [
     ("1.0 (always the reference)", {"teacher_forcing": 1.0}),

@@ -16,19 +16,19 @@ import argparse
 import sys
 
 from rnnkit.cli import main as rnnkit_main
-from rnnkit.training import loop
+from rnnkit.training import language_model
 
 
 def paired_trainer(start: int) -> type:
-    class PairedTrainer(loop.Trainer):
+    class PairedTrainer(language_model.Trainer):
         def _validate(self, should_stop):
             average = super()._validate(should_stop)
             if self.average is None or average is None or self.step < start:
                 return average
-            raw = self.score(should_stop)  # the raw weights: the average is swapped out again
+            raw = self.job.evaluate(self.step, should_stop)  # the raw weights: the average is swapped out
             if raw is not None and self.ranks.is_main:
                 with (self.run_dir / "averages.csv").open("a") as file:
-                    file.write(f"{self.step},{raw.loss:.6f},{average:.6f}\n")
+                    file.write(f"{self.step},{raw.loss:.6f},{average.loss:.6f}\n")
             return average
 
     return PairedTrainer
@@ -42,7 +42,7 @@ def main() -> int:
     train_args = [a for a in args.train_args if a != "--"]
     if "--ema-decay" not in train_args:
         parser.error("give `rnnkit train` an --ema-decay to compare, e.g. -- --ema-decay 0.999")
-    loop.Trainer = paired_trainer(args.start)  # train() builds its trainer from this name
+    language_model.Trainer = paired_trainer(args.start)  # train() builds its trainer from this name
     return rnnkit_main(["train", *train_args])
 
 

@@ -7,7 +7,7 @@ import torch
 from helpers import losses, quiet, tiny
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.activation_penalty import activation_penalty
-from rnnkit.training.loop import train
+from rnnkit.training.language_model import train
 
 
 def test_the_penalty_is_ar_times_the_mean_square_plus_tar_times_the_mean_square_change():

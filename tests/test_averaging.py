@@ -9,7 +9,7 @@ from rnnkit.data.batches import contiguous_split
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.evaluate import evaluate
-from rnnkit.training.loop import train
+from rnnkit.training.language_model import train
 from rnnkit.training.run import load_trained_model
 
 

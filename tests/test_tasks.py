@@ -43,7 +43,7 @@ def test_train_writes_a_complete_run(runs, name):
     if name == "translate":
         assert {"bleu", "bleu_beam", "exact_match_beam"} <= set(results["test"])
     header = (run / "metrics.csv").read_text().splitlines()[0]
-    assert header.startswith("step,epoch,train_loss,val_loss,lr")
+    assert header == "step,train_loss,val_loss,lr,grad_norm,ms_per_step,epoch,dev_metric"
 
 
 def test_eval_recomputes_the_test_metrics(runs, capsys):
@@ -135,7 +135,7 @@ def test_an_unknown_task_name_is_refused(capsys):
 
 def test_training_into_a_finished_run_is_refused(runs, capsys):
     assert main(["task", "dates", "train", "--out", str(runs["dates"]), *TINY]) == 2
-    assert "already holds a trained run" in capsys.readouterr().err
+    assert "already holds a task run; continue it with --resume" in capsys.readouterr().err
 
 
 def test_bad_settings_are_refused(capsys, tmp_path):
@@ -166,7 +166,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
     import os
     import signal
 
-    from rnnkit.tasks.runner import train
+    from rnnkit.tasks.training import train
     from rnnkit.training.checkpoint import complete_checkpoints
 
     class Interrupted(type(get_task("dates"))):
@@ -184,7 +184,8 @@ def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
 def test_a_non_finite_loss_is_skipped_before_it_touches_the_weights(tmp_path):
     import torch
 
-    from rnnkit.tasks.runner import load_run, train
+    from rnnkit.tasks.runner import load_run
+    from rnnkit.tasks.training import train
 
     calls = []
 
@@ -200,8 +201,8 @@ def test_a_non_finite_loss_is_skipped_before_it_touches_the_weights(tmp_path):
     )
     logged = []
     result = train(task, config, tmp_path / "run", log=logged.append)
-    assert result["steps"] == 3  # four batches, one skipped
-    assert any("non-finite loss or gradient at step 1: step skipped" in line for line in logged)
+    assert result["steps"] == 4  # four batches, the second skipped
+    assert any("non-finite loss (nan) at step 1: step skipped" in line for line in logged)
     model = load_run(tmp_path / "run", task, warn=logged.append)[0]
     assert all(torch.isfinite(p).all() for p in model.parameters())
 

@@ -13,9 +13,11 @@ import torch
 
 from helpers import final_weights, losses, quiet, tiny
 from rnnkit.errors import UsageError
-from rnnkit.training import loop
+from rnnkit.training import trainer as trainer_module
 from rnnkit.training.config import TrainConfig
-from rnnkit.training.loop import TrainingAborted, train
+from rnnkit.training.distributed import Ranks
+from rnnkit.training.language_model import LanguageModelJob, train
+from rnnkit.training.trainer import TrainingAborted
 
 
 def test_a_run_writes_metrics_a_curve_and_checkpoints(small_text, tmp_path):
@@ -34,7 +36,7 @@ def test_a_run_writes_metrics_a_curve_and_checkpoints(small_text, tmp_path):
 
 
 def interrupt_at(monkeypatch, step_to_stop):
-    original = loop.Trainer.train_step
+    original = trainer_module.Trainer.train_step
 
     def train_step(self):
         result = original(self)
@@ -42,7 +44,7 @@ def interrupt_at(monkeypatch, step_to_stop):
             os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C arrived during this step
         return result
 
-    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", train_step)
 
 
 SHIFTED_EPOCHS = dict(shift_epochs=True, batch_size=16, seq_len=32, max_steps=14)
@@ -101,21 +103,23 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(small_text, tmp_p
 
 
 def test_the_gradient_stops_at_the_chunk_border(small_text, tmp_path):
-    trainer = loop.Trainer(tiny(small_text), tmp_path / "run", False, quiet)
+    ranks = Ranks()
+    job = LanguageModelJob(tiny(small_text), tmp_path / "run", False, quiet, ranks)
+    trainer = trainer_module.Trainer(job, tmp_path / "run", False, quiet, ranks)
     trainer.train_step()
     trainer.step += 1
-    carried = trainer.state
+    carried = job.data.state
     assert all(s.grad_fn is not None for s in carried)  # the state keeps its graph until...
-    inputs, _ = trainer.chunks[trainer.step]
+    inputs, _ = job.data.chunks[trainer.step]
     received = []
-    model = trainer.forward_model
+    model = job.model
 
     def spy(ids, state, **options):
         received.append(state)
         return model(ids, state, **options)
 
-    trainer.forward_model = spy
-    trainer.train_step()  # ...the border, where train_step detaches it
+    job.model = spy
+    trainer.train_step()  # ...the border, where the data source detaches it
     detached = received[0]
     assert all(torch.equal(a, b) for a, b in zip(detached, carried, strict=True))
     assert all(s.grad_fn is None and not s.requires_grad for s in detached)
@@ -127,7 +131,7 @@ def test_the_gradient_stops_at_the_chunk_border(small_text, tmp_path):
 
 def poison_step(monkeypatch, at_step, times=1):
     """Make the weights NaN just before step `at_step`, the first `times` times it is reached."""
-    original = loop.Trainer.train_step
+    original = trainer_module.Trainer.train_step
     remaining = [times]
 
     def train_step(self):
@@ -137,7 +141,7 @@ def poison_step(monkeypatch, at_step, times=1):
                 self.model.head.bias.fill_(float("nan"))
         return original(self)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", train_step)
 
 
 def test_nonfinite_abort_keeps_the_last_good_checkpoint(small_text, tmp_path, monkeypatch):
@@ -171,7 +175,7 @@ def test_rollback_gives_up_when_the_failure_repeats(small_text, tmp_path, monkey
 
 
 def test_nonfinite_skip_never_saves_a_broken_model(small_text, tmp_path, monkeypatch):
-    original = loop.Trainer.train_step
+    original = trainer_module.Trainer.train_step
 
     def train_step(self):  # a NaN gradient at step 6 only: the weights must stay finite
         if self.step != 6:
@@ -188,7 +192,7 @@ def test_nonfinite_skip_never_saves_a_broken_model(small_text, tmp_path, monkeyp
         finally:
             monkeypatch.setattr(torch.Tensor, "backward", original_backward)
 
-    monkeypatch.setattr(loop.Trainer, "train_step", train_step)
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", train_step)
     messages = []
     train(tiny(small_text, nonfinite="skip"), tmp_path / "run", log=messages.append, progress=False)
     assert any("non-finite gradient norm" in m and "skipped" in m for m in messages)

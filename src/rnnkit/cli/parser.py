@@ -165,7 +165,7 @@ def run_train(args) -> int:
     from dataclasses import fields
 
     from rnnkit.training.config import TrainConfig, build_config
-    from rnnkit.training.loop import train
+    from rnnkit.training.language_model import train
     from rnnkit.training.run import read_run
 
     if args.resume is not None:

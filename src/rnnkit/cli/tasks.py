@@ -27,7 +27,15 @@ def add_commands(commands) -> None:
             "train", help="train, then score on the test split", description=info.summary
         )
         train.add_argument(
-            "--out", type=Path, default=Path("runs") / name, help=f"run directory (runs/{name})"
+            "--out", type=Path, default=None, help=f"run directory (default: runs/{name})"
+        )
+        train.add_argument(
+            "--resume",
+            type=Path,
+            metavar="RUN_DIR",
+            default=None,
+            help="continue this stopped run exactly where its last checkpoint left it (its "
+            "saved settings, unless given again)",
         )
         add_arguments(train, TaskConfig, info.fields, info.defaults)
         evaluate = actions.add_parser("eval", help="score a trained run again")
@@ -78,12 +86,7 @@ def run_task(args) -> int:
         "length_penalty": getattr(args, "length_penalty", None),
     }
     if args.task_action == "train":
-        info = CATALOGUE[args.task_name]
-        config = task.config(**{name: getattr(args, name) for name in info.fields})
-        result = runner.train(task, config, args.out, log=log, progress=sys.stderr.isatty())
-        if result["exit_code"] == 0:
-            print(f"results: {args.out / 'test_metrics.json'}")
-        return result["exit_code"]
+        return train_task(task, args)
     if args.task_action == "eval":
         result = runner.evaluate_run(
             args.run_dir, task, args.split, args.checkpoint, args.examples, warn=log, **decoding
@@ -122,6 +125,27 @@ def run_task(args) -> int:
     )
     print(f"{task.show(output)}\nwrote {args.out}")
     return 0
+
+
+def train_task(task, args) -> int:
+    from rnnkit.errors import UsageError
+    from rnnkit.tasks import training
+
+    given = {name: getattr(args, name) for name in CATALOGUE[args.task_name].fields}
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            raise UsageError("give either --resume RUN_DIR or --out DIR, not both")
+        out = args.resume
+        config = training.resumed_config(out, task, given, log)
+    else:
+        out = args.out or Path("runs") / args.task_name
+        config = task.config(**given)
+    result = training.train(
+        task, config, out, log=log, progress=sys.stderr.isatty(), resume=args.resume is not None
+    )
+    if result["exit_code"] == 0 and (out / "test_metrics.json").is_file():
+        print(f"results: {out / 'test_metrics.json'}")
+    return result["exit_code"]
 
 
 COMMANDS = {"task": run_task}

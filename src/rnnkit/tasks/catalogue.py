@@ -74,6 +74,7 @@ CATALOGUE = {
             "attention_size": 64,
             "batch_size": 64,
             "lr": 5e-3,
+            "min_lr": 2.5e-4,
             "max_epochs": 2,
         },
     ),

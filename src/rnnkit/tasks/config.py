@@ -36,12 +36,35 @@ class TaskConfig:
     )
     batch_size: int = option(32, "examples per batch", minimum=1)
     lr: float = option(3e-3, "peak learning rate (AdamW, warm-up then cosine)", minimum=0.0)
-    warmup_steps: int = option(50, "linear warm-up steps", minimum=0)
-    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
+    min_lr: float = option(1.5e-4, "learning rate at the end of the cosine decay", minimum=0.0)
+    warmup_steps: int = option(
+        50, "linear warm-up steps (at most a tenth of the run's steps)", minimum=0
+    )
+    weight_decay: float = option(
+        0.0, "AdamW weight decay (on weight matrices; never on biases)", minimum=0.0
+    )
     clip_norm: float = option(1.0, "clip gradients to this global norm (0: none)", minimum=0.0)
     max_epochs: int = option(20, "passes over the training set", minimum=1)
+    max_steps: int = option(
+        0,
+        "stop after this many steps (0: --max-epochs decides); the schedule ends there",
+        minimum=0,
+    )
     time_budget: float = option(
         0.0, "stop after this many minutes (0: no limit); the schedule is fitted to it", minimum=0.0
+    )
+    ema_decay: float = option(
+        0.0,
+        "evaluate, keep the best of and predict with an exponential moving average of the "
+        "weights with this decay per step, e.g. 0.99 (0: the raw weights)",
+        minimum=0.0,
+        maximum=0.99999,
+    )
+    nonfinite: str = option(
+        "skip",
+        "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with "
+        "half the learning rate, or abort",
+        ("skip", "rollback", "abort"),
     )
     min_count: int = option(1, "words seen fewer times in training become <unk>", minimum=1)
     train_examples: int = option(
@@ -61,6 +84,11 @@ class TaskConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        if self.min_lr > self.lr:
+            raise UsageError(
+                f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "
+                "--min-lr with a low --lr"
+            )
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -77,17 +105,26 @@ class TaskConfig:
 COMMON_FIELDS = (
     "batch_size",
     "lr",
+    "min_lr",
     "warmup_steps",
     "weight_decay",
     "clip_norm",
     "max_epochs",
+    "max_steps",
     "time_budget",
+    "ema_decay",
+    "nonfinite",
     "train_examples",
     "eval_examples",
     "seed",
     "threads",
 )
 ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "dropout")
+STRUCTURE_FIELDS = (
+    "cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "attention",
+    "attention_size", "min_count", "batch_size", "train_examples", "seed",
+)  # fmt: skip
+"""What a resumed task run cannot change: its model, its vocabulary, or the batches it reads."""
 DECODER_FIELDS = (
     "attention",
     "attention_size",

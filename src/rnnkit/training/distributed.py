@@ -1,8 +1,12 @@
-"""Data-parallel training across processes: `torchrun --nproc_per_node=N -m rnnkit train ...`.
+"""Data-parallel training across processes: `torchrun --nproc_per_node=N -m rnnkit train ...`
+(or `... -m rnnkit task NAME train ...`).
 
-Each process (rank) takes its own rows of the global batch (batch_size must divide evenly) and
-DistributedDataParallel averages the gradients, so N processes compute the same update as one
-process on the whole batch. Only rank 0 writes files. Every decision that changes the control
+Each process (rank) takes its own rows of the global batch and, after each backward, the
+gradients are averaged over the ranks (one all-reduce of all of them, `average_gradients`), so
+N processes compute the same update as one process on the whole batch. The weights start equal
+because rank 0's are sent to the others (`broadcast_module`). Averaging after backward, rather
+than inside DistributedDataParallel's forward, works for any model, whichever of its methods a
+task's loss calls. Only rank 0 writes files. Every decision that changes the control
 flow (a non-finite loss, a stop signal, the end of the time budget) is agreed on by all ranks
 with an all-reduce, so no rank is left waiting in a collective the others skipped.
 gloo on CPU, NCCL on GPU.
@@ -72,6 +76,33 @@ class Ranks:
         parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=dim)
+
+    def average_gradients(self, parameters: list[torch.Tensor]) -> None:
+        """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce).
+
+        A parameter that got no gradient on this rank counts as zero, so every rank sends the
+        same layout."""
+        if not self.active:
+            return
+        for parameter in parameters:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+        flat = torch.cat([p.grad.reshape(-1) for p in parameters])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for parameter in parameters:
+            count = parameter.numel()
+            parameter.grad.copy_(flat[offset : offset + count].view_as(parameter))
+            offset += count
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        """Rank 0's parameters and buffers, on every rank."""
+        if not self.active:
+            return
+        with torch.no_grad():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
 
     def barrier(self) -> None:
         if self.active:

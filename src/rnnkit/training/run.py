@@ -24,8 +24,6 @@ from rnnkit.training.checkpoint import (
 )
 from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
 
-METRICS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "ms_per_step"]
-
 
 def is_run(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "vocab.json").is_file()
@@ -157,19 +155,21 @@ def _differences(old: TrainConfig, new: TrainConfig, names) -> str:
     )
 
 
-def start_metrics(run_dir: Path) -> None:
+def start_metrics(run_dir: Path, columns: list[str]) -> None:
     with (run_dir / "metrics.csv").open("w", newline="") as file:
-        csv.writer(file).writerow(METRICS)
+        csv.writer(file).writerow(columns)
 
 
 def truncate_metrics(run_dir: Path, step: int) -> None:
     """Keep the metrics rows up to `step` (resuming from the checkpoint of that step)."""
     path = run_dir / "metrics.csv"
-    rows = []
+    rows, columns = [], ["step"]
     if path.exists():
         with path.open(newline="") as file:
-            rows = [r for r in csv.DictReader(file) if int(r["step"]) <= step]
+            reader = csv.DictReader(file)
+            rows = [r for r in reader if int(r["step"]) <= step]
+            columns = reader.fieldnames or columns
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=METRICS, extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -1,6 +1,28 @@
-"""An optimizer's state as plain data: tensors for safetensors, the rest for JSON (no pickle)."""
+"""The optimizer every model trains with, and its state as plain data for checkpoints.
+
+AdamW with two parameter groups: the matrices (weights, embeddings) decay by `weight_decay`;
+biases and normalisation gains (every parameter of fewer than 2 dimensions) do not, since
+pulling a bias or a gain towards 0 is not a simpler model, only a shifted one. The state is
+split into tensors (for safetensors) and a JSON-able rest: nothing is pickled.
+"""
 
 import torch
+
+BETAS = (0.9, 0.99)
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in parameters if p.dim() >= 2]
+    others = [p for p in parameters if p.dim() < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": matrices, "weight_decay": weight_decay},
+            {"params": others, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        betas=BETAS,
+    )
 
 
 def optimizer_to_plain(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,0 +1,232 @@
+"""Training any task with the one trainer (training/trainer.py): the task's job, and `train()`.
+
+    RUN/task.json          which task, its configuration, its vocabularies, its input limit
+    RUN/metrics.csv        one row per step: step, train_loss, val_loss, lr, grad_norm,
+                           ms_per_step, epoch, dev_metric (the last three at each epoch's end)
+    RUN/loss.png           the loss curve
+    RUN/checkpoints/       atomic, checksummed checkpoints (training/checkpoint.py); best.json
+    RUN/test_metrics.json  the best checkpoint on the test split, and the baseline
+
+Each epoch visits the training examples in an order drawn from (seed, epoch); at its end the
+dev split is scored and a checkpoint saved; the best one is picked by the task's main metric
+on dev. At the end the best checkpoint is scored on the test split. Like `rnnkit train`, a run
+stopped by Ctrl-C, SIGTERM or `kill -9` continues exactly with `--resume RUN`, and torchrun
+trains it data-parallel.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from rnnkit.errors import UsageError
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.config import STRUCTURE_FIELDS, TaskConfig
+from rnnkit.training import checkpoint, distributed
+from rnnkit.training.config import WARMUP_SHARE
+from rnnkit.training.data_sources import ShuffledBatches
+from rnnkit.training.trainer import Evaluation, Settings, Trainer, quiet
+
+INPUT_LIMIT_FACTOR = 2  # inputs up to twice the longest training input are accepted
+KEEP_CHECKPOINTS = 2  # recent checkpoints kept (and the best)
+LOG_INTERVAL = 50
+
+
+def train(
+    task: Task, config: TaskConfig, out: Path, log=print, progress: bool = False,
+    resume: bool = False,
+) -> dict:  # fmt: skip
+    """Train `task` into the run directory `out` (or continue it, `resume`); returns the test
+    metrics (also written to test_metrics.json), or, when stopped by a signal,
+    {"stopped_by", "exit_code", "steps"}."""
+    config.validate()
+    ranks = distributed.start("cpu")
+    trainer = None
+    try:
+        log = log if ranks.is_main else quiet
+        job = TaskJob(task, config, Path(out), resume, log, ranks)
+        trainer = Trainer(job, Path(out), resume, log, ranks)
+        if job.settings.warmup < config.warmup_steps:
+            log(
+                f"warm-up: {job.settings.warmup} steps instead of --warmup-steps "
+                f"{config.warmup_steps}: at most a tenth of this run's "
+                f"{job.settings.step_limit} steps, so that it reaches its peak learning rate"
+            )
+        result = trainer.run(progress=progress and ranks.is_main)
+        if result.exit_code:
+            return {"stopped_by": result.stopped_by, "exit_code": result.exit_code,
+                    "steps": result.steps}  # fmt: skip
+        if not ranks.is_main:
+            return {"stopped_by": result.stopped_by, "exit_code": 0, "steps": result.steps}
+        return job.test(result, log)
+    finally:
+        del trainer
+        distributed.stop()
+
+
+def resumed_config(run_dir: Path, task: Task, given: dict, log) -> TaskConfig:
+    """The saved configuration of a task run, with the `given` settings (not None) over it;
+    a change of the model, the vocabulary or the batches is refused."""
+    from rnnkit.tasks.runner import read_task_run
+
+    saved = read_task_run(run_dir, task)[0]
+    given = {k: v for k, v in given.items() if v is not None and getattr(saved, k) != v}
+    structural = [k for k in given if k in STRUCTURE_FIELDS]
+    if structural:
+        changes = "; ".join(f"{k} {getattr(saved, k)!r} -> {given[k]!r}" for k in structural)
+        raise UsageError(
+            f"cannot resume {run_dir} with {changes}: it would be another model or other "
+            "batches. Resume without these flags, or start a new run with --out"
+        )
+    if given:
+        log(
+            "resuming with changed settings: "
+            + "; ".join(f"{k} -> {v!r}" for k, v in given.items())
+        )
+    values = {**saved.to_json(), **given}
+    config = TaskConfig(**values)
+    config.validate()
+    return config
+
+
+class TaskJob:
+    metric_columns = ("epoch", "dev_metric")
+    loss_label = "loss (nats per token)"
+
+    def __init__(self, task: Task, config: TaskConfig, run_dir: Path, resume: bool, log, ranks):
+        from rnnkit.tasks.runner import read_task_run
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
+        self.device = torch.device("cpu")
+        if resume:
+            _, self.vocabularies, self.limit = read_task_run(run_dir, task)
+        elif checkpoint.complete_checkpoints(run_dir):
+            raise UsageError(
+                f"{run_dir} already holds a task run; continue it with --resume {run_dir}, or "
+                "choose a new directory with --out"
+            )
+        torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0
+        self.splits = splits = task.load_splits(config)
+        if config.train_examples:
+            splits.train = splits.train[: config.train_examples]
+        if config.eval_examples:
+            splits.dev = splits.dev[: config.eval_examples]
+            splits.test = splits.test[: config.eval_examples]
+        if not resume:
+            self.vocabularies = task.vocabularies(splits.train, config)
+            self.limit = INPUT_LIMIT_FACTOR * max(task.source_length(e) for e in splits.train)
+        self.model = task.build_model(config, self.vocabularies)
+        self.data = ShuffledBatches(
+            splits.train,
+            lambda examples, size, generator: task.batches(
+                examples, self.vocabularies, size, generator
+            ),
+            config.batch_size,
+            config.seed,
+            ranks,
+        )
+        step_limit = config.max_steps or config.max_epochs * self.data.steps_per_epoch
+        self.settings = Settings(
+            lr=config.lr,
+            min_lr=config.min_lr,
+            warmup=min(config.warmup_steps, max(1, int(WARMUP_SHARE * step_limit))),
+            weight_decay=config.weight_decay,
+            clip_norm=config.clip_norm,
+            nonfinite=config.nonfinite,
+            ema_decay=config.ema_decay,
+            time_budget=config.time_budget,
+            step_limit=step_limit,
+            keep_checkpoints=KEEP_CHECKPOINTS,
+            log_interval=LOG_INTERVAL,
+        )
+        if ranks.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "task.json").write_text(json.dumps(self.document(), indent=1))
+
+    def document(self) -> dict:
+        return {
+            "task": self.task.name,
+            "config": self.config.to_json(),
+            "vocabularies": {k: v.to_json() for k, v in self.vocabularies.items()},
+            "input_limit": self.limit,
+        }
+
+    def describe(self) -> str:
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (
+            f"{self.task.name} ({self.task.shape}): {self.splits.sizes()} examples; "
+            f"{parameters:,} parameters; {self.data.steps_per_epoch} steps an epoch; "
+            f"into {self.run_dir}"
+        )
+
+    def config_document(self) -> dict:
+        return self.config.to_json()
+
+    def objective(self, batch, step: int, progress: float):
+        config = self.config
+        ratio = config.teacher_forcing
+        if config.scheduled_sampling:  # linearly from 1 down to the final ratio
+            ratio = 1.0 - min(1.0, progress) * (1.0 - config.teacher_forcing)
+        # The decoder's coin flips of step i, drawn from (seed, i): the same after a resume.
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        loss = self.task.loss(self.model, batch, config, ratio, generator)
+        return loss, loss, None
+
+    def evaluates_at(self, step: int) -> bool:
+        return self.data.starts_epoch(step)  # the end of an epoch
+
+    def evaluate(self, step: int, should_stop) -> Evaluation:
+        task = self.task
+        dev = task.evaluate(self.model, self.splits.dev, self.vocabularies, self.config, beam=False)
+        return Evaluation(
+            score=-dev[task.metric],  # higher is better
+            loss=dev["loss"],
+            summary=f"epoch {self.data.epoch(step - 1)} | dev loss {dev['loss']:.4f} | "
+            f"dev {task.metric} {dev[task.metric]:.4f}",
+            columns={"dev_metric": dev[task.metric]},
+            document={"dev": dev},
+        )
+
+    def row(self, step: int, evaluation: Evaluation | None) -> dict:
+        row = {"epoch": self.data.epoch(step - 1)}
+        if evaluation is not None:
+            row["dev_metric"] = f"{evaluation.columns['dev_metric']:.6f}"
+        return row
+
+    def test(self, result, log) -> dict:
+        """Score the best checkpoint on the test split; write test_metrics.json."""
+        from rnnkit.tasks.runner import load_run
+
+        task, splits = self.task, self.splits
+        model, saved = load_run(self.run_dir, task, warn=log)[:2]
+        parameters = sum(p.numel() for p in model.parameters())
+        results = {
+            "task": task.name,
+            "checkpoint": saved.name,
+            "test": task.evaluate(model, splits.test, self.vocabularies, self.config),
+            "dev": json.loads((saved / "trainer.json").read_text())["evaluation"]["dev"],
+            "baseline": task.baseline(splits, self.vocabularies, self.config),
+            "examples": {
+                "train": len(splits.train),
+                "dev": len(splits.dev),
+                "test": len(splits.test),
+            },
+            "parameters": parameters,
+            "steps": result.steps,
+            "train_seconds": round(result.train_seconds, 1),
+            "stopped_by": result.stopped_by,
+            "exit_code": 0,
+        }
+        (self.run_dir / "test_metrics.json").write_text(json.dumps(results, indent=1))
+        log(f"test: {_show(results['test'])}")
+        if results["baseline"]:
+            log(f"baseline: {_show(results['baseline'])}")
+        return results
+
+
+def _show(metrics: dict) -> str:
+    return ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )

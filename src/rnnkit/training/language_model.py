@@ -1,0 +1,164 @@
+"""Training the character model: its job for the trainer (trainer.py), and `train()`.
+
+Every step:
+
+    batch i (B, T)  ->  forward from the carried state  ->  loss (+ AR/TAR)  ->  the trainer's
+                        step  ->  carry the state to batch i+1
+
+Every ``eval_interval`` steps (and at the end) a full-pass validation and an atomic checkpoint;
+with ``ema_decay`` both are of the moving average of the weights (averaging.py).
+``train(config, out)`` is a plain function; the command line only parses and calls it.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from rnnkit.data.batches import TrainingChunks, contiguous_split
+from rnnkit.data.corpora import corpus_path
+from rnnkit.data.text import load_corpus
+from rnnkit.models.charlm import count_parameters
+from rnnkit.training import distributed
+from rnnkit.training.activation_penalty import activation_penalty
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.data_sources import StreamBatches
+from rnnkit.training.evaluate import evaluate
+from rnnkit.training.run import build_model, prepare_run_dir
+from rnnkit.training.trainer import (
+    Evaluation,
+    Settings,
+    Trainer,
+    TrainResult,
+    device_for,
+    quiet,
+)
+
+
+def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None):
+    """Train (or resume) the run in `out`; returns a TrainResult.
+
+    Launched by torchrun with several processes, this trains data-parallel (distributed.py).
+    """
+    config.validate()
+    ranks = distributed.start(config.device)
+    trainer = None
+    try:
+        log = log if ranks.is_main else quiet
+        job = LanguageModelJob(config, Path(out), resume, log, ranks)
+        trainer = Trainer(job, Path(out), resume, log, ranks)
+        if config.warmup < config.warmup_steps:
+            log(
+                f"warm-up: {config.warmup} steps instead of --warmup-steps "
+                f"{config.warmup_steps}: at most a tenth of this run's {config.step_limit} steps, "
+                "so that it reaches its peak learning rate"
+            )
+        show = sys.stderr.isatty() if progress is None else progress
+        return trainer.run(progress=show and ranks.is_main)
+    finally:
+        del trainer  # it holds tensors of the process group: free them first (distributed.stop)
+        distributed.stop()
+
+
+def characters_per_second(config: TrainConfig, result: TrainResult) -> float:
+    characters = result.session_steps * config.batch_size * config.seq_len
+    return characters / result.train_seconds if result.train_seconds else 0.0
+
+
+class LanguageModelJob:
+    metric_columns = ()
+    loss_label = "loss (nats per character)"
+
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, log, ranks) -> None:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.config = config
+        self.run_dir = run_dir
+        self.device = device_for(config.device, ranks.local_rank)
+        saved = prepare_run_dir(run_dir, config, resume, ranks, log)
+        torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0
+
+        vocabulary = saved[1] if saved else None
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 encodes the text; the others then read its cache
+        data_path = corpus_path(config.data, run_dir / "data")
+        corpus = load_corpus(data_path, config.encoding, run_dir / "data", vocabulary)
+        if ranks.is_main:
+            ranks.barrier()
+        self.vocabulary = corpus.vocabulary
+        split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
+        self.train_ids = corpus.ids[split.train[0] : split.train[1]]
+        self.val_ids = corpus.ids[split.val[0] : split.val[1]]
+        if config.eval_chars:
+            self.val_ids = self.val_ids[: config.eval_chars + 1]
+        rows = ranks.rows(config.batch_size)
+        chunks = TrainingChunks(
+            self.train_ids,
+            config.batch_size,
+            config.seq_len,
+            rows=rows,
+            shift=config.shift_epochs,
+            seed=config.seed,
+        )
+        self.data = StreamBatches(chunks, rows, self.device, ranks)
+        self.model = build_model(config, self.vocabulary).to(self.device)
+        self.settings = Settings(
+            lr=config.lr,
+            min_lr=config.min_lr,
+            warmup=config.warmup,
+            weight_decay=config.weight_decay,
+            clip_norm=config.clip_norm,
+            nonfinite=config.nonfinite,
+            ema_decay=config.ema_decay,
+            time_budget=config.time_budget,
+            step_limit=config.step_limit,
+            keep_checkpoints=config.keep_checkpoints,
+            log_interval=config.log_interval,
+        )
+        if ranks.is_main:
+            if not resume:
+                (run_dir / "vocab.json").write_text(json.dumps(self.vocabulary.to_json()))
+            (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=1))
+
+    def describe(self) -> str:
+        config = self.config
+        return (
+            f"training a {config.num_layers}-layer {config.cell.upper()} of {config.hidden_size} "
+            f"({count_parameters(self.model):,} parameters) on {len(self.train_ids):,} "
+            f"characters, vocabulary {len(self.vocabulary)}, into {self.run_dir}"
+        )
+
+    def config_document(self) -> dict:
+        return self.config.to_json()
+
+    def objective(self, batch, step: int, progress: float):
+        inputs, targets, carried = batch
+        # logits (B, T, V); output, dropped (B, T, H): the last layer's, for AR/TAR
+        logits, state, output, dropped = self.model(inputs, carried, with_outputs=True)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        penalty = activation_penalty(
+            output, dropped, self.config.activation_reg, self.config.temporal_activation_reg
+        )
+        return loss + penalty, loss, state  # backward minimises loss + penalty; the log shows loss
+
+    def evaluates_at(self, step: int) -> bool:
+        return step % self.config.eval_interval == 0
+
+    def evaluate(self, step: int, should_stop) -> Evaluation | None:
+        """A full pass over the validation text (its first eval_chars characters)."""
+        result = evaluate(
+            self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
+        )
+        if result is None:
+            return None
+        return Evaluation(
+            score=result.loss,
+            loss=result.loss,
+            summary=f"validation {result.loss:.4f} nats/char",
+            document={"val_loss": result.loss},
+        )
+
+    def row(self, step: int, evaluation: Evaluation | None) -> dict:
+        return {}
