@@ -25,7 +25,8 @@ def paired_trainer(start: int) -> type:
             average = super()._validate(should_stop)
             if self.average is None or average is None or self.step < start:
                 return average
-            raw = self.job.evaluate(self.step, should_stop)  # the raw weights: the average is swapped out
+            # the raw weights: the average is swapped out again
+            raw = self.job.evaluate(self.step, should_stop)
             if raw is not None and self.ranks.is_main:
                 with (self.run_dir / "averages.csv").open("a") as file:
                     file.write(f"{self.step},{raw.loss:.6f},{average.loss:.6f}\n")
