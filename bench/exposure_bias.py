@@ -6,7 +6,7 @@ its own outputs as input, as in real use).
 
 One epoch keeps the models imperfect, so that the gap between the two scores shows (the
 dates task is learned perfectly in one epoch and shows nothing); the full-size runs are in
-docs/results.md.
+docs/experiments/2026-11-29-tasks.md.
 """
 
 import argparse

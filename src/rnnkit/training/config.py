@@ -45,10 +45,8 @@ BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
     ),
 )
 """What `--time-budget` changes in the defaults: a fixed budget on a CPU trades model size
-against steps. Up to 10 minutes one LSTM layer of 256 with short chunks, a decay to 0 and
-activation regularisation did best; above, two layers of 512 with variational dropout and
-weight decay. The measurements that chose each value are in docs/results.md ("Defaults fitted
-to the time budget" and the sections after it). Without a budget the class defaults stand."""
+against steps. What each budget reaches is in docs/results.md; the measurements that chose
+these values are in docs/experiments/. Without a budget the class defaults stand."""
 
 
 def budget_defaults(minutes: float) -> dict:
