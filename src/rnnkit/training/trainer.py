@@ -125,6 +125,7 @@ class Trainer:
         self.elapsed = 0.0  # wall-clock seconds of this run so far, over all its sessions
         self.best_score: float | None = None
         self.best_checkpoint: str | None = None
+        self.best_summary = ""  # the best evaluation, for the log
         self.last_evaluation: Evaluation | None = None
         self.last_checkpoint: Path | None = None
         self.skipped_in_a_row = 0
@@ -166,6 +167,7 @@ class Trainer:
             "elapsed_seconds": self.elapsed,
             "best_score": self.best_score,
             "best_checkpoint": self.best_checkpoint,
+            "best_summary": self.best_summary,
             "threads": torch.get_num_threads(),
             "world_size": self.ranks.world_size,
             "averaged_steps": self.average.steps if self.average is not None else 0,
@@ -210,6 +212,7 @@ class Trainer:
         self.elapsed = trainer["elapsed_seconds"]
         self.best_score = trainer.get("best_score", trainer.get("best_val_loss"))
         self.best_checkpoint = trainer["best_checkpoint"]
+        self.best_summary = trainer.get("best_summary", "")
         if self.average is not None:  # the saved average, or (none saved) a new one from here
             self.average = WeightAverage(self.model, self.settings.ema_decay)
             if averaged:
@@ -371,8 +374,10 @@ class Trainer:
             )
         else:
             last = self.last_evaluation.summary if self.last_evaluation else "not evaluated"
+            best = f" (best: {self.best_summary})" if self.best_summary else ""
             self.log(
-                f"done: {self.step} steps, {last}; checkpoints in {self.run_dir / 'checkpoints'}"
+                f"done: {self.step} steps, {last}{best}; checkpoints in "
+                f"{self.run_dir / 'checkpoints'}"
             )
         return TrainResult(
             run_dir=self.run_dir,
@@ -407,6 +412,7 @@ class Trainer:
         if self.best_score is None or evaluation.score < self.best_score:
             self.best_score = evaluation.score
             self.best_checkpoint = f"{checkpoint.PREFIX}{self.step:08d}"
+            self.best_summary = f"{evaluation.summary} at step {self.step}"
         return evaluation
 
     def _save_and_plot(self) -> None:
