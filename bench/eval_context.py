@@ -4,7 +4,8 @@ warm-up context each segment reads before its scored part.
 
     .venv/bin/python bench/eval_context.py RUN_DIR          # a few seconds per row on 2 cores
 
-The table in docs/experiments/2026-11-29-language-model.md ("evaluation with context") came from this script.
+The table in docs/experiments/2026-11-29-language-model.md ("evaluation with context") came
+from this script.
 """
 
 import argparse

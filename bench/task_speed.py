@@ -66,9 +66,10 @@ def compare(name: str, pairs: int) -> dict:
     generator = torch.Generator().manual_seed(config.seed)
     batches = list(task.batches(splits.train, vocabularies, config.batch_size, generator))
     times = {"ours": [], "theirs": []}
+    contenders = list(zip(("ours", "theirs"), (ours, theirs), optimizers, strict=True))
     for index in range(pairs + 2):
         batch = batches[index % len(batches)]
-        for key, model, optimizer in (("ours", ours, optimizers[0]), ("theirs", theirs, optimizers[1])):
+        for key, model, optimizer in contenders:
             seconds = timed_step(task, model, optimizer, copy.copy(batch), config, index)
             if index >= 2:  # two warm-up steps each
                 times[key].append(seconds)
@@ -94,7 +95,8 @@ def main() -> int:
         row = compare(name, args.pairs)
         print(
             f"| {row['task']} | {row['cell']}, {row['batch']} | {row['ours_ms']:.1f} | "
-            f"{row['theirs_ms']:.1f} | **{row['ratio']:.2f}** ({row['low']:.2f}–{row['high']:.2f}) |",
+            f"{row['theirs_ms']:.1f} | **{row['ratio']:.2f}** "
+            f"({row['low']:.2f}–{row['high']:.2f}) |",
             flush=True,
         )
     return 0

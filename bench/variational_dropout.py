@@ -4,7 +4,8 @@ every step and with one mask per sequence, the two steps interleaved in one proc
 
     .venv/bin/python bench/variational_dropout.py          # ~20 s on 2 cores
 
-The ratio in docs/experiments/2026-11-29-language-model.md ("Variational dropout, ...") came from this script.
+The ratio in docs/experiments/2026-11-29-language-model.md ("Variational dropout, ...") came
+from this script.
 """
 
 import argparse

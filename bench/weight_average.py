@@ -9,7 +9,8 @@ so the two compare on the same run (no seed noise between them). It appends
     .venv/bin/python bench/weight_average.py --from 2000 -- --out /tmp/ema --time-budget 30 \\
         --ema-decay 0.999
 
-docs/experiments/2026-11-29-language-model.md ("A moving average of the weights, ...") came from this script.
+docs/experiments/2026-11-29-language-model.md ("A moving average of the weights, ...") came
+from this script.
 """
 
 import argparse

@@ -58,6 +58,7 @@ def test_eval_recomputes_the_test_metrics(runs, capsys):
     ("name", "text"),
     [
         ("sentiment", "A great phone, I love it."),
+        ("english", "The food was"),
         ("pos", "I don't like green eggs."),
         ("translate", "I am happy."),
         ("dates", "3rd of March 2021"),
@@ -74,6 +75,9 @@ def test_predict_answers(runs, name, text, capsys):
         assert out.split()[1] == "do/" + out.split()[1].split("/")[1]  # "don't" -> do n't
     if name == "caption":
         assert len(out.splitlines()) == 9  # 8 rows of the strip, then the caption
+    if name == "english":  # the five likeliest next words, each with its probability
+        pairs = out.split("  ")
+        assert len(pairs) == 5 and all(0 <= float(p.split()[-1]) <= 1 for p in pairs)
 
 
 @pytest.mark.parametrize("name", ["translate", "dates", "caption"])
@@ -93,6 +97,8 @@ def test_attention_heat_map(runs, name, tmp_path, capsys):
         ("sentiment", "   ", "empty"),
         ("sentiment", "zxqv wxyzzy", "unknown to the model (zxqv, wxyzzy)"),
         ("sentiment", "good " * 500, "handles at most"),
+        ("english", "", "empty"),
+        ("english", "zxqv wxyzzy", "unknown to the model (zxqv, wxyzzy)"),
         ("pos", "", "empty"),
         ("pos", "word " * 1000, "handles at most"),
         ("translate", "", "empty"),
@@ -157,9 +163,36 @@ def test_the_data_splits_are_disjoint_and_documented_sizes():
     assert sum(len(refs) for _, refs in translate.test) > len(translate.test)  # several refs
     pos = get_task("pos").load_splits(None)
     assert (len(pos.train), len(pos.dev), len(pos.test)) == (12_544, 2_001, 2_077)
+    english = get_task("english").load_splits(None)  # EWT, Tatoeba's English, sentiment's train
+    assert (len(english.train), len(english.dev), len(english.test)) == (45_029, 2_001, 2_077)
+    assert english.train[-2400:] == [words for words, _ in sentiment.train]
     caption = get_task("caption").load_splits(None)
     assert {len(refs[0]) for _, refs in caption.test} == {1, 2, 3, 4}
     assert all(image.shape == (8, 8 * len(refs[0])) for image, refs in caption.test[:50])
+
+
+def test_sentiment_starts_from_a_pretrained_english_run(runs, tmp_path, capsys):
+    import torch
+
+    from rnnkit.tasks.runner import load_run
+    from rnnkit.tasks.training import TaskJob
+    from rnnkit.training.distributed import Ranks
+
+    task = get_task("sentiment")
+    config = task.config(pretrained=str(runs["english"]), hidden_size=8, embedding_size=4)
+    job = TaskJob(task, config, tmp_path / "run", False, lambda *a: None, Ranks())
+    english = load_run(runs["english"], get_task("english"), warn=lambda *a: None)
+    assert job.vocabularies == english[3]  # the pre-trained run's vocabulary
+    pretrained = english[0].state_dict()
+    for name, value in job.model.state_dict().items():
+        if name.startswith(("embedding.", "encoder.")):
+            assert torch.equal(value, pretrained[name]), name
+    wrong = ["task", "sentiment", "train", "--out", str(tmp_path / "r2"), "--hidden-size", "16",
+             "--embedding-size", "4", "--pretrained", str(runs["english"])]  # fmt: skip
+    assert main(wrong) == 2
+    assert "was trained with other sizes: give --hidden-size 8" in capsys.readouterr().err
+    assert main([*wrong[:5], "--pretrained", str(runs["dates"])]) == 2
+    assert "holds a dates run, not english" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):

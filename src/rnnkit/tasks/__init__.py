@@ -1,6 +1,8 @@
 """Each shape of RNN problem as a task: its data, its model, its metrics (`rnnkit task`).
 
 sentiment   many-to-one                    UCI sentiment sentences -> positive / negative
+english     many-to-many, language model   bundled English text, each word from either side
+                                           (pre-training for sentiment)
 pos         many-to-many, synchronous      UD English EWT words -> part-of-speech tags
 translate   many-to-many, encoder–decoder  Tatoeba English -> French, with attention
 dates       many-to-many, encoder–decoder  "3rd of March 2021" -> "2021-03-03" (generated)
@@ -9,7 +11,7 @@ caption     one-to-many                    a strip of optdigits images -> "three
 
 import importlib
 
-TASKS = ("sentiment", "pos", "translate", "dates", "caption")
+TASKS = ("sentiment", "english", "pos", "translate", "dates", "caption")
 
 
 def get_task(name: str):

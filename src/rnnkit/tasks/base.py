@@ -77,6 +77,10 @@ class Task:
     def build_model(self, config: TaskConfig, vocabularies: dict) -> nn.Module:
         raise NotImplementedError
 
+    def initialise(self, model: nn.Module, config: TaskConfig, log) -> None:
+        """Before the first step of a new run: start `model` from elsewhere (e.g. pre-trained
+        weights). Nothing by default."""
+
     def loss(
         self, model: nn.Module, batch, config: TaskConfig, teacher_forcing: float, generator
     ) -> Tensor:

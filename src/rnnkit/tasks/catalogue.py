@@ -18,7 +18,7 @@ CATALOGUE = {
     "sentiment": TaskInfo(
         "many-to-one",
         "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches",
-        COMMON_FIELDS + ENCODER_FIELDS + ("min_count",),
+        COMMON_FIELDS + ENCODER_FIELDS + ("min_count", "pretrained"),
         {
             "embedding_size": 64,
             "hidden_size": 64,
@@ -27,6 +27,22 @@ CATALOGUE = {
             "lr": 3e-3,
             "weight_decay": 0.01,
             "max_epochs": 15,
+            "min_count": 2,
+        },
+    ),
+    "english": TaskInfo(
+        "many-to-many (language model)",
+        "a bidirectional word language model of bundled English text: pre-training for "
+        "sentiment (--pretrained)",
+        (*COMMON_FIELDS, "cell", "embedding_size", "hidden_size", "dropout", "min_count"),
+        {
+            "embedding_size": 64,
+            "hidden_size": 64,
+            "dropout": 0.3,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "weight_decay": 0.01,
+            "max_epochs": 4,
             "min_count": 2,
         },
     ),

@@ -73,6 +73,11 @@ class TaskConfig:
     eval_examples: int = option(
         0, "score only the first N dev and test examples (0: all); for quick trials", minimum=0
     )
+    pretrained: str | None = option(
+        None,
+        "start the word vectors and the encoder from this `rnnkit task english train` run "
+        "(its vocabulary and best checkpoint; the sizes and cell must match it)",
+    )
     # decoding
     beam_width: int = option(1, "beam width for evaluation and prediction (1: greedy)", minimum=1)
     length_penalty: float = option(
@@ -122,7 +127,7 @@ COMMON_FIELDS = (
 ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "dropout")
 STRUCTURE_FIELDS = (
     "cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "attention",
-    "attention_size", "min_count", "batch_size", "train_examples", "seed",
+    "attention_size", "min_count", "batch_size", "train_examples", "seed", "pretrained",
 )  # fmt: skip
 """What a resumed task run cannot change: its model, its vocabulary, or the batches it reads."""
 DECODER_FIELDS = (

@@ -5,7 +5,13 @@ The split is fixed and stratified by source: in each file, lines 9 and 10 of eve
 and test, the rest to train (2,400 / 300 / 300). Words are lower-cased; words seen once in
 training become <unk>. Baseline: a logistic regression on the bag of words (which words occur),
 its L2 strength chosen on dev.
+
+With `--pretrained RUN` (a run of `rnnkit task english train`) the classifier takes that run's
+vocabulary, and its word vectors and encoder start from the run's best checkpoint; only the
+output layer starts from random.
 """
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +19,7 @@ import torch.nn.functional as F
 from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
 from rnnkit.errors import UsageError
 from rnnkit.models.classifier import SentenceClassifier
+from rnnkit.tasks import get_task
 from rnnkit.tasks.base import Splits, Task, asset, shuffled
 
 SOURCES = ("amazon_cells", "imdb", "yelp")
@@ -45,7 +52,20 @@ class Sentiment(Task):
         return read_sentences()
 
     def vocabularies(self, train, config):
+        if config.pretrained:
+            return pretrained_run(config)[1]
         return {"words": TokenVocabulary.build((w for w, _ in train), config.min_count)}
+
+    def initialise(self, model, config, log):
+        if not config.pretrained:
+            return
+        from rnnkit.tasks.runner import load_run
+
+        language_model, path = load_run(config.pretrained, get_task("english"), warn=log)[:2]
+        shared = {k: v for k, v in language_model.state_dict().items()
+                  if k.startswith(("embedding.", "encoder."))}  # fmt: skip
+        model.load_state_dict(shared, strict=False)
+        log(f"word vectors and encoder from {path} ({len(shared)} tensors)")
 
     def source_length(self, example) -> int:
         return len(example[0])
@@ -130,6 +150,27 @@ class Sentiment(Task):
         probabilities = model(ids, lengths).softmax(-1)[0]
         label = int(probabilities.argmax())
         return f"{LABELS[label]}\t{probabilities[label].item():.3f}"
+
+
+def pretrained_run(config):
+    """(the english run's config, its vocabularies) for --pretrained; a clear error when the
+    run is not one, or when this model's sizes differ from its."""
+    from rnnkit.tasks.runner import read_task_run
+
+    saved, vocabularies, _ = read_task_run(Path(config.pretrained), get_task("english"))
+    differ = [
+        f"--{name.replace('_', '-')} {getattr(saved, name)}"
+        for name in ("cell", "embedding_size", "hidden_size")
+        if getattr(saved, name) != getattr(config, name)
+    ]
+    if config.num_layers != 1 or not config.bidirectional:
+        differ.append("--num-layers 1 --bidirectional")
+    if differ:
+        raise UsageError(
+            f"--pretrained {config.pretrained} was trained with other sizes: give "
+            f"{' '.join(differ)} (or pre-train with this model's)"
+        )
+    return saved, vocabularies
 
 
 def _logistic_regression(x, y, l2: float) -> torch.nn.Linear:

@@ -118,6 +118,8 @@ class TaskJob:
             self.vocabularies = task.vocabularies(splits.train, config)
             self.limit = INPUT_LIMIT_FACTOR * max(task.source_length(e) for e in splits.train)
         self.model = task.build_model(config, self.vocabularies)
+        if not resume:
+            task.initialise(self.model, config, log)
         self.data = ShuffledBatches(
             splits.train,
             lambda examples, size, generator: task.batches(
