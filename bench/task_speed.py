@@ -62,7 +62,9 @@ def compare(name: str, pairs: int) -> dict:
     ours = task.build_model(config, vocabularies)
     theirs = torch_twin(task, config, vocabularies, ours)
     ours.train(), theirs.train()
-    optimizers = [build_optimizer(m, config.lr, config.weight_decay) for m in (ours, theirs)]
+    optimizers = [
+        build_optimizer(m, config.lr, config.weight_decay, (0.9, 0.999)) for m in (ours, theirs)
+    ]
     generator = torch.Generator().manual_seed(config.seed)
     batches = list(task.batches(splits.train, vocabularies, config.batch_size, generator))
     times = {"ours": [], "theirs": []}

@@ -135,6 +135,7 @@ class TaskJob:
             min_lr=config.min_lr,
             warmup=min(config.warmup_steps, max(1, int(WARMUP_SHARE * step_limit))),
             weight_decay=config.weight_decay,
+            betas=(0.9, 0.999),  # torch's defaults, which the tasks' settings were tuned with
             clip_norm=config.clip_norm,
             nonfinite=config.nonfinite,
             ema_decay=config.ema_decay,

@@ -109,6 +109,7 @@ class LanguageModelJob:
             min_lr=config.min_lr,
             warmup=config.warmup,
             weight_decay=config.weight_decay,
+            betas=(0.9, 0.99),  # a shorter memory of the squared gradient than torch's 0.999
             clip_norm=config.clip_norm,
             nonfinite=config.nonfinite,
             ema_decay=config.ema_decay,

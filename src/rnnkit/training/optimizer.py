@@ -8,10 +8,10 @@ split into tensors (for safetensors) and a JSON-able rest: nothing is pickled.
 
 import torch
 
-BETAS = (0.9, 0.99)
 
-
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def build_optimizer(
+    model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float]
+) -> torch.optim.AdamW:
     parameters = [p for p in model.parameters() if p.requires_grad]
     matrices = [p for p in parameters if p.dim() >= 2]
     others = [p for p in parameters if p.dim() < 2]
@@ -21,7 +21,7 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
             {"params": others, "weight_decay": 0.0},
         ],
         lr=lr,
-        betas=BETAS,
+        betas=betas,
     )
 
 

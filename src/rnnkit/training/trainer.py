@@ -53,6 +53,7 @@ class Settings:
     min_lr: float  # at the end of the cosine decay
     warmup: int  # linear warm-up steps
     weight_decay: float  # on matrices only (optimizer.py)
+    betas: tuple[float, float]  # AdamW's moment decays
     clip_norm: float  # 0: no clipping
     nonfinite: str  # skip, rollback or abort
     ema_decay: float  # 0: no moving average
@@ -116,7 +117,9 @@ class Trainer:
         self.ranks = ranks
         self.device = job.device
         ranks.broadcast_module(self.model)  # every rank starts from rank 0's weights
-        self.optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay)
+        self.optimizer = build_optimizer(
+            self.model, settings.lr, settings.weight_decay, settings.betas
+        )
         # What evaluation, the best checkpoint and sampling use (averaging.py); None: the raw
         # weights.
         self.average = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
