@@ -154,11 +154,12 @@ class TaskRun:
 
 
 EXAMPLES = {
-    "translate": "je suis content .",
+    "translate": "i am happy .",
     "dates": "the 3rd of march 1994",
     "caption": "314",
     "pos": "The cat sat on the mat .",
     "sentiment": "a gripping , beautifully acted film",
+    "english": "the food was",
 }
 
 
