@@ -22,6 +22,7 @@ import torch
 from rnnkit.errors import UsageError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import STRUCTURE_FIELDS, TaskConfig
+from rnnkit.tasks.runner import load_run, read_task_run
 from rnnkit.training import checkpoint, distributed
 from rnnkit.training.config import WARMUP_SHARE
 from rnnkit.training.data_sources import ShuffledBatches
@@ -67,8 +68,6 @@ def train(
 def resumed_config(run_dir: Path, task: Task, given: dict, log) -> TaskConfig:
     """The saved configuration of a task run, with the `given` settings (not None) over it;
     a change of the model, the vocabulary or the batches is refused."""
-    from rnnkit.tasks.runner import read_task_run
-
     saved = read_task_run(run_dir, task)[0]
     given = {k: v for k, v in given.items() if v is not None and getattr(saved, k) != v}
     structural = [k for k in given if k in STRUCTURE_FIELDS]
@@ -94,8 +93,6 @@ class TaskJob:
     loss_label = "loss (nats per token)"
 
     def __init__(self, task: Task, config: TaskConfig, run_dir: Path, resume: bool, log, ranks):
-        from rnnkit.tasks.runner import read_task_run
-
         if config.threads:
             torch.set_num_threads(config.threads)
         self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
@@ -200,8 +197,6 @@ class TaskJob:
 
     def test(self, result, log) -> dict:
         """Score the best checkpoint on the test split; write test_metrics.json."""
-        from rnnkit.tasks.runner import load_run
-
         task, splits = self.task, self.splits
         model, saved = load_run(self.run_dir, task, warn=log)[:2]
         parameters = sum(p.numel() for p in model.parameters())
