@@ -206,3 +206,14 @@ def test_sigterm_saves_and_exits_143(tmp_path):
     assert process.returncode == 143, stderr
     assert "SIGTERM: saved step" in stderr and "--resume" in stderr
     assert list((tmp_path / "run" / "checkpoints").glob("step-*"))
+
+
+def test_a_reader_that_leaves_early_ends_sampling_quietly(trained_run):
+    """`rnnkit sample RUN | head -1`: a closed pipe is no error, and no traceback."""
+    command = [sys.executable, "-m", "rnnkit", "sample", str(trained_run[0]), "--length", "20000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()  # as `head -1` does after its line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr

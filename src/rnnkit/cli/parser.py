@@ -5,6 +5,7 @@ gets one line on stderr and exit code 2 (never a traceback).
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: aborted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`rnnkit sample RUN | head`): stop quietly, as other Unix tools do.
+        # Python would otherwise complain again while flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
 def run_train(args) -> int:
