@@ -43,8 +43,7 @@ def interrupted(name: str, at_call: int):
         ("sentiment", dict(ema_decay=0.9), 5),  # the moving average; a stop after an epoch
         ("caption", {}, 2),
         ("pos", {}, 7),
-        ("translate", dict(teacher_forcing=0.8), 9),
-    ],
+    ],  # translate is an EncoderDecoderTask as dates is: the same loss, batches and decoder
 )
 def test_a_stopped_task_run_resumes_bit_for_bit(tmp_path, name, settings, stop):
     task = get_task(name)
@@ -73,9 +72,19 @@ def command(out, *extra) -> list[str]:
             "--threads", "1", "--out", str(out)]  # fmt: skip
 
 
-def test_a_killed_task_run_resumes_from_its_last_checkpoint(tmp_path):
-    flags = ["--max-epochs", "8"]
-    subprocess.run(command(tmp_path / "straight", *flags), check=True, capture_output=True)
+@pytest.fixture
+def one_thread():
+    """Train in this process on one thread, as the subprocesses' `--threads 1` do; then give
+    the other tests their threads back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_killed_task_run_resumes_from_its_last_checkpoint(tmp_path, one_thread):
+    flags = ["--max-epochs", "5"]
+    task = get_task("dates")
+    train(task, task.config(**SMALL, max_epochs=5, threads=1), tmp_path / "straight", log=quiet)
     process = subprocess.Popen(
         command(tmp_path / "killed", *flags), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -86,7 +95,7 @@ def test_a_killed_task_run_resumes_from_its_last_checkpoint(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     saved = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("step-*"))
-    assert saved and saved[-1] < "step-00000032"
+    assert saved and saved[-1] < "step-00000020"
     again = [sys.executable, "-m", "rnnkit", "task", "dates", "train"]
     resumed = subprocess.run(
         [*again, "--resume", str(tmp_path / "killed")], capture_output=True, text=True
@@ -118,11 +127,10 @@ def test_max_steps_and_time_budget_end_a_task_run(tmp_path):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
-def test_two_processes_train_a_task_as_one_process_on_the_global_batch(tmp_path):
+def test_two_processes_train_a_task_as_one_process_on_the_global_batch(tmp_path, one_thread):
     flags = ["--dropout", "0", "--max-epochs", "2", "--threads", "1", "--train-examples", "64",
              "--eval-examples", "8", "--batch-size", "16", "--hidden-size", "8"]  # fmt: skip
-    one = [sys.executable, "-m", "rnnkit", "task", "sentiment", "train", *flags]
-    subprocess.run([*one, "--out", str(tmp_path / "one")], check=True, capture_output=True)
+    assert main(["task", "sentiment", "train", *flags, "--out", str(tmp_path / "one")]) == 0
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     launched = subprocess.run(
         [*torchrun, "-m", "rnnkit", "task", "sentiment", "train", *flags,
