@@ -236,12 +236,13 @@ class Trainer:
         """One optimizer step on batch `self.step`; None when it was skipped (non-finite)."""
         settings = self.settings
         batch = self.data.batch(self.step)
+        progress = self.progress()
         lr = self.lr_scale * learning_rate(
-            self.step, self.progress(), settings.lr, settings.min_lr, settings.warmup
+            self.step, progress, settings.lr, settings.min_lr, settings.warmup
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        objective, loss, carried = self.job.objective(batch, self.step, self.progress())
+        objective, loss, carried = self.job.objective(batch, self.step, progress)
         self.optimizer.zero_grad(set_to_none=True)
         if self.ranks.any(not torch.isfinite(objective)):
             return self._non_finite("loss", self.ranks.mean(objective.item()))
