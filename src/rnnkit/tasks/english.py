@@ -33,8 +33,8 @@ def english_sentences() -> Splits:
     english = {tuple(s) for part in (tatoeba.train, tatoeba.dev, tatoeba.test) for s, _ in part}
     reviews = [sentence for sentence, _ in read_sentences().train]
     train = ewt("train") + [list(s) for s in sorted(english)] + reviews
-    keep = lambda part: [s for s in part if s]  # noqa: E731  (a sentence of symbols only: none)
-    return Splits(keep(train), keep(ewt("dev")), keep(ewt("test")))
+    parts = (train, ewt("dev"), ewt("test"))
+    return Splits(*([s for s in part if s] for part in parts))  # a sentence of symbols: no words
 
 
 class English(Task):

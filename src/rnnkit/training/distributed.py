@@ -80,10 +80,16 @@ class Ranks:
     def average_gradients(self, parameters: list[torch.Tensor]) -> None:
         """Replace each parameter's gradient by its mean over the ranks (one flat all-reduce).
 
-        A parameter that got no gradient on this rank counts as zero, so every rank sends the
-        same layout."""
+        A parameter that got a gradient on some ranks only counts as zero on the others, so
+        every rank sends the same layout; one that got none on any rank keeps none, as in a
+        single process (AdamW then leaves it alone)."""
         if not self.active:
             return
+        has_gradient = torch.tensor(
+            [float(p.grad is not None) for p in parameters], device=_device()
+        )
+        dist.all_reduce(has_gradient, op=dist.ReduceOp.MAX)
+        parameters = [p for p, used in zip(parameters, has_gradient.tolist(), strict=True) if used]
         for parameter in parameters:
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)

@@ -31,7 +31,6 @@ from rnnkit.training.trainer import (
     Evaluation,
     Settings,
     Trainer,
-    TrainResult,
     device_for,
     quiet,
 )
@@ -60,11 +59,6 @@ def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progr
     finally:
         del trainer  # it holds tensors of the process group: free them first (distributed.stop)
         distributed.stop()
-
-
-def characters_per_second(config: TrainConfig, result: TrainResult) -> float:
-    characters = result.session_steps * config.batch_size * config.seq_len
-    return characters / result.train_seconds if result.train_seconds else 0.0
 
 
 class LanguageModelJob:

@@ -101,10 +101,6 @@ class TrainResult:
     session_steps: int  # the steps this session took (not those of earlier sessions)
     train_seconds: float  # their time, evaluation and saving left out
 
-    @property
-    def best_val_loss(self) -> float | None:  # the language model's score is its loss
-        return self.best_score
-
 
 class Trainer:
     def __init__(self, job: Job, run_dir: Path, resume: bool, log, ranks: Ranks) -> None:
