@@ -179,7 +179,9 @@ def test_sentiment_starts_from_a_pretrained_english_run(runs, tmp_path, capsys):
     from rnnkit.training.distributed import Ranks
 
     task = get_task("sentiment")
-    config = task.config(pretrained=str(runs["english"]), hidden_size=8, embedding_size=4)
+    config = task.config(
+        pretrained=str(runs["english"]), hidden_size=8, embedding_size=4, lexicon=False
+    )
     job = TaskJob(task, config, tmp_path / "run", False, lambda *a: None, Ranks())
     english = load_run(runs["english"], get_task("english"), warn=lambda *a: None)
     assert job.vocabularies == english[3]  # the pre-trained run's vocabulary
@@ -187,12 +189,38 @@ def test_sentiment_starts_from_a_pretrained_english_run(runs, tmp_path, capsys):
     for name, value in job.model.state_dict().items():
         if name.startswith(("embedding.", "encoder.")):
             assert torch.equal(value, pretrained[name]), name
+    # With --lexicon the first layer reads 2 more inputs: the word-vector columns are the run's.
+    lexical = TaskJob(
+        task, task.config(pretrained=str(runs["english"]), hidden_size=8, embedding_size=4,
+                          lexicon=True),
+        tmp_path / "lexical", False, lambda *a: None, Ranks(),
+    )  # fmt: skip
+    for name, value in lexical.model.state_dict().items():
+        if name.startswith(("embedding.", "encoder.")):
+            assert torch.equal(value[..., : pretrained[name].shape[-1]], pretrained[name]), name
+    assert lexical.model.encoder.rnn.weight_ih_l0.shape == (32, 4 + 2)
     wrong = ["task", "sentiment", "train", "--out", str(tmp_path / "r2"), "--hidden-size", "16",
              "--embedding-size", "4", "--pretrained", str(runs["english"])]  # fmt: skip
     assert main(wrong) == 2
     assert "was trained with other sizes: give --hidden-size 8" in capsys.readouterr().err
     assert main([*wrong[:5], "--pretrained", str(runs["dates"])]) == 2
     assert "holds a dates run, not english" in capsys.readouterr().err
+
+
+def test_sentiment_with_the_lexicon_trains_and_predicts(tmp_path, capsys):
+    run = tmp_path / "lexical"
+    assert main(["task", "sentiment", "train", "--out", str(run), *TINY, "--lexicon"]) == 0
+    assert json.loads((run / "task.json").read_text())["config"]["lexicon"] is True
+    capsys.readouterr()
+    assert (
+        main(["task", "sentiment", "predict", str(run), "--text", "an abysmal , dreadful film"])
+        == 0
+    )
+    label, probability = capsys.readouterr().out.split()
+    assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1.0
+    # The lexicon is part of the model: a resumed run cannot drop it.
+    assert main(["task", "sentiment", "train", "--resume", str(run), "--no-lexicon"]) == 2
+    assert "lexicon" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):

@@ -18,7 +18,7 @@ CATALOGUE = {
     "sentiment": TaskInfo(
         "many-to-one",
         "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches",
-        COMMON_FIELDS + ENCODER_FIELDS + ("min_count", "pretrained"),
+        COMMON_FIELDS + ENCODER_FIELDS + ("min_count", "pretrained", "lexicon"),
         {
             "embedding_size": 64,
             "hidden_size": 64,
@@ -28,6 +28,7 @@ CATALOGUE = {
             "weight_decay": 0.01,
             "max_epochs": 15,
             "min_count": 2,
+            "lexicon": True,
         },
     ),
     "english": TaskInfo(

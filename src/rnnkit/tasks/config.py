@@ -78,6 +78,11 @@ class TaskConfig:
         "start the word vectors and the encoder from this `rnnkit task english train` run "
         "(its vocabulary and best checkpoint; the sizes and cell must match it)",
     )
+    lexicon: bool = option(
+        False,
+        "give the encoder each word's sentiment valence from VADER's lexicon beside its word "
+        "vector (sentiment only)",
+    )
     # decoding
     beam_width: int = option(1, "beam width for evaluation and prediction (1: greedy)", minimum=1)
     length_penalty: float = option(
@@ -128,6 +133,7 @@ ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidire
 STRUCTURE_FIELDS = (
     "cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "attention",
     "attention_size", "min_count", "batch_size", "train_examples", "seed", "pretrained",
+    "lexicon",
 )  # fmt: skip
 """What a resumed task run cannot change: its model, its vocabulary, or the batches it reads."""
 DECODER_FIELDS = (

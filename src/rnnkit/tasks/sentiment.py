@@ -8,7 +8,11 @@ its L2 strength chosen on dev.
 
 With `--pretrained RUN` (a run of `rnnkit task english train`) the classifier takes that run's
 vocabulary, and its word vectors and encoder start from the run's best checkpoint; only the
-output layer starts from random.
+output layer (and the lexicon's input columns) start from random.
+
+By default (`--no-lexicon` turns it off) each word also brings its sentiment valence from VADER's
+lexicon (rnnkit/data/lexicon.py) beside its word vector: a rated word the training sentences
+never had still says whether it is praise or blame.
 """
 
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from rnnkit.data import lexicon
 from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
 from rnnkit.errors import UsageError
 from rnnkit.models.classifier import SentenceClassifier
@@ -64,7 +69,12 @@ class Sentiment(Task):
         language_model, path = load_run(config.pretrained, get_task("english"), warn=log)[:2]
         shared = {k: v for k, v in language_model.state_dict().items()
                   if k.startswith(("embedding.", "encoder."))}  # fmt: skip
-        model.load_state_dict(shared, strict=False)
+        own = model.state_dict()
+        with torch.no_grad():
+            for name, value in shared.items():
+                # With --lexicon the first layer reads more inputs than the language model's:
+                # its word-vector columns come from the run, the lexicon columns start random.
+                own[name][..., : value.shape[-1]].copy_(value)
         log(f"word vectors and encoder from {path} ({len(shared)} tensors)")
 
     def source_length(self, example) -> int:
@@ -75,7 +85,9 @@ class Sentiment(Task):
         for start in range(0, len(examples), batch_size):
             chosen = [examples[i] for i in order[start : start + batch_size]]
             ids, lengths = pad([vocabularies["words"].encode(w) for w, _ in chosen])
-            yield ids, lengths, torch.tensor([label for _, label in chosen])
+            labels = torch.tensor([label for _, label in chosen])
+            features = lexicon.token_features([w for w, _ in chosen], ids.shape[1])
+            yield ids, lengths, labels, features  # a model without --lexicon ignores features
 
     def build_model(self, config, vocabularies):
         return SentenceClassifier(
@@ -87,18 +99,19 @@ class Sentiment(Task):
             config.num_layers,
             config.bidirectional,
             config.dropout,
+            word_features=lexicon.FEATURES if config.lexicon else 0,
         )
 
     def loss(self, model, batch, config, teacher_forcing, generator):
-        ids, lengths, labels = batch
-        return F.cross_entropy(model(ids, lengths), labels)
+        ids, lengths, labels, features = batch
+        return F.cross_entropy(model(ids, lengths, features), labels)
 
     @torch.no_grad()
     def evaluate(self, model, examples, vocabularies, config, beam=True):
         model.eval()
         total, correct, count = 0.0, 0, 0
-        for ids, lengths, labels in self.batches(examples, vocabularies, 256):
-            logits = model(ids, lengths)
+        for ids, lengths, labels, features in self.batches(examples, vocabularies, 256):
+            logits = model(ids, lengths, features)
             total += F.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(-1) == labels).sum().item()
             count += len(labels)
@@ -146,8 +159,8 @@ class Sentiment(Task):
 
     @torch.no_grad()
     def predict(self, model, example, vocabularies, config):
-        ids, lengths, _ = next(self.batches([example], vocabularies, 1))
-        probabilities = model(ids, lengths).softmax(-1)[0]
+        ids, lengths, _, features = next(self.batches([example], vocabularies, 1))
+        probabilities = model(ids, lengths, features).softmax(-1)[0]
         label = int(probabilities.argmax())
         return f"{LABELS[label]}\t{probabilities[label].item():.3f}"
 
