@@ -143,6 +143,83 @@ def layer_rows(
     return rows
 
 
+def variant_rows(repetitions: int) -> list[Row]:
+    """The calls off the grid: an LSTM with proj_size, packed variable-length batches, and the
+    cells stepped in a Python loop as a decoder steps them."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    rows = []
+
+    def train(module, make_input):
+        def step():
+            module.zero_grad(set_to_none=True)
+            output = module(make_input())
+            output = output[0] if isinstance(output, tuple) else output
+            (output.data if hasattr(output, "batch_sizes") else output).sum().backward()
+
+        return step
+
+    def infer(module, make_input):
+        def step():
+            with torch.no_grad():
+                module(make_input())
+
+        return step
+
+    batch, steps, hidden = 32, 64, 256
+    x = torch.randn(steps, batch, INPUT_SIZE)
+    torch.manual_seed(0)
+    ours = rnnkit.LSTM(INPUT_SIZE, hidden, proj_size=hidden // 2)
+    theirs = torch.nn.LSTM(INPUT_SIZE, hidden, proj_size=hidden // 2)
+    theirs.load_state_dict(ours.state_dict())
+    shape = f"B={batch} T={steps} H={hidden} P={hidden // 2} L=1"
+    for mode, run in (("train", train), ("infer", infer)):
+        rows.append(
+            compare(f"LSTM proj_size [torch's kernel] {mode}", shape, run(ours, lambda: x),
+                    run(theirs, lambda: x), repetitions)
+        )  # fmt: skip
+    lengths = torch.randint(
+        steps // 4, steps + 1, (batch,), generator=torch.Generator().manual_seed(0)
+    )
+
+    def packed():
+        return pack_padded_sequence(x, lengths, enforce_sorted=False)
+
+    shape = f"B={batch} T<={steps} H={hidden} L=1, lengths {steps // 4}-{steps}"
+    for kind in ("LSTM", "GRU"):
+        ours, theirs = layer_pair(kind, hidden, 1)
+        for mode, run in (("train", train), ("infer", infer)):
+            rows.append(
+                compare(f"{kind} packed [reference] {mode}", shape, run(ours, packed),
+                        run(theirs, packed), repetitions)
+            )  # fmt: skip
+    batch, hidden, steps = 64, 64, 16
+    inputs = torch.randn(steps, batch, INPUT_SIZE)
+    for kind in ("LSTMCell", "GRUCell"):
+        torch.manual_seed(0)
+        ours = getattr(rnnkit, kind)(INPUT_SIZE, hidden)
+        theirs = getattr(torch.nn, kind)(INPUT_SIZE, hidden)
+        theirs.load_state_dict(ours.state_dict())
+
+        def loop(cell):
+            def step():
+                cell.zero_grad(set_to_none=True)
+                state, total = None, 0.0
+                for t in range(steps):
+                    state = cell(inputs[t], state)
+                    total = total + (state[0] if isinstance(state, tuple) else state).sum()
+                total.backward()
+
+            return step
+
+        label = "[C++ step]" if compiled.loops() is not None else "[reference]"
+        rows.append(
+            compare(f"{kind} loop {label} train", f"B={batch} T={steps} H={hidden}",
+                    loop(ours), loop(theirs), repetitions)
+        )  # fmt: skip
+    return rows
+
+
 def charlm_pair(hidden: int, layers: int):
     torch.manual_seed(0)
     ours = CharLM(VOCAB, "lstm", INPUT_SIZE, hidden, layers)
@@ -347,8 +424,8 @@ def measure_all(args) -> dict:
             args.json.write_text(json.dumps(results, indent=1))
 
     print(f"matrix-product ceiling: {results['ceiling']:.0f} GFLOP/s; loops: {loops}", flush=True)
-    if args.sampling:
-        grid = []  # the sampling rows only
+    if args.sampling or args.variants:
+        grid = []  # the sampling rows only, or the variants only
     for batch, steps, hidden, layers in grid:
         rows = []
         for engine in args.engine:
@@ -361,7 +438,12 @@ def measure_all(args) -> dict:
             results["rows"].append(row.__dict__)
             save()
             print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
-    if args.only or args.shape or args.device != "cpu":
+    if args.variants or (not (args.only or args.shape or args.sampling) and args.device == "cpu"):
+        for row in variant_rows(args.repetitions):
+            results.setdefault("variants", []).append(row.__dict__)
+            save()
+            print(format_table([row], results["ceiling"]).splitlines()[-1], flush=True)
+    if args.only or args.shape or args.device != "cpu" or args.variants:
         save()
         return results  # a partial run (or on a GPU): no sampling, no memory
     for row in sampling_rows(args.repetitions):
@@ -418,6 +500,14 @@ Stepper (the embedding folded into the first layer, one engine call per layer an
 
 {summary(rows)}
 
+## Off the grid: proj_size, packed batches, cells in a loop
+
+`LSTM proj_size` runs torch's kernel for a float32 LSTM with a projection; a packed batch runs
+rnnkit's reference equations step by step (the loops need equal lengths); a cell's step runs
+rnnkit's C++ step (engine/kernels/cell_steps.cpp) where it builds.
+
+{format_table([Row(**r) for r in results.get("variants", [])], ceiling)}
+
 ## Sampling at batch 1 (2 layers of 512)
 
 {format_table(sampling, ceiling)}
@@ -454,6 +544,11 @@ def main() -> None:
         help="measure only these models; skips sampling and memory",
     )
     parser.add_argument("--sampling", action="store_true", help="measure only the sampling rows")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="measure only the rows off the grid: proj_size, packed batches, cell loops",
+    )
     parser.add_argument(
         "--engine",
         nargs="+",

@@ -1,4 +1,8 @@
-"""The cells against torch.nn's cells (float64), gradcheck, initialisation and errors."""
+"""The cells against torch.nn's cells (float64), gradcheck, initialisation and errors: each test
+twice, once with a step's C++ code (engine/kernels/cell_steps.cpp) and once with the Python
+reference equations (rnnkit.nn.equations)."""
+
+import os
 
 import pytest
 import torch
@@ -6,7 +10,24 @@ from torch import nn
 from torch.testing import assert_close
 
 import rnnkit
+from rnnkit.engine import compiled
+from rnnkit.engine.dispatch import cell_steps
 from rnnkit.errors import InputShapeError
+
+
+@pytest.fixture(autouse=True, params=["cpp", "python"])
+def step_code(request, monkeypatch):
+    """RNNKIT_KERNELS=cpp: the C++ step (skipped, with the reason, where it cannot build unless
+    the environment demands it); python: the reference equations."""
+    if request.param == "cpp":
+        module, problem = compiled._build()
+        if module is None and os.environ.get("RNNKIT_KERNELS", "").strip().lower() != "cpp":
+            pytest.skip(f"the C++ steps did not build here ({problem})")
+    monkeypatch.setenv("RNNKIT_KERNELS", request.param)
+    probe = torch.zeros(1, dtype=torch.double)
+    assert (cell_steps(probe) is not None) == (request.param == "cpp")
+    return request.param
+
 
 CELLS = [
     ("RNNCell", {"nonlinearity": "tanh"}),
@@ -75,6 +96,29 @@ def test_cell_gradcheck(name, kwargs):
         return torch.func.functional_call(ours, named, (x, hx))
 
     assert torch.autograd.gradcheck(function, (x, *states, *params))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CELLS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_cell_second_order_gradients(name, kwargs, bias):
+    """gradgradcheck through the step, and a gradient penalty's gradient equal to torch.nn's."""
+    ours, reference = cell_pair(name, bias, **kwargs)
+    x = torch.randn(2, 5, dtype=torch.double, requires_grad=True)
+    states = [s.requires_grad_() for s in flat(random_state(name, (2,)))]
+
+    def function(x, *given):
+        hx = tuple(given) if name == "LSTMCell" else given[0]
+        return flat(ours(x, hx))[0]
+
+    assert torch.autograd.gradgradcheck(function, (x, *states))
+
+    def penalty(module):
+        hx = tuple(states) if name == "LSTMCell" else states[0]
+        out = flat(module(x, hx))[0]
+        (gx,) = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.pow(2).sum(), list(module.parameters()))
+
+    assert_close(penalty(ours), penalty(reference), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(("name", "kwargs"), CELLS)

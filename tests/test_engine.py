@@ -223,7 +223,10 @@ def test_a_float32_lstm_takes_the_fused_kernel_by_default(monkeypatch):
     rnnkit.GRU(3, 4)(x)
     rnnkit.LSTM(3, 4)(pack_padded_sequence(x, [5, 3]))
     rnnkit.LSTM(3, 4).trace(x)
+    rnnkit.LSTM(3, 4, proj_size=2).double()(x.double())  # float64: the reference
     assert len(calls) == 1
+    rnnkit.LSTM(3, 4, proj_size=2)(x)  # float32 with a projection: torch's kernel too
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -18,11 +18,20 @@ Three engines compute the same recurrence (tests hold each to the reference in f
                                                          behave as torch.nn's
     a torch.func transform (vmap, grad, ...)  reference  plain tensor operations compose
     autocast                                  fused      the precisions torch.nn runs in
+    float32 LSTM with proj_size on the CPU    fused      our loops have no projection, and
+                                                         the reference measured 1.13x torch's
     packed input or proj_size                 reference  the loops need equal lengths
     not float32 / float64                     reference  the loops are written for these two
     CUDA                                      fused      cuDNN (the loops run in Python there)
     float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
+
+A cell's step (RNNCell, LSTMCell, GRUCell) is one of two codes, the same equations either way
+(``cell_steps``): on the CPU, in float32 or float64, eagerly, the C++ step of
+engine/kernels/cell_steps.cpp, whose ATen calls autograd records as it records the Python
+reference's (so every gradient, second order included, is the reference's); under an exporter,
+torch.compile, a torch.func transform or autocast, or with RNNKIT_KERNELS=python, the reference
+itself (rnnkit.nn.equations), which all of them see through.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
@@ -45,6 +54,7 @@ built. (On CUDA, cuDNN has no double backward, for torch.nn's layers too: use en
 or "reference" there for second order; not measured here, no GPU was available.)
 """
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -142,6 +152,9 @@ def auto(call: Call) -> str:
         return "reference"
     if autocasting(call.device):
         return "fused"
+    projected_lstm = call.projected and call.kind == "LSTM" and not call.packed
+    if projected_lstm and call.device.type == "cpu" and call.dtype == torch.float32:
+        return "fused"
     if call.packed or call.projected or call.dtype not in (torch.float32, torch.float64):
         return "reference"
     if call.device.type == "cuda":
@@ -151,3 +164,22 @@ def auto(call: Call) -> str:
     if call.kind == "LSTM" and call.dtype == torch.float32:
         return "fused"
     return "bptt"
+
+
+def cell_steps(x: torch.Tensor):
+    """The compiled cell steps (kernels/cell_steps.cpp) for a cell called on ``x``, or None
+    where the reference equations are to run (see the module docstring)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    if exporting() or compiling() or transforming() or autocasting(x.device):
+        return None
+    choice = os.environ.get("RNNKIT_KERNELS")  # a step is ~100 µs: decide once per choice
+    if choice not in _CELL_STEPS:
+        from rnnkit.engine.compiled import loops
+
+        _CELL_STEPS[choice] = loops()
+    return _CELL_STEPS[choice]
+
+
+_CELL_STEPS: dict = {}
+"""RNNKIT_KERNELS's value -> the compiled steps, or None (the Python reference)."""

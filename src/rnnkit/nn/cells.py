@@ -2,7 +2,9 @@
 
 Same constructor arguments, parameter names (weight_ih, weight_hh, bias_ih, bias_hh), shapes,
 initialisation (every parameter uniform in ±1/sqrt(hidden_size)) and input forms (batched (B, I)
-or unbatched (I,)) as torch.nn. The arithmetic is in :mod:`rnnkit.nn.equations`.
+or unbatched (I,)) as torch.nn. The arithmetic is in :mod:`rnnkit.nn.equations`; on the CPU a
+step runs the same equations written in C++ (engine/kernels/cell_steps.cpp; when, in
+rnnkit.engine.dispatch.cell_steps).
 """
 
 import math
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.arguments import check_bool, check_nonlinearity, check_size
+from rnnkit.engine.dispatch import cell_steps
 from rnnkit.errors import InputShapeError
 from rnnkit.nn.conversion import TorchTwin
 from rnnkit.nn.equations import GATE_COUNT, gru_step, lstm_step, rnn_step
@@ -130,6 +133,9 @@ class _CellBase(TorchTwin, nn.Module):
             )
         return batched
 
+    def _weights(self) -> tuple:
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
     def _input_projection(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight_ih, self.bias_ih)  # (B, G·H)
 
@@ -160,7 +166,15 @@ class RNNCell(_CellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, is_batched = self._batched_input(input)
         h = self._batched_state(hx, 0, x, is_batched)
-        h = rnn_step(self._input_projection(x), h, self.weight_hh, self.bias_hh, self.nonlinearity)
+        compiled = cell_steps(x)
+        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
+            h = compiled.rnn_cell_step(
+                x, h, *self._weights(), self.nonlinearity == "relu"
+            )  # fmt: skip
+        else:
+            h = rnn_step(
+                self._input_projection(x), h, self.weight_hh, self.bias_hh, self.nonlinearity
+            )
         return h if is_batched else h.squeeze(0)
 
 
@@ -195,7 +209,11 @@ class LSTMCell(_CellBase):
             )
         h = self._batched_state(h, 0, x, is_batched)
         c = self._batched_state(c, 1, x, is_batched)
-        h, c, _ = lstm_step(self._input_projection(x), h, c, self.weight_hh, self.bias_hh)
+        compiled = cell_steps(x)
+        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
+            h, c = compiled.lstm_cell_step(x, h, c, *self._weights())
+        else:
+            h, c, _ = lstm_step(self._input_projection(x), h, c, self.weight_hh, self.bias_hh)
         return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -217,7 +235,11 @@ class GRUCell(_CellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, is_batched = self._batched_input(input)
         h = self._batched_state(hx, 0, x, is_batched)
-        h, _ = gru_step(self._input_projection(x), h, self.weight_hh, self.bias_hh)
+        compiled = cell_steps(x)
+        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
+            h = compiled.gru_cell_step(x, h, *self._weights())
+        else:
+            h, _ = gru_step(self._input_projection(x), h, self.weight_hh, self.bias_hh)
         return h if is_batched else h.squeeze(0)
 
 

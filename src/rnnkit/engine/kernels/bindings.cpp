@@ -11,4 +11,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &gru_backward, "GRU backward time loop");
   m.def("rnn_forward", &rnn_forward, "Elman RNN forward time loop");
   m.def("rnn_backward", &rnn_backward, "Elman RNN backward time loop");
+  m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
+  m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
+  m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");
 }
