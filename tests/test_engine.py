@@ -305,3 +305,35 @@ def test_a_build_lock_left_by_a_killed_build_is_removed_and_a_live_one_waited_fo
     started = time.monotonic()
     compiled._wait_for_or_clear_lock(tmp_path)
     assert 1.0 < time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs"),
+    [("LSTM", {}), ("LSTM", {"proj_size": 3}), ("GRU", {}), ("RNN", {"nonlinearity": "relu"})],
+)
+def test_reference_steps_in_cpp_equal_the_python_equations(monkeypatch, kind, kwargs):
+    """The reference engine on a packed batch, 2 layers, both directions: its C++ steps
+    (kernels/cell_steps.cpp) give the Python equations' outputs, gradients and second-order
+    gradients (a gradient penalty's gradient) in float64."""
+    skip_without_a_compiler()
+    torch.manual_seed(0)
+    layer = getattr(rnnkit, kind)(3, 5, num_layers=2, bidirectional=True, **kwargs).double()
+    layer.engine = "reference"
+    x = torch.randn(6, 4, 3, dtype=torch.double, requires_grad=True)
+
+    def run():
+        output, _ = layer(pack_padded_sequence(x, [6, 5, 3, 1]))
+        loss = output.data.pow(2).sum()
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+        penalty = torch.autograd.grad(gx.pow(2).sum(), [x, *layer.parameters()])
+        return [output.data, gx, *penalty]
+
+    calls = []
+    original = recurrence.compiled_step
+    monkeypatch.setattr(recurrence, "compiled_step", lambda *a: calls.append(1) or original(*a))
+    results = {}
+    for code in ("cpp", "python"):
+        monkeypatch.setenv("RNNKIT_KERNELS", code)
+        results[code] = run()
+        assert len(calls) == 4  # 2 layers x 2 directions, with the C++ steps only
+    assert_close(results["cpp"], results["python"], rtol=1e-10, atol=1e-12)

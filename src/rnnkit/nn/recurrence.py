@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.engine.dispatch import cell_steps
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
@@ -51,9 +52,15 @@ class StepRecord:
         return cls(hidden=[None] * steps, cell=[None] * steps, gates=gates)
 
 
-def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights):
-    """The step function of one layer and direction: (x_proj_t, state) -> (state, gates)."""
+def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights, compiled=None):
+    """The step function of one layer and direction: (x_proj_t, state) -> (state, gates).
+
+    With ``compiled`` (the C++ steps of engine/kernels/cell_steps.cpp, where nothing is
+    recorded) each step is the same equations in one call from Python, and gives no gates.
+    """
     w_hh, b_hh = weights.w_hh, weights.b_hh
+    if compiled is not None:
+        return compiled_step(compiled, kind, nonlinearity, weights)
     if kind == "LSTM":
 
         def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
@@ -70,6 +77,28 @@ def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights):
 
         def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
             return (rnn_step(x_proj, state[0], w_hh, b_hh, nonlinearity),), ()
+
+    return step
+
+
+def compiled_step(compiled, kind: str, nonlinearity: str, weights: DirectionWeights):
+    w_hh, b_hh = weights.w_hh, weights.b_hh
+    if kind == "LSTM":
+
+        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
+            h, c = compiled.lstm_projected_step(x_proj, *state, w_hh, b_hh, weights.w_hr)
+            return (h, c), ()
+
+    elif kind == "GRU":
+
+        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
+            return (compiled.gru_projected_step(x_proj, state[0], w_hh, b_hh),), ()
+
+    else:
+        relu = nonlinearity == "relu"
+
+        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
+            return (compiled.rnn_projected_step(x_proj, state[0], w_hh, b_hh, relu),), ()
 
     return step
 
@@ -159,6 +188,8 @@ def run_layers(
     states, each (L·D, B, ·).
     """
     num_layers, num_directions = len(weights), len(weights[0])
+    # Where nothing is recorded, the reference's steps run as C++ calls (dispatch.cell_steps).
+    compiled = cell_steps(data) if records is None and engine != "bptt" else None
     layer_input = data
     finals: list[list[Tensor]] = [[] for _ in initial_state]
     for layer in range(num_layers):
@@ -184,7 +215,7 @@ def run_layers(
                 # The input does not depend on the recurrence: project every step at once.
                 x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
                 output, final = run_direction(
-                    cell_step(kind, nonlinearity, w),
+                    cell_step(kind, nonlinearity, w, compiled),
                     x_proj,
                     batch_sizes,
                     tuple(s[index] for s in initial_state),

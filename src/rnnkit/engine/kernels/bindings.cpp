@@ -11,6 +11,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &gru_backward, "GRU backward time loop");
   m.def("rnn_forward", &rnn_forward, "Elman RNN forward time loop");
   m.def("rnn_backward", &rnn_backward, "Elman RNN backward time loop");
+  m.def("rnn_projected_step", &rnn_projected_step, "one Elman RNN step from W_ih x + b_ih");
+  m.def("lstm_projected_step", &lstm_projected_step, "one LSTM step from W_ih x + b_ih");
+  m.def("gru_projected_step", &gru_projected_step, "one GRU step from W_ih x + b_ih");
   m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");

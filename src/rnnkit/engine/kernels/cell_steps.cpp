@@ -1,21 +1,57 @@
-// One step of each cell for rnnkit's RNNCell, LSTMCell and GRUCell (rnnkit/nn/cells.py): the
-// equations of rnnkit/nn/equations.py, operation for operation, written as ATen calls from C++.
+// One step of each cell: the equations of rnnkit/nn/equations.py, operation for operation,
+// written as ATen calls from C++. rnnkit's cells (rnnkit/nn/cells.py) call the *_cell_step
+// functions; the layers' step-by-step reference engine (rnnkit/nn/recurrence.py), which has
+// every step's input projection already, calls the *_projected_step functions.
+// rnnkit/engine/dispatch.py (cell_steps) says when these run.
+//
 // Autograd records each call as it records the Python reference's, so the gradients, second
 // order included, are the reference's; what goes is the trip through Python for each of the
 // dozen small operations of a step. Where autograd keeps no copy of what is overwritten, the
 // gate arithmetic works in place on the matrix products' own memory: unsafe_chunk gives views
 // that autograd versions one by one, so an in-place gate does not count as a change of its
 // neighbours (no new memory per gate; at B 64, H 64 a step spent most of its time allocating).
-// rnnkit/engine/dispatch.py (cell_engine) says when these run.
 
 #include "loops.h"
+
+at::Tensor rnn_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                              bool relu) {
+  // h' = act(x_proj + W_hh h + b_hh), x_proj = W_ih x + b_ih
+  at::Tensor pre_activation = at::linear(h, w_hh, b_hh).add_(x_proj);
+  return relu ? at::relu(pre_activation) : at::tanh(pre_activation);
+}
+
+std::vector<at::Tensor> lstm_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                                            const at::Tensor& c, const at::Tensor& w_hh,
+                                            const c10::optional<at::Tensor>& b_hh,
+                                            const c10::optional<at::Tensor>& w_hr) {
+  // gates = x_proj + W_hh h + b_hh, in the order i, f, g, o
+  at::Tensor gates = at::linear(h, w_hh, b_hh).add_(x_proj);
+  std::vector<at::Tensor> ifgo = gates.unsafe_chunk(4, 1);
+  at::Tensor i = ifgo[0].sigmoid_();
+  at::Tensor f = ifgo[1].sigmoid_();
+  at::Tensor g = ifgo[2].tanh_();
+  at::Tensor o = ifgo[3].sigmoid_();
+  at::Tensor c_next = (f * c).add_(i * g);   // c' = f ⊙ c + i ⊙ g
+  at::Tensor h_next = o * at::tanh(c_next);  // h' = o ⊙ tanh(c')
+  if (w_hr.has_value()) h_next = at::linear(h_next, *w_hr);  // h' = W_hr (o ⊙ tanh(c'))
+  return {h_next, c_next};
+}
+
+at::Tensor gru_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
+  std::vector<at::Tensor> xs = x_proj.unsafe_chunk(3, 1);                     // W_i· x + b_i·
+  std::vector<at::Tensor> hs = at::linear(h, w_hh, b_hh).unsafe_chunk(3, 1);  // W_h· h + b_h·
+  at::Tensor r = hs[0].add_(xs[0]).sigmoid_();     // r = σ(x_r + h_r)
+  at::Tensor z = hs[1].add_(xs[1]).sigmoid_();     // z = σ(x_z + h_z)
+  at::Tensor n = xs[2].add(hs[2].mul(r)).tanh_();  // n = tanh(x_n + r ⊙ h_n)
+  return (h - n).mul_(z).add_(n);                  // h' = n + z ⊙ (h − n)
+}
 
 at::Tensor rnn_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih,
                          const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
                          const c10::optional<at::Tensor>& b_hh, bool relu) {
-  // h' = act(W_ih x + b_ih + W_hh h + b_hh)
-  at::Tensor pre_activation = at::linear(x, w_ih, b_ih) + at::linear(h, w_hh, b_hh);
-  return relu ? at::relu(pre_activation) : at::tanh(pre_activation);
+  return rnn_projected_step(at::linear(x, w_ih, b_ih), h, w_hh, b_hh, relu);
 }
 
 std::vector<at::Tensor> lstm_cell_step(const at::Tensor& x, const at::Tensor& h,
@@ -23,26 +59,11 @@ std::vector<at::Tensor> lstm_cell_step(const at::Tensor& x, const at::Tensor& h,
                                        const at::Tensor& w_hh,
                                        const c10::optional<at::Tensor>& b_ih,
                                        const c10::optional<at::Tensor>& b_hh) {
-  // gates = W_ih x + b_ih + W_hh h + b_hh, in the order i, f, g, o
-  at::Tensor gates = at::linear(x, w_ih, b_ih).add_(at::linear(h, w_hh, b_hh));
-  std::vector<at::Tensor> ifgo = gates.unsafe_chunk(4, 1);
-  at::Tensor i = ifgo[0].sigmoid_();
-  at::Tensor f = ifgo[1].sigmoid_();
-  at::Tensor g = ifgo[2].tanh_();
-  at::Tensor o = ifgo[3].sigmoid_();
-  at::Tensor c_next = (f * c).add_(i * g);  // c' = f ⊙ c + i ⊙ g
-  at::Tensor h_next = o * at::tanh(c_next);  // h' = o ⊙ tanh(c')
-  return {h_next, c_next};
+  return lstm_projected_step(at::linear(x, w_ih, b_ih), h, c, w_hh, b_hh, c10::nullopt);
 }
 
 at::Tensor gru_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih,
                          const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
                          const c10::optional<at::Tensor>& b_hh) {
-  std::vector<at::Tensor> xs = at::linear(x, w_ih, b_ih).unsafe_chunk(3, 1);  // W_i· x + b_i·
-  std::vector<at::Tensor> hs = at::linear(h, w_hh, b_hh).unsafe_chunk(3, 1);  // W_h· h + b_h·
-  // In place on the products' own memory, where autograd needs no copy of what is overwritten.
-  at::Tensor r = hs[0].add_(xs[0]).sigmoid_();             // r = σ(x_r + h_r)
-  at::Tensor z = hs[1].add_(xs[1]).sigmoid_();             // z = σ(x_z + h_z)
-  at::Tensor n = xs[2].add(hs[2].mul(r)).tanh_();          // n = tanh(x_n + r ⊙ h_n)
-  return (h - n).mul_(z).add_(n);                          // h' = n + z ⊙ (h − n)
+  return gru_projected_step(at::linear(x, w_ih, b_ih), h, w_hh, b_hh);
 }

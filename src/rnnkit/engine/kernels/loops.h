@@ -55,6 +55,15 @@ std::vector<at::Tensor> rnn_backward(const at::Tensor& outputs, const at::Tensor
                                      bool relu);
 
 // One step of each cell (cell_steps.cpp): ATen calls that autograd records.
+at::Tensor rnn_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                              bool relu);
+std::vector<at::Tensor> lstm_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                                            const at::Tensor& c, const at::Tensor& w_hh,
+                                            const c10::optional<at::Tensor>& b_hh,
+                                            const c10::optional<at::Tensor>& w_hr);
+at::Tensor gru_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh);
 at::Tensor rnn_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih,
                          const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
                          const c10::optional<at::Tensor>& b_hh, bool relu);
