@@ -43,7 +43,9 @@ def state(monkeypatch):
         ({"transforming": True}, call(), "reference"),
         ({"autocasting": True}, call(), "fused"),
         ({}, call(packed=True), "reference"),
-        ({}, call(kind="LSTM", projected=True), "reference"),
+        ({}, call(kind="LSTM", projected=True), "fused"),  # float32: torch's kernel
+        ({}, call(kind="LSTM", projected=True, dtype=torch.float64), "reference"),
+        ({}, call(kind="LSTM", projected=True, packed=True), "reference"),
         ({}, call(dtype=torch.bfloat16), "reference"),
         ({}, call(device="meta"), "reference"),
         ({}, call(kind="LSTM"), "fused"),
