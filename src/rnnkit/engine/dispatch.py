@@ -4,6 +4,8 @@ Three engines compute the same recurrence (tests hold each to the reference in f
 
     reference  the cells' equations step by step under autograd (rnnkit.nn.recurrence): rnnkit's
                readable code; runs every call, and every PyTorch transform sees through it
+               (where nothing is recorded, eagerly on the CPU, each step is the same
+               equations in one C++ call: see cell_steps below)
     bptt       rnnkit's hand-written backpropagation through time (engine/lstm.py, gru.py,
                rnn.py): C++ time loops on the CPU, the same loops in Python elsewhere
     fused      torch's own RNN kernel (torch's code, not ours), called with rnnkit's
@@ -26,8 +28,8 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
 
-A cell's step (RNNCell, LSTMCell, GRUCell) is one of two codes, the same equations either way
-(``cell_steps``): on the CPU, in float32 or float64, eagerly, the C++ step of
+A cell's step (RNNCell, LSTMCell, GRUCell), and a step of the reference engine where nothing is
+recorded, is one of two codes, the same equations either way (``cell_steps``): on the CPU, in float32 or float64, eagerly, the C++ step of
 engine/kernels/cell_steps.cpp, whose ATen calls autograd records as it records the Python
 reference's (so every gradient, second order included, is the reference's); under an exporter,
 torch.compile, a torch.func transform or autocast, or with RNNKIT_KERNELS=python, the reference
