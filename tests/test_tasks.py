@@ -218,6 +218,15 @@ def test_sentiment_with_the_lexicon_trains_and_predicts(tmp_path, capsys):
     )
     label, probability = capsys.readouterr().out.split()
     assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1.0
+    # A word the vocabulary lacks but the lexicon rates still informs the answer...
+    assert main(["task", "sentiment", "predict", str(run), "--text", "dreadful"]) == 0
+    capsys.readouterr()
+    # ...while a model without the lexicon refuses a sentence of unknown words.
+    plain = tmp_path / "plain"
+    assert main(["task", "sentiment", "train", "--out", str(plain), *TINY, "--no-lexicon"]) == 0
+    capsys.readouterr()
+    assert main(["task", "sentiment", "predict", str(plain), "--text", "dreadful"]) == 2
+    assert "unknown to the model (dreadful)" in capsys.readouterr().err
     # The lexicon is part of the model: a resumed run cannot drop it.
     assert main(["task", "sentiment", "train", "--resume", str(run), "--no-lexicon"]) == 2
     assert "lexicon" in capsys.readouterr().err

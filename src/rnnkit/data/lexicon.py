@@ -8,7 +8,7 @@ Each token becomes two numbers beside its learned word vector:
 
     f(w) = [ valence(w) / 4 ,  1 if w is rated else 0 ]          (0, 0) for unrated words
 
-so a word the training sentences never had ("abysmal", "superb") still carries its polarity,
+so a word the training sentences never had ("dreadful", "superb") still carries its polarity,
 and the encoder learns what negation and contrast do to it from the labelled data.
 """
 

@@ -29,11 +29,12 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     everything else                           bptt       faster than torch.nn (performance.md)
 
 A cell's step (RNNCell, LSTMCell, GRUCell), and a step of the reference engine where nothing is
-recorded, is one of two codes, the same equations either way (``cell_steps``): on the CPU, in float32 or float64, eagerly, the C++ step of
-engine/kernels/cell_steps.cpp, whose ATen calls autograd records as it records the Python
-reference's (so every gradient, second order included, is the reference's); under an exporter,
-torch.compile, a torch.func transform or autocast, or with RNNKIT_KERNELS=python, the reference
-itself (rnnkit.nn.equations), which all of them see through.
+recorded, is one of two codes, the same equations either way (``cell_steps``): on the CPU, in
+float32 or float64, eagerly, the C++ step of engine/kernels/cell_steps.cpp, whose ATen calls
+autograd records as it records the Python reference's (so every gradient, second order
+included, is the reference's); under an exporter, torch.compile, a torch.func transform or
+autocast, or with RNNKIT_KERNELS=python, the reference itself (rnnkit.nn.equations), which all
+of them see through.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call

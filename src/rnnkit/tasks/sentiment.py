@@ -149,20 +149,31 @@ class Sentiment(Task):
                 f"the sentence has {len(tokens)} words; this model handles at most {limit} "
                 "(twice its longest training sentence): split it"
             )
-        ids = vocabularies["words"].encode(tokens)
-        if all(i == UNK for i in ids):
-            raise UsageError(
-                f"every word of the sentence is unknown to the model ({', '.join(tokens[:10])}):"
-                " it would give the same answer for any such sentence. Use English words"
-            )
+        if self.all_unknown(tokens, vocabularies, lexicon.valences()):
+            raise UsageError(_UNKNOWN.format(", ".join(tokens[:10])))
         return tokens, 0
+
+    @staticmethod
+    def all_unknown(tokens, vocabularies, rated) -> bool:
+        """No word of the sentence is in the vocabulary or among `rated` (the lexicon's words
+        for a model that reads it): the model would answer the same for any such sentence."""
+        ids = vocabularies["words"].encode(tokens)
+        return all(i == UNK and t not in rated for i, t in zip(ids, tokens, strict=True))
 
     @torch.no_grad()
     def predict(self, model, example, vocabularies, config):
+        if not config.lexicon and self.all_unknown(example[0], vocabularies, ()):
+            raise UsageError(_UNKNOWN.format(", ".join(example[0][:10])))
         ids, lengths, _, features = next(self.batches([example], vocabularies, 1))
         probabilities = model(ids, lengths, features).softmax(-1)[0]
         label = int(probabilities.argmax())
         return f"{LABELS[label]}\t{probabilities[label].item():.3f}"
+
+
+_UNKNOWN = (
+    "every word of the sentence is unknown to the model ({}): it would give the same answer "
+    "for any such sentence. Use English words"
+)
 
 
 def pretrained_run(config):
