@@ -52,15 +52,9 @@ class StepRecord:
         return cls(hidden=[None] * steps, cell=[None] * steps, gates=gates)
 
 
-def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights, compiled=None):
-    """The step function of one layer and direction: (x_proj_t, state) -> (state, gates).
-
-    With ``compiled`` (the C++ steps of engine/kernels/cell_steps.cpp, where nothing is
-    recorded) each step is the same equations in one call from Python, and gives no gates.
-    """
+def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights):
+    """The step function of one layer and direction: (x_proj_t, state) -> (state, gates)."""
     w_hh, b_hh = weights.w_hh, weights.b_hh
-    if compiled is not None:
-        return compiled_step(compiled, kind, nonlinearity, weights)
     if kind == "LSTM":
 
         def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
@@ -81,26 +75,25 @@ def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights, compiled=
     return step
 
 
-def compiled_step(compiled, kind: str, nonlinearity: str, weights: DirectionWeights):
-    w_hh, b_hh = weights.w_hh, weights.b_hh
-    if kind == "LSTM":
-
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            h, c = compiled.lstm_projected_step(x_proj, *state, w_hh, b_hh, weights.w_hr)
-            return (h, c), ()
-
-    elif kind == "GRU":
-
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            return (compiled.gru_projected_step(x_proj, state[0], w_hh, b_hh),), ()
-
-    else:
-        relu = nonlinearity == "relu"
-
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            return (compiled.rnn_projected_step(x_proj, state[0], w_hh, b_hh, relu),), ()
-
-    return step
+def compiled_direction(
+    compiled,
+    kind: str,
+    nonlinearity: str,
+    weights: DirectionWeights,
+    x_proj: Tensor,
+    batch_sizes: list[int],
+    initial_state: State,
+    reverse: bool,
+) -> tuple[Tensor, State]:
+    """run_direction's loop as one C++ call (packed_direction in engine/kernels/cell_steps.cpp):
+    the same steps and slicing, which autograd records, without a Python iteration per step."""
+    code = {"LSTM": 2, "GRU": 3}.get(kind, 1 if nonlinearity == "relu" else 0)
+    cell = initial_state[1] if kind == "LSTM" else None
+    output, *final = compiled.packed_direction(
+        code, x_proj, batch_sizes, initial_state[0], cell,
+        weights.w_hh, weights.b_hh, weights.w_hr, reverse,
+    )  # fmt: skip
+    return output, tuple(final)
 
 
 def run_direction(
@@ -188,7 +181,7 @@ def run_layers(
     states, each (L·D, B, ·).
     """
     num_layers, num_directions = len(weights), len(weights[0])
-    # Where nothing is recorded, the reference's steps run as C++ calls (dispatch.cell_steps).
+    # Where nothing is recorded, each direction's loop is one C++ call (dispatch.cell_steps).
     compiled = cell_steps(data) if records is None and engine != "bptt" else None
     layer_input = data
     finals: list[list[Tensor]] = [[] for _ in initial_state]
@@ -214,15 +207,22 @@ def run_layers(
             else:
                 # The input does not depend on the recurrence: project every step at once.
                 x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
-                output, final = run_direction(
-                    cell_step(kind, nonlinearity, w, compiled),
-                    x_proj,
-                    batch_sizes,
-                    tuple(s[index] for s in initial_state),
-                    reverse=direction == 1,
-                    record=None if records is None else records[layer][direction],
-                    probe=None if probe is None else probe[layer, direction],
-                )
+                initial = tuple(s[index] for s in initial_state)
+                if compiled is not None and probe is None:
+                    output, final = compiled_direction(
+                        compiled, kind, nonlinearity, w, x_proj, batch_sizes, initial,
+                        reverse=direction == 1,
+                    )  # fmt: skip
+                else:
+                    output, final = run_direction(
+                        cell_step(kind, nonlinearity, w),
+                        x_proj,
+                        batch_sizes,
+                        initial,
+                        reverse=direction == 1,
+                        record=None if records is None else records[layer][direction],
+                        probe=None if probe is None else probe[layer, direction],
+                    )
             outputs.append(output)
             for k, s in enumerate(final):
                 finals[k].append(s)

@@ -14,6 +14,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_projected_step", &rnn_projected_step, "one Elman RNN step from W_ih x + b_ih");
   m.def("lstm_projected_step", &lstm_projected_step, "one LSTM step from W_ih x + b_ih");
   m.def("gru_projected_step", &gru_projected_step, "one GRU step from W_ih x + b_ih");
+  m.def("packed_direction", &packed_direction, "one direction of a layer over a packed batch");
   m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");

@@ -67,3 +67,65 @@ at::Tensor gru_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Ten
                          const c10::optional<at::Tensor>& b_hh) {
   return gru_projected_step(at::linear(x, w_ih, b_ih), h, w_hh, b_hh);
 }
+
+// One direction of one layer over a packed batch: rnnkit/nn/recurrence.py's run_direction with
+// every step one of the *_projected_step functions, the loop in C++ too. Autograd records the
+// steps and the slicing, so the gradients are those of the Python loop.
+//   kind: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU. x_proj: (N, G·H), the input projection of
+//   every step in packed order; batch_sizes: the T sizes (non-increasing); h0, c0 (LSTM only):
+//   (B, ·). Returns the outputs (N, P) in packed order, the final h and (LSTM) the final c,
+//   each (B, ·): a sequence's final state is the one after its own last step.
+std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
+                                         const std::vector<int64_t>& batch_sizes,
+                                         const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
+                                         const at::Tensor& w_hh,
+                                         const c10::optional<at::Tensor>& b_hh,
+                                         const c10::optional<at::Tensor>& w_hr, bool reverse) {
+  const int64_t steps = static_cast<int64_t>(batch_sizes.size());
+  const bool lstm = kind == 2;
+  std::vector<at::Tensor> x_steps = x_proj.split_with_sizes(batch_sizes);
+  std::vector<at::Tensor> initial = lstm ? std::vector<at::Tensor>{h0, *c0}
+                                         : std::vector<at::Tensor>{h0};
+  std::vector<at::Tensor> outputs(steps);
+  std::vector<std::vector<at::Tensor>> ended;  // states of sequences that stopped, latest last
+  std::vector<at::Tensor> state;
+  if (reverse) {  // backwards only the longest sequences run at first; the others join later
+    for (const at::Tensor& s : initial) state.push_back(s.narrow(0, 0, batch_sizes[steps - 1]));
+  } else {
+    state = initial;
+  }
+  for (int64_t i = 0; i < steps; ++i) {
+    const int64_t t = reverse ? steps - 1 - i : i;
+    const int64_t size = batch_sizes[t];
+    const int64_t running = state[0].size(0);
+    if (size < running) {  // forward: sequences size.. ended at step t - 1
+      std::vector<at::Tensor> stopped;
+      for (at::Tensor& s : state) {
+        stopped.push_back(s.narrow(0, size, running - size));
+        s = s.narrow(0, 0, size);
+      }
+      ended.push_back(stopped);
+    } else if (size > running) {  // reverse: sequences running.. start at step t
+      for (size_t k = 0; k < state.size(); ++k) {
+        state[k] = at::cat({state[k], initial[k].narrow(0, running, size - running)});
+      }
+    }
+    if (lstm) {
+      state = lstm_projected_step(x_steps[t], state[0], state[1], w_hh, b_hh, w_hr);
+    } else if (kind == 3) {
+      state = {gru_projected_step(x_steps[t], state[0], w_hh, b_hh)};
+    } else {
+      state = {rnn_projected_step(x_steps[t], state[0], w_hh, b_hh, kind == 1)};
+    }
+    outputs[t] = state[0];
+  }
+  ended.push_back(state);
+  // ended holds row blocks from the last rows up; stacking them in reverse restores 0..B-1.
+  std::vector<at::Tensor> result{at::cat(outputs)};
+  for (size_t k = 0; k < state.size(); ++k) {
+    std::vector<at::Tensor> blocks;
+    for (auto block = ended.rbegin(); block != ended.rend(); ++block) blocks.push_back((*block)[k]);
+    result.push_back(at::cat(blocks));
+  }
+  return result;
+}

@@ -75,3 +75,9 @@ std::vector<at::Tensor> lstm_cell_step(const at::Tensor& x, const at::Tensor& h,
 at::Tensor gru_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih,
                          const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
                          const c10::optional<at::Tensor>& b_hh);
+std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
+                                         const std::vector<int64_t>& batch_sizes,
+                                         const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
+                                         const at::Tensor& w_hh,
+                                         const c10::optional<at::Tensor>& b_hh,
+                                         const c10::optional<at::Tensor>& w_hr, bool reverse);
