@@ -4,8 +4,8 @@ Three engines compute the same recurrence (tests hold each to the reference in f
 
     reference  the cells' equations step by step under autograd (rnnkit.nn.recurrence): rnnkit's
                readable code; runs every call, and every PyTorch transform sees through it
-               (where nothing is recorded, eagerly on the CPU, each step is the same
-               equations in one C++ call: see cell_steps below)
+               (where nothing is recorded, eagerly on the CPU, the loop of a direction is
+               one C++ call of the same equations: see cell_steps below)
     bptt       rnnkit's hand-written backpropagation through time (engine/lstm.py, gru.py,
                rnn.py): C++ time loops on the CPU, the same loops in Python elsewhere
     fused      torch's own RNN kernel (torch's code, not ours), called with rnnkit's
@@ -28,7 +28,7 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
 
-A cell's step (RNNCell, LSTMCell, GRUCell), and a step of the reference engine where nothing is
+A cell's step (RNNCell, LSTMCell, GRUCell), and the reference engine's loop where nothing is
 recorded, is one of two codes, the same equations either way (``cell_steps``): on the CPU, in
 float32 or float64, eagerly, the C++ step of engine/kernels/cell_steps.cpp, whose ATen calls
 autograd records as it records the Python reference's (so every gradient, second order
