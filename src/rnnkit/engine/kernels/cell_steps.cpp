@@ -1,7 +1,8 @@
-// One step of each cell: the equations of rnnkit/nn/equations.py, operation for operation,
-// written as ATen calls from C++. rnnkit's cells (rnnkit/nn/cells.py) call the *_cell_step
-// functions; the layers' step-by-step reference engine (rnnkit/nn/recurrence.py), which has
-// every step's input projection already, calls the *_projected_step functions.
+// One step of each cell: the equations of rnnkit/nn/equations.py written as ATen calls from
+// C++. rnnkit's cells (rnnkit/nn/cells.py) call the *_cell_step functions; the layers'
+// step-by-step reference engine (rnnkit/nn/recurrence.py), which has every step's input
+// projection already, calls packed_direction (at the end of this file), the loop over one
+// direction whose steps are the *_projected_step functions.
 // rnnkit/engine/dispatch.py (cell_steps) says when these run.
 //
 // Autograd records each call as it records the Python reference's, so the gradients, second
