@@ -48,11 +48,14 @@ class BidirectionalLM(nn.Module):
         backward = self.backward_head(outputs[:, 1:, size:][behind])
         return forward, words[:, 1:][ahead], backward, words[:, :-1][behind]
 
+    def scored(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Both directions' logits (N→ + N←, V) and the words they predict (N→ + N←,)."""
+        forward, ahead, backward, behind = self(words, lengths)
+        return torch.cat([forward, backward]), torch.cat([ahead, behind])
+
     def loss(self, words: Tensor, lengths: Tensor, reduction: str = "mean") -> Tensor:
         """Cross-entropy over every scored position of both directions (nats per word)."""
-        forward, ahead, backward, behind = self(words, lengths)
-        logits = torch.cat([forward, backward])
-        return F.cross_entropy(logits, torch.cat([ahead, behind]), reduction=reduction)
+        return F.cross_entropy(*self.scored(words, lengths), reduction=reduction)
 
     @torch.no_grad()
     def next_words(self, words: Tensor, count: int = 5) -> tuple[Tensor, Tensor]:

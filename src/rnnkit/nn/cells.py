@@ -168,9 +168,7 @@ class RNNCell(_CellBase):
         h = self._batched_state(hx, 0, x, is_batched)
         compiled = cell_steps(x)
         if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
-            h = compiled.rnn_cell_step(
-                x, h, *self._weights(), self.nonlinearity == "relu"
-            )  # fmt: skip
+            h = compiled.rnn_cell_step(x, h, *self._weights(), self.nonlinearity == "relu")
         else:
             h = rnn_step(
                 self._input_projection(x), h, self.weight_hh, self.bias_hh, self.nonlinearity

@@ -74,8 +74,7 @@ class English(Task):
         model.eval()
         total, correct, count = 0.0, 0, 0
         for ids, lengths in self.batches(examples, vocabularies, 256):
-            forward, ahead, backward, behind = model(ids, lengths)
-            logits, targets = torch.cat([forward, backward]), torch.cat([ahead, behind])
+            logits, targets = model.scored(ids, lengths)
             total += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             correct += (logits.argmax(-1) == targets).sum().item()
             count += len(targets)
