@@ -35,16 +35,39 @@ lengths_strategy = st.lists(st.integers(1, 9), min_size=2, max_size=5)
 
 
 @settings(max_examples=25, deadline=None)
-@given(lengths=lengths_strategy, seed=st.integers(0, 1000), cell=st.sampled_from(["lstm", "gru"]))
-def test_padding_never_changes_the_classifier(lengths, seed, cell):
+@given(
+    lengths=lengths_strategy,
+    seed=st.integers(0, 1000),
+    cell=st.sampled_from(["lstm", "gru"]),
+    pooling=st.sampled_from(["final", "concat"]),
+)
+def test_padding_never_changes_the_classifier(lengths, seed, cell, pooling):
     torch.manual_seed(seed)
-    model = SentenceClassifier(VOCAB, 3, 5, 4, cell, num_layers=2, dropout=0.0).double().eval()
+    model = SentenceClassifier(VOCAB, 3, 5, 4, cell, num_layers=2, dropout=0.0, pooling=pooling)
+    model = model.double().eval()
     sentences = _sentences(lengths, seed)
     ids, lens = pad(sentences)
     together = model(ids, lens)
     for row, sentence in enumerate(sentences):
         alone = model(*pad([sentence]))
         torch.testing.assert_close(together[row], alone[0], rtol=0, atol=1e-12)
+
+
+def test_concat_pooling_reads_the_final_states_the_max_and_the_mean():
+    """Concat pooling: [h→_T ; h←_1 ; max_t o_t ; mean_t o_t] over the real positions only."""
+    torch.manual_seed(0)
+    model = SentenceClassifier(VOCAB, 2, 5, 4, dropout=0.0, pooling="concat").double().eval()
+    assert model.output.in_features == 3 * 8
+    ids, lengths = pad([[4, 5, 6, 7], [8, 9]])
+    vectors = model.embedding(ids)
+    outputs, final = model.encoder(vectors, lengths)
+    pooled = model.pooled(outputs, final, lengths)
+    short = outputs[1, :2]  # the second sentence's real positions
+    expected = torch.cat([model.encoder.last_layer_final(final)[1], short.amax(0), short.mean(0)])
+    torch.testing.assert_close(pooled[1], expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(model(ids, lengths), model.output(pooled))
+    with pytest.raises(ValueError, match="pooling"):
+        SentenceClassifier(VOCAB, 2, pooling="attention")
 
 
 @settings(max_examples=25, deadline=None)

@@ -18,7 +18,7 @@ CATALOGUE = {
     "sentiment": TaskInfo(
         "many-to-one",
         "sentence sentiment (UCI labelled sentences): a biLSTM over packed batches",
-        COMMON_FIELDS + ENCODER_FIELDS + ("min_count", "pretrained", "lexicon"),
+        COMMON_FIELDS + ENCODER_FIELDS + ("min_count", "pretrained", "lexicon", "pooling"),
         {
             "embedding_size": 64,
             "hidden_size": 64,
@@ -29,6 +29,7 @@ CATALOGUE = {
             "max_epochs": 15,
             "min_count": 2,
             "lexicon": True,
+            "pooling": "concat",
         },
     ),
     "english": TaskInfo(

@@ -83,6 +83,12 @@ class TaskConfig:
         "give the encoder each word's sentiment valence from VADER's lexicon beside its word "
         "vector (sentiment only)",
     )
+    pooling: str = option(
+        "final",
+        "what the classifier reads from its encoder: the final states (final), or those beside "
+        "the max and the mean of its outputs over the sentence (concat) (sentiment only)",
+        ("final", "concat"),
+    )
     # decoding
     beam_width: int = option(1, "beam width for evaluation and prediction (1: greedy)", minimum=1)
     length_penalty: float = option(
@@ -133,7 +139,7 @@ ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidire
 STRUCTURE_FIELDS = (
     "cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "attention",
     "attention_size", "min_count", "batch_size", "train_examples", "seed", "pretrained",
-    "lexicon",
+    "lexicon", "pooling",
 )  # fmt: skip
 """What a resumed task run cannot change: its model, its vocabulary, or the batches it reads."""
 DECODER_FIELDS = (

@@ -100,6 +100,7 @@ class Sentiment(Task):
             config.bidirectional,
             config.dropout,
             word_features=lexicon.FEATURES if config.lexicon else 0,
+            pooling=config.pooling,
         )
 
     def loss(self, model, batch, config, teacher_forcing, generator):
