@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.testing import assert_close
 
 import rnnkit
@@ -339,3 +339,87 @@ def test_reference_steps_in_cpp_equal_the_python_equations(monkeypatch, kind, kw
         results[code] = run()
         assert len(calls) == 4  # 2 layers x 2 directions, with the C++ steps only
     assert_close(results["cpp"], results["python"], rtol=1e-10, atol=1e-12)
+
+
+PACKED_KINDS = [
+    ("LSTM", {}),
+    ("GRU", {}),
+    ("GRU", {"bias": False}),
+    ("RNN", {"nonlinearity": "tanh"}),
+    ("RNN", {"nonlinearity": "relu"}),
+]
+
+
+@pytest.mark.parametrize("no_gradients", [torch.no_grad, torch.inference_mode])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("kind", "kwargs"), PACKED_KINDS)
+def test_packed_inference_loop_equals_torch_nn(monkeypatch, no_gradients, dtype, kind, kwargs):
+    """Without gradients the reference engine's packed loop is packed_inference.cpp (one
+    product and one pass over the gates per step, the state updated in place): outputs and
+    final states equal torch.nn's and the Python equations', with unsorted lengths, an initial
+    state, 2 layers and both directions."""
+    skip_without_a_compiler()
+    torch.manual_seed(0)
+    mine = getattr(rnnkit, kind)(3, 5, num_layers=2, bidirectional=True, **kwargs).to(dtype)
+    mine.engine = "reference"
+    theirs = getattr(torch.nn, kind)(3, 5, num_layers=2, bidirectional=True, **kwargs).to(dtype)
+    theirs.load_state_dict(mine.state_dict())
+    x = torch.randn(6, 4, 3, dtype=dtype)
+    lengths = [3, 6, 1, 5]
+    h0 = torch.randn(4, 4, 5, dtype=dtype)
+    state = (h0, torch.randn(4, 4, 5, dtype=dtype)) if kind == "LSTM" else h0
+
+    def run(layer):
+        with no_gradients():
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            output, final = layer(packed, state)
+        return [output.data, *(final if kind == "LSTM" else [final])]
+
+    tolerance = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {}
+    monkeypatch.setenv("RNNKIT_KERNELS", "cpp")
+    inference = run(mine)
+    assert_close(inference, run(theirs), **tolerance)
+    monkeypatch.setenv("RNNKIT_KERNELS", "python")
+    assert_close(inference, run(mine), **tolerance)
+
+
+@pytest.mark.parametrize(("kind", "kwargs"), PACKED_KINDS[:2])
+def test_packed_loop_keeps_forward_mode_tangents(monkeypatch, kind, kwargs):
+    """A dual tensor of torch.autograd.forward_ad needs no requires_grad: the packed loop must
+    still go through the recorded steps, or the tangent would be dropped without a word."""
+    import torch.autograd.forward_ad as fwAD
+
+    skip_without_a_compiler()
+    torch.manual_seed(0)
+    layer = getattr(rnnkit, kind)(3, 5, bidirectional=True, **kwargs).double()
+    layer.engine = "reference"
+    x, tangent = torch.randn(6, 4, 3, dtype=torch.double), torch.randn(6, 4, 3, dtype=torch.double)
+
+    def run():
+        with torch.no_grad(), fwAD.dual_level():
+            packed = pack_padded_sequence(x, [6, 5, 3, 1])  # packing has no forward AD
+            dual = fwAD.make_dual(packed.data, pack_padded_sequence(tangent, [6, 5, 3, 1]).data)
+            output, _ = layer(PackedSequence(dual, packed.batch_sizes))
+            return fwAD.unpack_dual(output.data).tangent
+
+    monkeypatch.setenv("RNNKIT_KERNELS", "cpp")
+    tangents = run()
+    monkeypatch.setenv("RNNKIT_KERNELS", "python")
+    expected = run()
+    assert expected is not None and tangents is not None
+    assert_close(tangents, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_packed_inference_loop_passes_a_nan_on():
+    """A NaN in a sequence comes out of the inference loop in that sequence's outputs (the
+    loops are built with -ffast-math; the non-finite checks downstream must see it)."""
+    skip_without_a_compiler()
+    for kind in ("LSTM", "GRU", "RNN"):
+        layer = getattr(rnnkit, kind)(3, 5)
+        layer.engine = "reference"
+        x = torch.randn(4, 2, 3)
+        x[1, 0, 0] = float("nan")
+        with torch.no_grad():
+            output, _ = layer(pack_padded_sequence(x, [4, 3]))
+        assert output.data[2::2].isnan().all(), kind  # sequence 0 from step 1 on
+        assert not output.data[1::2].isnan().any(), kind

@@ -34,7 +34,9 @@ float32 or float64, eagerly, the C++ step of engine/kernels/cell_steps.cpp, whos
 autograd records as it records the Python reference's (so every gradient, second order
 included, is the reference's); under an exporter, torch.compile, a torch.func transform or
 autocast, or with RNNKIT_KERNELS=python, the reference itself (rnnkit.nn.equations), which all
-of them see through.
+of them see through. When that loop needs no gradient (no tensor requires one, or grad mode is
+off, and no forward-mode tangent) and has no projection, the C++ side runs it as
+engine/kernels/packed_inference.cpp: the same equations, one pass over the gates a step.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call

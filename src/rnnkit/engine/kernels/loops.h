@@ -81,3 +81,8 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh,
                                          const c10::optional<at::Tensor>& w_hr, bool reverse);
+std::vector<at::Tensor> packed_inference(int64_t kind, const at::Tensor& x_proj,
+                                         const std::vector<int64_t>& batch_sizes,
+                                         const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
+                                         const at::Tensor& w_hh,
+                                         const c10::optional<at::Tensor>& b_hh, bool reverse);
