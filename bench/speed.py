@@ -503,8 +503,9 @@ Stepper (the embedding folded into the first layer, one engine call per layer an
 ## Off the grid: proj_size, packed batches, cells in a loop
 
 `LSTM proj_size` runs torch's kernel for a float32 LSTM with a projection; a packed batch runs
-rnnkit's reference equations step by step (the loops need equal lengths); a cell's step runs
-rnnkit's C++ step (engine/kernels/cell_steps.cpp) where it builds.
+rnnkit's reference equations step by step (the loops need equal lengths), in inference its C++
+inference loop (engine/kernels/packed_inference.cpp); a cell's step runs rnnkit's C++ step
+(engine/kernels/cell_steps.cpp) where it builds.
 
 {format_table([Row(**r) for r in results.get("variants", [])], ceiling)}
 
