@@ -13,6 +13,10 @@ output layer (and the lexicon's input columns) start from random.
 By default (`--no-lexicon` turns it off) each word also brings its sentiment valence from VADER's
 lexicon (rnnkit/data/lexicon.py) beside its word vector: a rated word the training sentences
 never had still says whether it is praise or blame.
+
+The output layer reads the encoder's final states beside the max and the mean of its outputs
+over the sentence (`--pooling concat`, the default here; `--pooling final`: the final states
+only; models/classifier.py).
 """
 
 from pathlib import Path
