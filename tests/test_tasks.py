@@ -230,6 +230,10 @@ def test_sentiment_with_the_lexicon_trains_and_predicts(tmp_path, capsys):
     # The lexicon is part of the model: a resumed run cannot drop it.
     assert main(["task", "sentiment", "train", "--resume", str(run), "--no-lexicon"]) == 2
     assert "lexicon" in capsys.readouterr().err
+    # So is the pooling (concat by default for sentiment).
+    assert json.loads((run / "task.json").read_text())["config"]["pooling"] == "concat"
+    assert main(["task", "sentiment", "train", "--resume", str(run), "--pooling", "final"]) == 2
+    assert "pooling" in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
