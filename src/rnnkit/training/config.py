@@ -40,6 +40,8 @@ BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
             min_lr=0.0,
             variational_dropout=True,
             weight_decay=0.1,
+            activation_reg=2.0,
+            temporal_activation_reg=1.0,
             eval_interval=500,
         ),
     ),
