@@ -1,12 +1,15 @@
 """Plain helpers that several test files use (fixtures live in conftest.py)."""
 
 import csv
+import os
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 from torch import nn
 
 import rnnkit
+from rnnkit.engine import compiled
 from rnnkit.training.config import TrainConfig
 
 CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
@@ -75,3 +78,11 @@ def layer_pair(kind: str, *args, **kwargs) -> tuple[nn.Module, nn.Module]:
     ours = RNNKIT_LAYERS[kind](*args, **kwargs).double()
     ours.load_state_dict(reference.state_dict())
     return ours, reference
+
+
+def skip_without_a_compiler():
+    """The C++ loops need a C++ compiler and ninja; where they cannot build, their tests skip
+    with the reason, unless the environment demands them (RNNKIT_KERNELS=cpp: then fail)."""
+    module, problem = compiled._build()
+    if module is None and os.environ.get("RNNKIT_KERNELS", "").strip().lower() != "cpp":
+        pytest.skip(f"the C++ loops did not build here ({problem}); the Python loops are tested")

@@ -2,15 +2,13 @@
 twice, once with a step's C++ code (engine/kernels/cell_steps.cpp) and once with the Python
 reference equations (rnnkit.nn.equations)."""
 
-import os
-
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit.engine import compiled
+from helpers import skip_without_a_compiler
 from rnnkit.engine.dispatch import cell_steps
 from rnnkit.errors import InputShapeError
 
@@ -20,9 +18,7 @@ def step_code(request, monkeypatch):
     """RNNKIT_KERNELS=cpp: the C++ step (skipped, with the reason, where it cannot build unless
     the environment demands it); python: the reference equations."""
     if request.param == "cpp":
-        module, problem = compiled._build()
-        if module is None and os.environ.get("RNNKIT_KERNELS", "").strip().lower() != "cpp":
-            pytest.skip(f"the C++ steps did not build here ({problem})")
+        skip_without_a_compiler()
     monkeypatch.setenv("RNNKIT_KERNELS", request.param)
     probe = torch.zeros(1, dtype=torch.double)
     assert (cell_steps(probe) is not None) == (request.param == "cpp")

@@ -1,14 +1,13 @@
 """The hand-written BPTT (LSTM, GRU, RNN; C++ and Python loops) against the reference:
 gradcheck, equality in float64 and float32, forward and every gradient, dispatch."""
 
-import os
-
 import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from torch.testing import assert_close
 
 import rnnkit
+from helpers import skip_without_a_compiler
 from rnnkit.engine import compiled
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
@@ -16,14 +15,6 @@ from rnnkit.engine.rnn import rnn_sequence
 from rnnkit.nn import recurrence, stack
 
 LOOPS = ["cpp", "python"]
-
-
-def skip_without_a_compiler():
-    """The C++ loops need a C++ compiler and ninja; where they cannot build, their tests skip
-    with the reason, unless the environment demands them (RNNKIT_KERNELS=cpp: then fail)."""
-    module, problem = compiled._build()
-    if module is None and os.environ.get("RNNKIT_KERNELS", "").strip().lower() != "cpp":
-        pytest.skip(f"the C++ loops did not build here ({problem}); the Python loops are tested")
 
 
 @pytest.fixture(params=LOOPS)

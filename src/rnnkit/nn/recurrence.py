@@ -87,6 +87,7 @@ def compiled_direction(
 ) -> tuple[Tensor, State]:
     """run_direction's loop as one C++ call (packed_direction in engine/kernels/cell_steps.cpp):
     the same steps and slicing, which autograd records, without a Python iteration per step."""
+    # CellKind in engine/kernels/loops.h: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU
     code = {"LSTM": 2, "GRU": 3}.get(kind, 1 if nonlinearity == "relu" else 0)
     cell = initial_state[1] if kind == "LSTM" else None
     output, *final = compiled.packed_direction(

@@ -90,7 +90,7 @@ bool records_gradients(std::initializer_list<c10::optional<at::Tensor>> tensors)
 // every step one of the *_projected_step functions, the loop in C++ too. Autograd records the
 // steps and the slicing, so the gradients are those of the Python loop. When nothing needs a
 // gradient and there is no projection, the loop is packed_inference (packed_inference.cpp).
-//   kind: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU. x_proj: (N, G·H), the input projection of
+//   kind: a CellKind (loops.h). x_proj: (N, G·H), the input projection of
 //   every step in packed order; batch_sizes: the T sizes (non-increasing); h0, c0 (LSTM only):
 //   (B, ·). Returns the outputs (N, P) in packed order, the final h and (LSTM) the final c,
 //   each (B, ·): a sequence's final state is the one after its own last step.
@@ -104,7 +104,7 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
     return packed_inference(kind, x_proj, batch_sizes, h0, c0, w_hh, b_hh, reverse);
   }
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
-  const bool lstm = kind == 2;
+  const bool lstm = kind == kLstm;
   std::vector<at::Tensor> x_steps = x_proj.split_with_sizes(batch_sizes);
   std::vector<at::Tensor> initial = lstm ? std::vector<at::Tensor>{h0, *c0}
                                          : std::vector<at::Tensor>{h0};
@@ -134,10 +134,10 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
     }
     if (lstm) {
       state = lstm_projected_step(x_steps[t], state[0], state[1], w_hh, b_hh, w_hr);
-    } else if (kind == 3) {
+    } else if (kind == kGru) {
       state = {gru_projected_step(x_steps[t], state[0], w_hh, b_hh)};
     } else {
-      state = {rnn_projected_step(x_steps[t], state[0], w_hh, b_hh, kind == 1)};
+      state = {rnn_projected_step(x_steps[t], state[0], w_hh, b_hh, kind == kRnnRelu)};
     }
     outputs[t] = state[0];
   }

@@ -30,6 +30,15 @@ inline bool is_nan(T v) {
   return (bits & ~(Bits(1) << (8 * sizeof(T) - 1))) > exponent;
 }
 
+// max(v, 0) that lets a NaN through (std::max may return either operand under -ffast-math).
+template <typename T>
+inline T relu_keeping_nan(T v) {
+  return is_nan(v) ? v : std::max(v, T(0));
+}
+
+// The cell of packed_direction and packed_inference (rnnkit/nn/recurrence.py passes the code).
+enum CellKind : int64_t { kRnnTanh = 0, kRnnRelu = 1, kLstm = 2, kGru = 3 };
+
 // Rows of the batch per parallel task: about 16k values per task, so a small batch stays on one
 // thread (spawning would cost more than it saves).
 inline int64_t grain_rows(int64_t row_size) { return std::max<int64_t>(1, 16384 / row_size); }

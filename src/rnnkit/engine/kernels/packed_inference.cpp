@@ -52,8 +52,7 @@ template <typename scalar_t>
 void rnn_row(const scalar_t* __restrict__ a, bool relu, scalar_t* __restrict__ h,
              scalar_t* __restrict__ out, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const scalar_t v = a[j];
-    const scalar_t hidden = relu ? (v > scalar_t(0) || is_nan(v) ? v : scalar_t(0)) : std::tanh(v);
+    const scalar_t hidden = relu ? relu_keeping_nan(a[j]) : std::tanh(a[j]);
     h[j] = hidden;
     out[j] = hidden;
   }
@@ -65,7 +64,7 @@ void run(int64_t kind, const at::Tensor& x_proj, const std::vector<int64_t>& bat
          at::Tensor& outputs, at::Tensor& h, at::Tensor& c) {
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
   const int64_t H = h.size(1), G = x_proj.size(1);
-  const bool gru = kind == 3;
+  const bool gru = kind == kGru;
   // The LSTM's and the RNN's b_hh sits beside b_ih, so it joins x_proj once; the GRU's n block
   // is scaled by r, so its b_hh goes into each step's product.
   at::Tensor x = (!gru && b_hh.has_value()) ? x_proj.add(*b_hh) : x_proj.contiguous();
@@ -91,16 +90,16 @@ void run(int64_t kind, const at::Tensor& x_proj, const std::vector<int64_t>& bat
     const scalar_t* xs = x_t.const_data_ptr<scalar_t>();
     const scalar_t* ps = product.const_data_ptr<scalar_t>();
     scalar_t* hs = h.data_ptr<scalar_t>();
-    scalar_t* cs = kind == 2 ? c.data_ptr<scalar_t>() : nullptr;
+    scalar_t* cs = kind == kLstm ? c.data_ptr<scalar_t>() : nullptr;
     scalar_t* os = outputs.data_ptr<scalar_t>() + offsets[t] * H;
     at::parallel_for(0, size, grain_rows(G), [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
-        if (kind == 2) {
+        if (kind == kLstm) {
           lstm_row(ps + b * G, cs + b * H, hs + b * H, os + b * H, H);
         } else if (gru) {
           gru_row(xs + b * G, ps + b * G, hs + b * H, os + b * H, H);
         } else {
-          rnn_row(ps + b * G, kind == 1, hs + b * H, os + b * H, H);
+          rnn_row(ps + b * G, kind == kRnnRelu, hs + b * H, os + b * H, H);
         }
       }
     });
@@ -117,10 +116,10 @@ std::vector<at::Tensor> packed_inference(int64_t kind, const at::Tensor& x_proj,
   const int64_t total = x_proj.size(0);
   at::Tensor outputs = at::empty({total, h0.size(1)}, x_proj.options());
   at::Tensor h = h0.contiguous().clone();
-  at::Tensor c = kind == 2 ? c0->contiguous().clone() : at::Tensor();
+  at::Tensor c = kind == kLstm ? c0->contiguous().clone() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "packed_inference", [&] {
     run<scalar_t>(kind, x_proj, batch_sizes, w_hh, b_hh, reverse, outputs, h, c);
   });
-  if (kind == 2) return {outputs, h, c};
+  if (kind == kLstm) return {outputs, h, c};
   return {outputs, h};
 }

@@ -14,8 +14,7 @@ void forward_row(const scalar_t* __restrict__ x, scalar_t* __restrict__ h, int64
                  bool relu) {
   if (relu) {
     for (int64_t j = 0; j < hidden; ++j) {
-      const scalar_t v = x[j] + h[j];
-      h[j] = is_nan(v) ? v : std::max(v, scalar_t(0));
+      h[j] = relu_keeping_nan(x[j] + h[j]);
     }
   } else {
     for (int64_t j = 0; j < hidden; ++j) h[j] = std::tanh(x[j] + h[j]);
