@@ -12,7 +12,8 @@ CPU = torch.device("cpu")
 def call(
     kind="GRU", dtype=torch.float32, device=CPU, packed=False, projected=False, recording=False
 ):
-    return Call(kind, dtype, torch.device(device), packed, projected, recording)
+    kernel = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}.get(kind)  # None: a library cell
+    return Call(kernel, dtype, torch.device(device), packed, projected, recording)
 
 
 @pytest.fixture

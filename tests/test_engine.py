@@ -8,7 +8,7 @@ from torch.testing import assert_close
 
 import rnnkit
 from helpers import skip_without_a_compiler
-from rnnkit.engine import compiled
+from rnnkit.engine import compiled, registered
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
@@ -183,8 +183,8 @@ def test_dropout_between_layers_draws_the_same_masks(kind, engine):
 def test_dispatch_to_the_bptt(monkeypatch, kind):
     calls = []
     name = f"{kind.lower()}_sequence"
-    original = getattr(recurrence, name)
-    monkeypatch.setattr(recurrence, name, lambda *a: calls.append(1) or original(*a))
+    original = getattr(registered, name)
+    monkeypatch.setattr(registered, name, lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3, dtype=torch.double)
 
     def layer(engine="auto", **kwargs):

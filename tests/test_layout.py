@@ -8,8 +8,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rnnkit"
 
 # Lowest first. A module belongs to the first layer whose prefix its name starts with.
 LAYERS = [
-    ("base", ["rnnkit.errors", "rnnkit.arguments", "rnnkit.memory", "rnnkit.config_fields"]),
-    ("equations", ["rnnkit.nn.equations"]),
+    (
+        "base",
+        [
+            "rnnkit.errors",
+            "rnnkit.arguments",
+            "rnnkit.memory",
+            "rnnkit.config_fields",
+            "rnnkit.cell_names",
+        ],
+    ),
+    ("cells", ["rnnkit.cells"]),
     ("engine", ["rnnkit.engine"]),
     ("nn", ["rnnkit.nn"]),
     ("data", ["rnnkit.data"]),

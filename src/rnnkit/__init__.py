@@ -16,6 +16,10 @@ _EXPORTS = {
     "RNN": "rnnkit.nn.layers",
     "LSTM": "rnnkit.nn.layers",
     "GRU": "rnnkit.nn.layers",
+    "Recurrent": "rnnkit.nn.layers",
+    "RecurrentCell": "rnnkit.nn.cells",
+    "Cell": "rnnkit.cells",
+    "Weight": "rnnkit.cells",
     "Trace": "rnnkit.nn.trace",
     "InputShapeError": "rnnkit.errors",
     "quantize_dynamic": "rnnkit.nn.conversion",
@@ -25,19 +29,24 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "Cell",
     "GRUCell",
     "InputShapeError",
     "LSTMCell",
     "RNNCell",
+    "Recurrent",
+    "RecurrentCell",
     "Trace",
+    "Weight",
     "quantize_dynamic",
 ]
 
 if TYPE_CHECKING:
+    from rnnkit.cells import Cell, Weight
     from rnnkit.errors import InputShapeError
-    from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+    from rnnkit.nn.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
     from rnnkit.nn.conversion import quantize_dynamic
-    from rnnkit.nn.layers import GRU, LSTM, RNN
+    from rnnkit.nn.layers import GRU, LSTM, RNN, Recurrent
     from rnnkit.nn.trace import Trace
 
 

@@ -36,7 +36,7 @@ def check_nonlinearity(value: object) -> None:
     if value not in ("tanh", "relu"):
         raise ValueError(
             f"Unknown nonlinearity {value!r}. Select from 'tanh' or 'relu'. (Other activations "
-            "need a cell of your own: see rnnkit.nn.equations.rnn_step.)"
+            "need a cell of your own: see rnnkit.cells and docs/cells.md.)"
         )
 
 

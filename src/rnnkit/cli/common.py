@@ -4,6 +4,8 @@ the stderr log (no torch imported here)."""
 import argparse
 import sys
 
+from rnnkit.cell_names import CELL_NAMES, is_cell_spec
+
 
 def add_checkpoint_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -12,6 +14,17 @@ def add_checkpoint_choice(parser: argparse.ArgumentParser) -> None:
         default="best",
         help="which checkpoint (default best)",
     )
+
+
+def cell_spec(text: str) -> str:
+    """A shipped cell's name or path/to/file.py:Class (checked for form here; the file is
+    read when the command runs)."""
+    if not is_cell_spec(text):
+        raise argparse.ArgumentTypeError(
+            f"unknown cell {text!r}: use one of {', '.join(CELL_NAMES)}, or a cell of your own "
+            "as path/to/file.py:ClassName"
+        )
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -7,7 +7,14 @@ and the tools are imported inside the functions, so `rnnkit --help` stays instan
 
 from pathlib import Path
 
-from rnnkit.cli.common import add_checkpoint_choice, log, positive_float, positive_int
+from rnnkit.cell_names import CELL_NAMES
+from rnnkit.cli.common import (
+    add_checkpoint_choice,
+    cell_spec,
+    log,
+    positive_float,
+    positive_int,
+)
 
 
 def add_commands(commands) -> None:
@@ -25,9 +32,10 @@ def add_commands(commands) -> None:
     gradflow.add_argument(
         "--cells",
         nargs="*",
-        choices=("rnn", "lstm", "gru"),
+        type=cell_spec,
         default=["rnn", "lstm", "gru"],
-        help="fresh cell types to measure (default: all three; none with a bare --cells)",
+        help="fresh cells to measure: any of " + ", ".join(CELL_NAMES) + ", or "
+        "path/to/file.py:Class (default: rnn lstm gru; none with a bare --cells)",
     )
     gradflow.add_argument(
         "--spectral-radius",
@@ -67,7 +75,12 @@ def add_commands(commands) -> None:
         "--tasks", nargs="+", choices=("adding", "copy"), default=["adding", "copy"]
     )
     longrange.add_argument(
-        "--cells", nargs="+", choices=("rnn", "lstm", "gru"), default=["rnn", "lstm", "gru"]
+        "--cells",
+        nargs="+",
+        type=cell_spec,
+        default=["rnn", "lstm", "gru"],
+        help="cells to compare: any of " + ", ".join(CELL_NAMES) + ", or path/to/file.py:Class "
+        "(default: rnn lstm gru)",
     )
     longrange.add_argument(
         "--delays",
@@ -197,7 +210,7 @@ def _read_activations(args):
 
     model, _, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=log)
     text = read_text(args.text)
-    value = args.value or ("cell" if model.rnn.kind == "LSTM" else "hidden")
+    value = args.value or ("cell" if "c" in model.rnn.cell.states else "hidden")
     return text, activations(model, vocabulary, text, value), value, path
 
 

@@ -14,6 +14,9 @@ Three engines compute the same recurrence (tests hold each to the reference in f
 
 ``engine="auto"`` (the default) picks for each call, first rule that matches:
 
+    a cell with no registered fast paths      reference  its own step is all there is
+                                                         (every cell but RNN, LSTM and GRU:
+                                                         engine/registered.py)
     recording (trace, probe_gradients)        reference  the only one that keeps every step
     torch.jit.trace, torch.export, ONNX       fused      the ops every exporter translates
                                                          (ONNX LSTM/GRU/RNN nodes): exports
@@ -71,7 +74,7 @@ ENGINES = ("auto", "fused", "bptt", "reference")
 class Call:
     """What decides the engine for one call of a layer."""
 
-    kind: str  # "RNN", "LSTM" or "GRU"
+    kernel: str | None  # the cell's registered fast paths (engine/registered.py), or None
     dtype: torch.dtype
     device: torch.device
     packed: bool
@@ -125,7 +128,7 @@ def supports(engine: str, call: Call) -> bool:
     """Whether ``engine`` can run ``call`` (in the current transform and compile state)."""
     if engine == "reference":
         return True
-    if call.recording:
+    if call.recording or call.kernel is None:
         return False
     if engine == "fused":  # under vmap torch.nn's own kernel fails too (docs/compatibility.md)
         return call.device.type in ("cpu", "cuda") and not transforming()
@@ -149,7 +152,7 @@ def choose(requested: str, call: Call) -> str:
 
 def auto(call: Call) -> str:
     """The fastest engine that supports the call (the table in the module docstring)."""
-    if call.recording:
+    if call.recording or call.kernel is None:
         return "reference"
     if exporting():
         return "fused"
@@ -157,7 +160,7 @@ def auto(call: Call) -> str:
         return "reference"
     if autocasting(call.device):
         return "fused"
-    projected_lstm = call.projected and call.kind == "LSTM" and not call.packed
+    projected_lstm = call.projected and call.kernel == "lstm" and not call.packed
     if projected_lstm and call.device.type == "cpu" and call.dtype == torch.float32:
         return "fused"
     if call.packed or call.projected or call.dtype not in (torch.float32, torch.float64):
@@ -166,7 +169,7 @@ def auto(call: Call) -> str:
         return "fused"
     if call.device.type != "cpu":
         return "reference"
-    if call.kind == "LSTM" and call.dtype == torch.float32:
+    if call.kernel == "lstm" and call.dtype == torch.float32:
         return "fused"
     return "bptt"
 

@@ -25,6 +25,7 @@ Kept for the backward: r, z, n (T, B, 3H), hn (T, B, H) and h_t (T, B, H).
 import torch
 from torch import Tensor
 
+from rnnkit.cells.gru import GRU
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
@@ -60,7 +61,7 @@ class GRUSequence(torch.autograd.Function):
         x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs = ctx.saved_tensors
         if backward_needs_a_graph(grad_outputs, grad_h_n):
             inputs = {"x": x, "w_ih": w_ih, "bias": b_ih, "h0": h0, "w_hh": w_hh, "b_hh": b_hh}
-            grads = differentiable_backward(ctx, "GRU", "", inputs, (grad_outputs, grad_h_n))
+            grads = differentiable_backward(ctx, GRU(), inputs, (grad_outputs, grad_h_n))
             return (*grads, None, None)
         grad_x_proj, grad_hh, grad_h0 = ops.gru_backward(
             gates, hidden_n, outputs, h0.contiguous(), w_hh.contiguous(),

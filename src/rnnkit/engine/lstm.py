@@ -34,6 +34,7 @@ engine/dispatch.py hands every other call to another engine.
 import torch
 from torch import Tensor
 
+from rnnkit.cells.lstm import LSTM
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
@@ -69,9 +70,7 @@ class LSTMSequence(torch.autograd.Function):
         x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs = ctx.saved_tensors
         if backward_needs_a_graph(grad_outputs, grad_h_n, grad_c_n):
             inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "c0": c0, "w_hh": w_hh}
-            grads = differentiable_backward(
-                ctx, "LSTM", "", inputs, (grad_outputs, grad_h_n, grad_c_n)
-            )
+            grads = differentiable_backward(ctx, LSTM(), inputs, (grad_outputs, grad_h_n, grad_c_n))
             return (*grads, None, None)
         grad_gates, grad_h0, grad_c0 = ops.lstm_backward(
             gates, cells, tanh_cells, c0.contiguous(), w_hh.contiguous(),

@@ -17,6 +17,7 @@ Only h_t (T, B, H) is kept for the backward.
 import torch
 from torch import Tensor
 
+from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine import (
     backward_may_come,
     backward_needs_a_graph,
@@ -51,7 +52,7 @@ class RNNSequence(torch.autograd.Function):
             inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "w_hh": w_hh}
             grads = (grad_outputs, grad_h_n)
             return (
-                *differentiable_backward(ctx, "RNN", nonlinearity, inputs, grads),
+                *differentiable_backward(ctx, ElmanRNN(nonlinearity), inputs, grads),
                 None,
                 None,
                 None,

@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn.equations import gru_step, lstm_step, rnn_step
+from rnnkit.cells import Cell, Parameters
+
+NO_EXTRA_PARAMETERS = Parameters({})
 
 
 def reference_direction(
-    kind: str,
-    nonlinearity: str,
+    cell: Cell,
     reverse: bool,
     x: Tensor,
     w_ih: Tensor,
@@ -28,29 +29,25 @@ def reference_direction(
     c0: Tensor | None = None,
     b_hh: Tensor | None = None,
 ) -> tuple[Tensor, ...]:
-    """One direction of one layer by the equations: x (T, B, I) -> outputs (T, B, H), h_T (and
-    c_T for the LSTM). ``bias`` is what the Function adds to the input projection (b_ih + b_hh
-    for the LSTM and the RNN, b_ih for the GRU, whose b_hh sits inside the reset gate)."""
+    """One direction of one layer by the cell's own step: x (T, B, I) -> outputs (T, B, H),
+    h_T (and c_T for the LSTM). ``bias`` is what the Function adds to the input projection
+    (b_ih + b_hh for the LSTM and the RNN, b_ih for the GRU, whose b_hh sits inside the reset
+    gate)."""
     x_proj = F.linear(x, w_ih, bias)  # (T, B, G·H)
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-    h, c = h0, c0
+    state = (h0,) if c0 is None else (h0, c0)
     outputs = []
     for t in steps:
-        if kind == "LSTM":
-            h, c, _ = lstm_step(x_proj[t], h, c, w_hh, None)
-        elif kind == "GRU":
-            h, _ = gru_step(x_proj[t], h, w_hh, b_hh)
-        else:
-            h = rnn_step(x_proj[t], h, w_hh, None, nonlinearity)
-        outputs.append(h)
+        hh = F.linear(state[0], w_hh, b_hh)  # (B, G·H)
+        state, _ = cell.run_step(x_proj[t], hh, state, NO_EXTRA_PARAMETERS)
+        outputs.append(state[0])
     if reverse:
         outputs.reverse()
-    final = (h, c) if kind == "LSTM" else (h,)
-    return (torch.stack(outputs), *final)
+    return (torch.stack(outputs), *state)
 
 
 def differentiable_backward(
-    ctx, kind: str, nonlinearity: str, inputs: dict[str, Tensor | None], grads: tuple[Tensor, ...]
+    ctx, cell: Cell, inputs: dict[str, Tensor | None], grads: tuple[Tensor, ...]
 ) -> tuple[Tensor | None, ...]:
     """The gradients of ``inputs`` (named as reference_direction's arguments, in the
     Function's argument order) as a differentiable function of the inputs and ``grads``.
@@ -73,7 +70,7 @@ def differentiable_backward(
             )
             for name, value in inputs.items()
         }
-        outputs = reference_direction(kind, nonlinearity, ctx.reverse, **arguments)
+        outputs = reference_direction(cell, ctx.reverse, **arguments)
         found = torch.autograd.grad(
             outputs,
             [arguments[name] for name in wanted],

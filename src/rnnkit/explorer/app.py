@@ -206,7 +206,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
         layer, index = query_integer(request, "layer", 0), query_integer(request, "index", 0)
         part = query.get("part", "h")
         rnn = run.model.rnn
-        if part not in ("h", "c") or (part == "c" and rnn.kind != "LSTM"):
+        if part not in ("h", "c") or (part == "c" and "c" not in rnn.cell.states):
             raise ApiError(400, f"part must be h (or c for an LSTM) while sampling, got {part!r}")
         if not (0 <= layer < rnn.num_layers and 0 <= index < rnn.hidden_size):
             raise ApiError(422, f"unit {layer}:{index} is out of range for this model")

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UsageError
-from rnnkit.nn.equations import GATE_NAMES
 
 MAX_TEXT = 10_000  # characters one request may read, sample or translate
 VALIDATION_MATCH_CHARS = 20_000  # "match in the validation text" looks at its start
@@ -38,7 +37,7 @@ class LanguageRun:
 
     def info(self) -> dict:
         layer = self.model.rnn
-        parts = ["h", *(["c"] if layer.kind == "LSTM" else []), *GATE_NAMES[layer.kind]]
+        parts = ["h", *layer.cell.states[1:], *layer.cell.gate_names]
         return {
             "name": self.name,
             "type": "language model",
@@ -46,7 +45,7 @@ class LanguageRun:
             "layers": layer.num_layers,
             "hidden": layer.hidden_size,
             "parts": parts,
-            "value": "c" if layer.kind == "LSTM" else "h",
+            "value": "c" if "c" in layer.cell.states else "h",
             "symbols": list(self.vocabulary.symbols),
             "checkpoint": self.checkpoint.name,
         }
@@ -99,7 +98,7 @@ class LanguageRun:
         with self._lock:
             cached = self._validation_values
         if cached is None:
-            value = "cell" if self.model.rnn.kind == "LSTM" else "hidden"
+            value = "cell" if "c" in self.model.rnn.cell.states else "hidden"
             cached = activations(self.model, self.vocabulary, text, value)  # float32
             with self._lock:
                 self._validation_values = cached

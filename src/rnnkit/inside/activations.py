@@ -36,9 +36,10 @@ def activations(model, vocabulary, text: str, value: str = "cell", window: int =
     """
     if value not in VALUES:
         raise UsageError(f"--value must be one of {', '.join(VALUES)}, got {value!r}")
-    if value == "cell" and model.rnn.kind != "LSTM":
+    if value == "cell" and "c" not in model.rnn.cell.states:
         raise UsageError(
-            f"--value cell needs an LSTM (c_t); this run is a {model.rnn.kind}: use --value hidden"
+            f"--value cell needs a cell with a cell state c_t (the LSTM's); this run is a "
+            f"{model.rnn.kind}: use --value hidden"
         )
     if not text:
         raise UsageError("the text is empty: give a file with at least one character")

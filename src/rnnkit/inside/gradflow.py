@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn.layers import LAYERS
+from rnnkit.nn.layers import make_layer
 
 
 @dataclass
@@ -70,7 +70,7 @@ def fresh_layer(
 ):
     """A newly initialised layer (torch.nn's initialisation), optionally with W_hh rescaled."""
     torch.manual_seed(seed)
-    layer = LAYERS[kind](input_size, hidden_size, num_layers).double()
+    layer = make_layer(kind, input_size, hidden_size, num_layers).double()
     if spectral_radius is not None:
         set_spectral_radius(layer, spectral_radius)
     return layer

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.nn.layers import LAYERS
+from rnnkit.cells import cell_from_spec
+from rnnkit.nn.layers import make_layer
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 ALPHABET = 8  # copy memory: symbols 1..8; 0 is the blank, 9 the delimiter
 COPY_CLASSES = ALPHABET + 2
 REMEMBER = 10  # copy memory: symbols to remember
@@ -69,7 +69,7 @@ class TaskModel(nn.Module):
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int) -> None:
         super().__init__()
-        self.rnn = LAYERS[kind](input_size, hidden_size)
+        self.rnn = make_layer(kind, input_size, hidden_size)
         self.head = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -77,8 +77,10 @@ class TaskModel(nn.Module):
 
 
 def parameter_count(kind: str, input_size: int, hidden_size: int, output_size: int) -> int:
-    gates = GATES[kind] * hidden_size
-    return gates * (input_size + hidden_size + 2) + output_size * (hidden_size + 1)
+    """The parameters of TaskModel, counted from the cell's declared shapes."""
+    shapes = cell_from_spec(kind).weight_shapes(input_size, hidden_size, 0, bias=True)
+    recurrent = sum(math.prod(shape) for shape in shapes.values())
+    return recurrent + output_size * (hidden_size + 1)
 
 
 def hidden_size_for_budget(kind: str, input_size: int, output_size: int, budget: int) -> int:

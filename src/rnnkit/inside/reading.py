@@ -83,7 +83,7 @@ def read(model, vocabulary, text: str, window: int = 1000) -> Reading:
     ids = encode(vocabulary, text)
     parts: dict[str, list[torch.Tensor]] = {}
     log_probabilities = []
-    value = "c" if model.rnn.kind == "LSTM" else "h"
+    value = "c" if "c" in model.rnn.cell.states else "h"
     for trace in windowed_traces(model, ids, window):
         found = {"h": trace.hidden[:, 0, :, 0]}
         if trace.cell is not None:

@@ -15,18 +15,19 @@ tie_weights the head reuses the embedding matrix (Press & Wolf 2017; needs E = H
 
 from torch import Tensor, nn
 
+from rnnkit.cells import Cell, cell_from_spec
 from rnnkit.errors import UsageError
 from rnnkit.nn.dropout import variational_dropout
-from rnnkit.nn.layers import LAYERS
+from rnnkit.nn.layers import make_layer
 
-State = Tensor | tuple[Tensor, Tensor]
+State = Tensor | tuple[Tensor, ...]
 
 
 class CharLM(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        cell: str = "lstm",
+        cell: "str | Cell" = "lstm",
         embedding_size: int = 64,
         hidden_size: int = 512,
         num_layers: int = 1,
@@ -36,8 +37,8 @@ class CharLM(nn.Module):
         variational_dropout: bool = False,
     ) -> None:
         super().__init__()
-        if cell not in LAYERS:
-            raise UsageError(f"unknown cell {cell!r}: use one of {', '.join(LAYERS)}")
+        if isinstance(cell, str):
+            cell_from_spec(cell)  # an unknown name or a bad file: one clear UsageError
         if tie_weights and embedding_size != hidden_size:
             raise UsageError(
                 f"--tie-weights needs embedding_size = hidden_size, got {embedding_size} and "
@@ -45,8 +46,8 @@ class CharLM(nn.Module):
             )
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         between_layers = dropout if num_layers > 1 else 0.0
-        self.rnn = LAYERS[cell](
-            embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
+        self.rnn = make_layer(
+            cell, embedding_size, hidden_size, num_layers, dropout=between_layers, batch_first=True
         )
         self.rnn.weight_dropout = weight_dropout
         self.rnn.variational_dropout = variational_dropout  # drop() reads it from here too
@@ -88,15 +89,20 @@ def state_tensors(state: State | None) -> dict[str, Tensor]:
     if state is None:
         return {}
     if isinstance(state, tuple):
-        return {"state.h": state[0], "state.c": state[1]}
+        return {f"state.{key}": s for key, s in zip(STATE_KEYS, state, strict=False)}
     return {"state.h": state}
+
+
+STATE_KEYS = ("h", "c", *(str(k) for k in range(2, 16)))
+"""The checkpoint's names of the carried states, in order: h, c (the LSTM's), then numbers."""
 
 
 def state_from_tensors(tensors: dict[str, Tensor]) -> State | None:
     if "state.h" not in tensors:
         return None
     if "state.c" in tensors:
-        return (tensors["state.h"], tensors["state.c"])
+        found = [tensors[f"state.{key}"] for key in STATE_KEYS if f"state.{key}" in tensors]
+        return tuple(found)
     return tensors["state.h"]
 
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.tokens import PAD
 from rnnkit.models.attention import make_attention
-from rnnkit.nn.cells import CELLS, LSTMCell
+from rnnkit.nn.cells import LSTMCell, make_cell
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Decoder(nn.Module):
         self.bridge = nn.Linear(summary_size, hidden_size)
         self.attention = make_attention(attention, hidden_size, memory_size, attention_size)
         extra = {"none": 0, "additive": memory_size, "multiplicative": hidden_size}[attention]
-        self.cell = CELLS[cell](embedding_size + extra, hidden_size)
+        self.cell = make_cell(cell, embedding_size + extra, hidden_size)
         if self.attention is not None:
             self.combine = nn.Linear(hidden_size + memory_size, hidden_size)
         self.dropout = nn.Dropout(dropout)

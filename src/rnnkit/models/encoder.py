@@ -11,7 +11,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.nn.layers import LAYERS
+from rnnkit.cells import cell_from_spec
+from rnnkit.errors import UsageError
+from rnnkit.nn.layers import make_layer
 
 
 class SequenceEncoder(nn.Module):
@@ -25,13 +27,16 @@ class SequenceEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if cell not in LAYERS:
-            raise ValueError(f"cell must be one of {', '.join(LAYERS)}, got {cell!r}")
+        try:
+            cell_from_spec(cell)
+        except UsageError as error:
+            raise ValueError(str(error)) from None
         self.cell = cell
         self.directions = 2 if bidirectional else 1
         self.hidden_size = hidden_size
         self.output_size = self.directions * hidden_size
-        self.rnn = LAYERS[cell](
+        self.rnn = make_layer(
+            cell,
             input_size,
             hidden_size,
             num_layers=num_layers,

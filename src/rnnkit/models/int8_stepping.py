@@ -10,15 +10,9 @@ matrix the step multiplies by is quantised per output row, symmetrically:
 and each product runs torch's dynamically quantised linear (fbgemm on x86, qnnpack on ARM):
 the input row is quantised on the fly, the product accumulates in int32 and is scaled back
 to float. What stays float: the first layer's folded embedding table (a row lookup reads one
-row), the biases and every nonlinearity; the equations are the Stepper's
-(rnnkit.models.stepping), written out per gate here because the quantised product replaces
-the engine's loop:
-
-    LSTM  a = x_proj + W_hh h;  i, f, o = σ(a_i, a_f, a_o),  g = tanh(a_g)
-          c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')
-    GRU   r = σ(x_r + (W_hh h + b_hh)_r),  z = σ(x_z + (W_hh h + b_hh)_z),
-          n = tanh(x_n + r ⊙ (W_hh h + b_hh)_n),  h' = (1 − z) ⊙ n + z ⊙ h
-    RNN   h' = tanh(x_proj + W_hh h)   (or relu)
+row), the biases and every nonlinearity. The nonlinear part of each step is the cell's own step
+(rnnkit.cells), given the quantised products W_ih x_t + b and W_hh h_{t-1} + b_hh, so every
+cell, a user's included, samples with int8 weights.
 
 The price is accuracy: `rnnkit eval --weights int8` measures it on the validation split
 (docs/performance.md has the figures).
@@ -30,7 +24,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import UsageError
-from rnnkit.models.charlm import CharLM, State
+from rnnkit.models.charlm import CharLM
 from rnnkit.models.stepping import Stepper
 
 
@@ -52,7 +46,8 @@ def quantized(weight: Tensor, bias: Tensor | None):
 
 
 class Int8Stepper(Stepper):
-    """A Stepper whose matrix products read int8 weights; same interface."""
+    """A Stepper whose matrix products read int8 weights; same interface. The nonlinear part
+    of each step is the cell's own step, on the int8 products (any cell)."""
 
     @torch.no_grad()
     def __init__(self, model: CharLM) -> None:
@@ -60,7 +55,7 @@ class Int8Stepper(Stepper):
         if self.table.device.type != "cpu" or self.table.dtype != torch.float32:
             raise UsageError("--weights int8 samples a float32 model on the CPU")
         self.hidden_packed = [
-            quantized(w_hh, b_hh if self.kind == "GRU" else None)
+            None if w_hh is None else quantized(w_hh, b_hh)
             for w_hh, b_hh in zip(self.w_hh, self.b_hh, strict=True)
         ]
         self.input_packed = [None] + [
@@ -68,35 +63,17 @@ class Int8Stepper(Stepper):
         ]
         self.head_packed = quantized(self.head_weight, self.head_bias)
 
-    @torch.no_grad()
-    def step(self, symbols: int | Tensor, state: State | None) -> tuple[Tensor, State]:
-        symbols = torch.as_tensor(symbols).reshape(-1)  # (N,)
-        if state is None:
-            state = self.initial_state(symbols.shape[0])
-        hs, cs = state if self.kind == "LSTM" else (state, None)  # each (L, N, H)
+    def input_side(self, layer: int, symbols: Tensor, below: Tensor | None) -> Tensor:
+        if layer == 0:
+            return self.table[symbols]  # (N, G·H): the folded embedding, float
+        return torch.ops.quantized.linear_dynamic(below, self.input_packed[layer], True)
+
+    def layer_step(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
+        packed = self.hidden_packed[layer]
         linear = torch.ops.quantized.linear_dynamic
-        new_h, new_c = [], []
-        h = None
-        for layer, hidden_packed in enumerate(self.hidden_packed):
-            if layer == 0:
-                x_proj = self.table[symbols]  # (N, G·H): the folded embedding, float
-            else:
-                x_proj = linear(h, self.input_packed[layer], True)
-            from_state = linear(hs[layer].contiguous(), hidden_packed, True)
-            if self.kind == "LSTM":
-                a_i, a_f, a_g, a_o = (x_proj + from_state).chunk(4, dim=1)
-                c = torch.sigmoid(a_f) * cs[layer] + torch.sigmoid(a_i) * torch.tanh(a_g)
-                h = torch.sigmoid(a_o) * torch.tanh(c)
-                new_c.append(c)
-            elif self.kind == "GRU":
-                x_r, x_z, x_n = x_proj.chunk(3, dim=1)
-                h_r, h_z, h_n = from_state.chunk(3, dim=1)  # h_n includes b_hn
-                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-                h = (1 - z) * torch.tanh(x_n + r * h_n) + z * hs[layer]
-            else:
-                pre = x_proj + from_state
-                h = torch.relu(pre) if self.relu else torch.tanh(pre)
-            new_h.append(h)
-        logits = linear(h, self.head_packed, True)  # (N, V)
-        h_state = torch.stack(new_h)
-        return logits, ((h_state, torch.stack(new_c)) if self.kind == "LSTM" else h_state)
+        hh = None if packed is None else linear(state[0].contiguous(), packed, True)
+        new_state, _ = self.cell.run_step(x_proj, hh, state, self.extra[layer])
+        return new_state
+
+    def head(self, h: Tensor) -> Tensor:
+        return torch.ops.quantized.linear_dynamic(h, self.head_packed, True)  # (N, V)

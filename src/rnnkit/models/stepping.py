@@ -9,20 +9,28 @@ path, a kernel set-up made for long sequences. Generating text needs none of tha
                                           into the first layer's input projection, a row
                                           lookup instead of a matrix product
     layer l>0: x_proj = W_ih h^(l-1)_t + b
-    each layer: one call of the engine's forward loop for one step (rnnkit.engine: the C++
-                loop where it built: the recurrent product and the gates in one call)
+    each layer: for RNN, LSTM and GRU one call of the engine's forward loop for one step
+                (rnnkit.engine: the C++ loop where it built: the recurrent product and the
+                gates in one call); for any other cell its own step
     head:      logits = W h^(L-1)_t + b
 
-b = b_ih + b_hh for the LSTM and the RNN (both enter every gate the same way) and b_ih for the
-GRU (its b_hn sits inside r ⊙ (W_hn h + b_hn) and is passed to the loop). Same numbers as
-``model(...)`` up to round-off (tests compare them).
+b = b_ih + b_hh for the LSTM and the RNN (both enter every gate the same way) and b_ih for
+every other cell (the GRU's b_hn sits inside r ⊙ (W_hn h + b_hn); it goes with W_hh h).
+Same numbers as ``model(...)`` up to round-off (tests compare them).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.cells import Parameters
 from rnnkit.engine import compiled, gru, lstm, rnn
+from rnnkit.engine.registered import kernel_of
 from rnnkit.models.charlm import CharLM, State
+
+FOLDED_HIDDEN_BIAS = ("lstm", "rnn_tanh", "rnn_relu")
+"""Registered cells whose b_hh enters every gate as b_ih does: it is added to the input side
+once. Any other cell gets b_hh inside its hidden side, where its step expects it."""
 
 
 class Stepper:
@@ -35,58 +43,81 @@ class Stepper:
         layer = model.rnn
         if layer.bidirectional or layer.proj_size:
             raise ValueError("stepping needs a unidirectional layer without projection")
-        self.kind = layer.kind
-        self.relu = layer.nonlinearity == "relu"
-        self.python_loops = {"LSTM": lstm, "GRU": gru, "RNN": rnn}[self.kind]
-        self.w_ih, self.w_hh, self.bias, self.b_hh = [], [], [], []
+        self.cell = layer.cell
+        self.kernel = kernel_of(layer.cell)
+        self.several_states = len(layer.cell.states) > 1
+        self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
         for weights in layer._direction_weights():
             w = weights[0]
-            bias = w.b_ih
-            if self.kind != "GRU" and bias is not None and w.b_hh is not None:
-                bias = bias + w.b_hh
+            bias, b_hh = w.b_ih, w.b_hh
+            if self.kernel in FOLDED_HIDDEN_BIAS and bias is not None and b_hh is not None:
+                bias, b_hh = bias + b_hh, None
             if bias is None:
                 bias = w.w_ih.new_zeros(w.w_ih.shape[0])
-            b_hh = w.b_hh if w.b_hh is not None else w.w_hh.new_zeros(w.w_hh.shape[0])
+            if b_hh is None and w.w_hh is not None and self.kernel == "gru":
+                b_hh = w.w_hh.new_zeros(w.w_hh.shape[0])  # the GRU's loop takes a tensor
             self.w_ih.append(w.w_ih.detach())
-            self.w_hh.append(w.w_hh.detach().contiguous())
+            self.w_hh.append(None if w.w_hh is None else w.w_hh.detach().contiguous())
             self.bias.append(bias.detach())
-            self.b_hh.append(b_hh.detach().contiguous())
+            self.b_hh.append(None if b_hh is None else b_hh.detach().contiguous())
+            self.extra.append(Parameters({k: v.detach() for k, v in w.extra.items()}))
         # The first layer reads an embedding: fold it into its input projection.
         self.table = torch.addmm(self.bias[0], model.embedding.weight, self.w_ih[0].t())
         self.head_weight = model.head.weight.detach()
         self.head_bias = model.head.bias.detach()
         self.hidden_size = layer.hidden_size
+        self.state_count = len(layer.cell.states)
 
     def initial_state(self, rows: int = 1) -> State:
-        zeros = self.table.new_zeros(len(self.w_hh), rows, self.hidden_size)
-        return (zeros, zeros.clone()) if self.kind == "LSTM" else zeros
+        zeros = [self.table.new_zeros(len(self.w_ih), rows, self.hidden_size)
+                 for _ in range(self.state_count)]  # fmt: skip
+        return tuple(zeros) if self.several_states else zeros[0]
+
+    def input_side(self, layer: int, symbols: Tensor, below: Tensor | None) -> Tensor:
+        """W_ih x_t + b for this layer: a row of the folded table for the first, (N, G·H)."""
+        if layer == 0:
+            return self.table[symbols]
+        return torch.addmm(self.bias[layer], below, self.w_ih[layer].t())
 
     @torch.no_grad()
     def step(self, symbols: int | Tensor, state: State | None) -> tuple[Tensor, State]:
         """One character per row in (an id, or ids (N,)), the next character's scores (N, V)
         and the new state out (each (L, N, H))."""
         symbols = torch.as_tensor(symbols).reshape(-1)  # (N,)
-        rows = symbols.shape[0]
         if state is None:
-            state = self.initial_state(rows)
-        loops = compiled.loops_for(self.table, self.python_loops)
-        hs, cs = state if self.kind == "LSTM" else (state, None)  # each (L, N, H)
-        new_h, new_c = [], []
-        x_proj = self.table[symbols].view(1, rows, -1)  # (T=1, N, G·H)
-        h = x_proj  # replaced by each layer's output
-        for layer, w_hh in enumerate(self.w_hh):
-            if layer > 0:
-                x_proj = torch.addmm(self.bias[layer], h, self.w_ih[layer].t()).view(1, rows, -1)
-            if self.kind == "LSTM":
-                *_, outputs, c = loops.lstm_forward(x_proj, hs[layer], cs[layer], w_hh, False)
-                new_c.append(c)
-            elif self.kind == "GRU":
-                b_hh = self.b_hh[layer]
-                _, _, outputs = loops.gru_forward(x_proj, hs[layer], w_hh, b_hh, False)
-            else:
-                (outputs,) = loops.rnn_forward(x_proj, hs[layer], w_hh, self.relu)
-            h = outputs[0]  # (N, H)
-            new_h.append(h)
-        logits = torch.addmm(self.head_bias, h, self.head_weight.t())  # (N, V)
-        h_state = torch.stack(new_h)
-        return logits, ((h_state, torch.stack(new_c)) if self.kind == "LSTM" else h_state)
+            state = self.initial_state(symbols.shape[0])
+        states = state if self.several_states else (state,)  # each (L, N, H)
+        new_states: list[list[Tensor]] = [[] for _ in states]
+        h = None
+        for layer in range(len(self.w_ih)):
+            x_proj = self.input_side(layer, symbols, h)  # (N, G·H)
+            layer_state = tuple(s[layer] for s in states)
+            layer_state = self.layer_step(layer, x_proj, layer_state)
+            for k, s in enumerate(layer_state):
+                new_states[k].append(s)
+            h = layer_state[0]  # (N, H)
+        logits = self.head(h)  # (N, V)
+        stacked = tuple(torch.stack(s) for s in new_states)
+        return logits, (stacked if self.several_states else stacked[0])
+
+    def head(self, h: Tensor) -> Tensor:
+        return torch.addmm(self.head_bias, h, self.head_weight.t())  # (N, V)
+
+    def layer_step(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
+        """One layer's step: the registered loop for one step where the cell has one (the
+        recurrent product and the gates in one call), else the cell's own step."""
+        w_hh = self.w_hh[layer]
+        if self.kernel is None:
+            hh = None if w_hh is None else F.linear(state[0], w_hh, self.b_hh[layer])
+            new_state, _ = self.cell.run_step(x_proj, hh, state, self.extra[layer])
+            return new_state
+        loops = compiled.loops_for(self.table, {"lstm": lstm, "gru": gru}.get(self.kernel, rnn))
+        x_proj = x_proj.view(1, *x_proj.shape)  # (T=1, N, G·H)
+        if self.kernel == "lstm":
+            *_, outputs, c = loops.lstm_forward(x_proj, state[0], state[1], w_hh, False)
+            return (outputs[0], c)
+        if self.kernel == "gru":
+            _, _, outputs = loops.gru_forward(x_proj, state[0], w_hh, self.b_hh[layer], False)
+            return (outputs[0],)
+        (outputs,) = loops.rnn_forward(x_proj, state[0], w_hh, self.kernel == "rnn_relu")
+        return (outputs[0],)

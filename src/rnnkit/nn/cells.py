@@ -1,32 +1,49 @@
-"""RNNCell, LSTMCell and GRUCell: one time step, drop-in replacements for torch.nn's cells.
+"""One time step of any cell as a module; RNNCell, LSTMCell and GRUCell, drop-in replacements
+for torch.nn's cells.
 
-Same constructor arguments, parameter names (weight_ih, weight_hh, bias_ih, bias_hh), shapes,
-initialisation (every parameter uniform in ±1/sqrt(hidden_size)) and input forms (batched (B, I)
-or unbatched (I,)) as torch.nn. The arithmetic is in :mod:`rnnkit.nn.equations`; on the CPU a
-step runs the same equations written in C++ (engine/kernels/cell_steps.cpp; when, in
+``RecurrentCell(cell, input_size, hidden_size)`` runs one step of any definition
+(rnnkit.cells). The three built-in classes have torch.nn's constructor arguments, parameter
+names (weight_ih, weight_hh, bias_ih, bias_hh), shapes, initialisation (every parameter uniform
+in ±1/sqrt(hidden_size)) and input forms (batched (B, I) or unbatched (I,)). The arithmetic is
+the cell's step; on the CPU the built-ins run the same equations written in C++
+(engine/kernels/cell_steps.cpp, registered in engine/registered.py; when, in
 rnnkit.engine.dispatch.cell_steps).
 """
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.arguments import check_bool, check_nonlinearity, check_size
+from rnnkit.cells import Cell, Parameters, cell_from_spec, check_cell
+from rnnkit.cells.definition import initialise
+from rnnkit.cells.gru import GRU as GRUDefinition
+from rnnkit.cells.lstm import LSTM as LSTMDefinition
+from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine.dispatch import cell_steps
+from rnnkit.engine.registered import fast_paths
 from rnnkit.errors import InputShapeError
 from rnnkit.nn.conversion import TorchTwin
-from rnnkit.nn.equations import GATE_COUNT, gru_step, lstm_step, rnn_step
 
 
-class _CellBase(TorchTwin, nn.Module):
-    """Parameters, initialisation and input checks common to the three cells."""
+class RecurrentCell(TorchTwin, nn.Module):
+    """One step of any cell: ``cell`` is a definition (rnnkit.cells) or a shipped cell's name.
 
-    kind = ""  # "RNN", "LSTM" or "GRU"
+    Input: x (B, I) or (I,); hx: h (one state) or a tuple in the order of ``cell.states``, or
+    None (zeros). Output: the new state in the same form. Parameters: weight_ih, weight_hh,
+    bias_ih, bias_hh as the cell declares them, and the cell's own parameters.
+    """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool, device=None, dtype=None):
+    kind = ""  # the name in torch.nn's messages ("LSTM" for LSTMCell), or the cell's name
+
+    def __init__(
+        self, cell: Cell | type[Cell] | str, input_size: int, hidden_size: int,
+        bias: bool = True, device=None, dtype=None,
+    ) -> None:  # fmt: skip
         super().__init__()
+        self.cell = cell_from_spec(cell) if isinstance(cell, str) else check_cell(cell)
+        if not self.kind:
+            self.kind = type(self.cell).__name__
         # torch.nn's cells allow sizes of 0 (empty tensors), its layers do not.
         check_size("input_size", input_size, allow_zero=True)
         check_size("hidden_size", hidden_size, allow_zero=True)
@@ -34,23 +51,56 @@ class _CellBase(TorchTwin, nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
-        gate_size = GATE_COUNT[self.kind] * hidden_size
         factory = {"device": device, "dtype": dtype}
-        self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size, **factory))
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(gate_size, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(gate_size, **factory))
-        else:
+        shapes = self.cell.weight_shapes(input_size, hidden_size, 0, bias)
+        for name, shape in shapes.items():
+            setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
+        if not bias:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
+        self._names = list(shapes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]."""
-        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]; a cell's
+        own parameter as its Weight says."""
+        for name in self._names:
+            initialise(getattr(self, name), self.cell.init_of(name), self.hidden_size)
+
+    def forward(self, input: Tensor, hx=None):
+        x, is_batched = self._batched_input(input)
+        several = len(self.cell.states) > 1
+        if hx is None:
+            given = (None,) * len(self.cell.states)
+        elif several and isinstance(hx, (tuple, list)) and len(hx) == len(self.cell.states):
+            given = tuple(hx)
+        elif several:
+            names = ", ".join(f"{name}_0" for name in self.cell.states)
+            raise TypeError(
+                f"{type(self).__name__}: hx must be a tuple ({names}) of the states, got "
+                f"{type(hx).__name__}"
+            )
+        else:
+            given = (hx,)
+        state = tuple(self._batched_state(s, index, x, is_batched) for index, s in enumerate(given))
+        registered = fast_paths(self.cell)
+        compiled = cell_steps(x) if registered is not None else None
+        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
+            state = registered.cpp_step(compiled, x, state, self._weights())
+        else:
+            state = self._step(x, state)
+        if not is_batched:
+            state = tuple(s.squeeze(0) for s in state)
+        return state if several else state[0]
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The cell's own step on (B, I): the definition, under autograd."""
+        extra = {name: getattr(self, name) for name in self._names
+                 if name not in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}  # fmt: skip
+        w_hh = getattr(self, "weight_hh", None)
+        hh = None if w_hh is None else F.linear(state[0], w_hh, self.bias_hh)
+        new_state, _ = self.cell.run_step(self._input_projection(x), hh, state, Parameters(extra))
+        return new_state
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -94,13 +144,14 @@ class _CellBase(TorchTwin, nn.Module):
         if state is None:
             return input.new_zeros(batch, self.hidden_size)
         name = type(self).__name__
-        what = f"hx[{index}]" if self.kind == "LSTM" else "hx"
+        several = len(self.cell.states) > 1
+        what = f"hx[{index}]" if several else "hx"
         if not isinstance(state, Tensor):
             raise TypeError(f"{name}: {what} must be a Tensor, got {type(state).__name__}")
         expected = (batch, self.hidden_size) if is_batched else (self.hidden_size,)
         fix = f"({name}: {what} must have shape {expected} for this input)"
         if state.dim() not in (1, 2):
-            held = f"hx[{index}]" if self.kind == "LSTM" else "hidden"
+            held = f"hx[{index}]" if several else "hidden"
             raise InputShapeError(
                 f"{self.kind}Cell: Expected {held} to be 1D or 2D, got {state.dim()}D instead {fix}"
             )
@@ -140,7 +191,7 @@ class _CellBase(TorchTwin, nn.Module):
         return F.linear(input, self.weight_ih, self.bias_ih)  # (B, G·H)
 
 
-class RNNCell(_CellBase):
+class RNNCell(RecurrentCell):
     """An Elman RNN cell: h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (or relu).
 
     Args: input_size, hidden_size, bias=True, nonlinearity="tanh" | "relu", device, dtype.
@@ -161,23 +212,14 @@ class RNNCell(_CellBase):
     ) -> None:
         check_nonlinearity(nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias, device, dtype)
+        super().__init__(ElmanRNN(nonlinearity), input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        x, is_batched = self._batched_input(input)
-        h = self._batched_state(hx, 0, x, is_batched)
-        compiled = cell_steps(x)
-        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
-            h = compiled.rnn_cell_step(x, h, *self._weights(), self.nonlinearity == "relu")
-        else:
-            h = rnn_step(
-                self._input_projection(x), h, self.weight_hh, self.bias_hh, self.nonlinearity
-            )
-        return h if is_batched else h.squeeze(0)
+        return super().forward(input, hx)
 
 
-class LSTMCell(_CellBase):
-    """An LSTM cell, gate order i, f, g, o (see :func:`rnnkit.nn.equations.lstm_step`).
+class LSTMCell(RecurrentCell):
+    """An LSTM cell, gate order i, f, g, o (see :class:`rnnkit.cells.lstm.LSTM`).
 
     Args: input_size, hidden_size, bias=True, device, dtype.
     Input: x (B, I) or (I,), hx = (h, c) each (B, H) or (H,), or None (zeros).
@@ -190,33 +232,21 @@ class LSTMCell(_CellBase):
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, device, dtype)
+        super().__init__(LSTMDefinition(), input_size, hidden_size, bias, device, dtype)
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:
-        x, is_batched = self._batched_input(input)
-        if hx is None:
-            h = c = None
-        elif isinstance(hx, (tuple, list)) and len(hx) == 2:
-            h, c = hx
-        else:
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(
                 "LSTMCell: hx must be a tuple (h_0, c_0) of the hidden and cell states, got "
                 f"{type(hx).__name__}"
             )
-        h = self._batched_state(h, 0, x, is_batched)
-        c = self._batched_state(c, 1, x, is_batched)
-        compiled = cell_steps(x)
-        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
-            h, c = compiled.lstm_cell_step(x, h, c, *self._weights())
-        else:
-            h, c, _ = lstm_step(self._input_projection(x), h, c, self.weight_hh, self.bias_hh)
-        return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
+        return super().forward(input, hx)
 
 
-class GRUCell(_CellBase):
-    """A GRU cell, gate order r, z, n (see :func:`rnnkit.nn.equations.gru_step`).
+class GRUCell(RecurrentCell):
+    """A GRU cell, gate order r, z, n (see :class:`rnnkit.cells.gru.GRU`).
 
     Args: input_size, hidden_size, bias=True, device, dtype.
     Input: x (B, I) or (I,), h (B, H) or (H,) or None (zeros). Output: h' (B, H) or (H,).
@@ -228,18 +258,19 @@ class GRUCell(_CellBase):
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
     ) -> None:
-        super().__init__(input_size, hidden_size, bias, device, dtype)
+        super().__init__(GRUDefinition(), input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        x, is_batched = self._batched_input(input)
-        h = self._batched_state(hx, 0, x, is_batched)
-        compiled = cell_steps(x)
-        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
-            h = compiled.gru_cell_step(x, h, *self._weights())
-        else:
-            h, _ = gru_step(self._input_projection(x), h, self.weight_hh, self.bias_hh)
-        return h if is_batched else h.squeeze(0)
+        return super().forward(input, hx)
 
 
-CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
-"""The one-step cell class of each cell name (--cell rnn|lstm|gru), as nn.layers.LAYERS."""
+TORCH_CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+"""The torch.nn-named one-step class of each built-in cell."""
+
+
+def make_cell(cell: Cell | str, input_size: int, hidden_size: int, **kwargs) -> RecurrentCell:
+    """One step of ``cell`` (a definition, a name or ``file.py:Class``): RNNCell, LSTMCell or
+    GRUCell for the three built-in names, else ``RecurrentCell``."""
+    if isinstance(cell, str) and cell in TORCH_CELLS:
+        return TORCH_CELLS[cell](input_size, hidden_size, **kwargs)
+    return RecurrentCell(cell, input_size, hidden_size, **kwargs)

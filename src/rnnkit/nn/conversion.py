@@ -59,6 +59,11 @@ def to_torch(module: nn.Module) -> nn.Module:
             "layer.variational_dropout = False first (they only act in training)"
         )
     name = _class_name(module)
+    if name not in TORCH_CLASSES:
+        raise ValueError(
+            f"{type(module).__name__} of the cell {module.cell.label} has no torch.nn twin: "
+            "torch.nn has only RNN, LSTM and GRU; keep the rnnkit module"
+        )
     twin = TORCH_CLASSES[name](**constructor_arguments(module))
     twin.load_state_dict(module.state_dict())
     return twin.train(module.training)

@@ -50,7 +50,7 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
         )
     if input.dim() not in (2, 3):
         layout = "(B, T, I)" if layer.batch_first else "(T, B, I)"
-        tensor = " tensor" if layer.kind == "RNN" else ""  # torch.nn's wording, kept
+        tensor = " tensor" if name == "RNN" else ""  # torch.nn's wording, kept
         raise InputShapeError(
             f"{layer.kind}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead "
             f"({name}: the input is (T, I) unbatched or {layout} batched; got shape "
@@ -72,18 +72,26 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
 
 
 def checked_initial_state(layer, hx, data: Tensor, batch: int, is_batched: bool) -> tuple:
-    """h_0 (and c_0), checked and batched: each (L·D, B, ·); zeros when hx is None."""
+    """The initial states (h_0, and c_0 for the LSTM: one per state of the cell), checked and
+    batched: each (L·D, B, ·); zeros when hx is None."""
     name = type(layer).__name__
     layers = layer.num_layers * layer.num_directions
-    sizes = [("h_0", layer.output_size)]
-    if layer.kind == "LSTM":
-        sizes.append(("c_0", layer.hidden_size))
+    state_names = layer.cell.states
+    several = len(state_names) > 1  # the state is a tuple, not a tensor
+    sizes = [
+        (f"{state}_0", size)
+        for state, size in zip(
+            state_names, layer.cell.state_sizes(layer.hidden_size, layer.proj_size), strict=True
+        )
+    ]
     if hx is None:
         return tuple(data.new_zeros(layers, batch, size) for _, size in sizes)
-    if layer.kind == "LSTM":
-        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+    if several:
+        if not (isinstance(hx, (tuple, list)) and len(hx) == len(sizes)):
+            wanted = ", ".join(what for what, _ in sizes)
             raise TypeError(
-                f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}"
+                f"{name}: hx must be a tuple ({wanted}) of {len(sizes)} tensors, got "
+                f"{type(hx).__name__}"
             )
         states = tuple(hx)
     else:
@@ -92,15 +100,15 @@ def checked_initial_state(layer, hx, data: Tensor, batch: int, is_batched: bool)
         states = (hx,)
     for index, state in enumerate(states):
         if not isinstance(state, Tensor):
-            label = f"hx[{index}]" if layer.kind == "LSTM" else "hx"
+            label = f"hx[{index}]" if several else "hx"
             raise TypeError(f"{name}: {label} must be a Tensor, got {type(state).__name__}")
     check_state_dims(layer, states, is_batched)
     checked = []
     for index, ((what, size), state) in enumerate(zip(sizes, states, strict=True)):
-        label = f"hx[{index}] ({what})" if layer.kind == "LSTM" else f"hx ({what})"
+        label = f"hx[{index}] ({what})" if several else f"hx ({what})"
         expected = (layers, batch, size) if is_batched else (layers, size)
         if tuple(state.shape) != expected:
-            held = f"hidden[{index}]" if layer.kind == "LSTM" else "hidden"
+            held = f"hidden[{index}]" if several else "hidden"
             as_batched = list(state.shape if is_batched else state.unsqueeze(1).shape)
             raise InputShapeError(
                 f"Expected {held} size {(layers, batch, size)}, got {as_batched} ({name}: "
@@ -122,7 +130,7 @@ def check_state_dims(layer, states: tuple[Tensor, ...], is_batched: bool) -> Non
     if all(state.dim() == wanted for state in states):
         return
     form = "batched 3-D" if is_batched else "unbatched 2-D"
-    if layer.kind == "LSTM":
+    if len(states) > 1:
         dims = ", ".join(f"{state.dim()}-D" for state in states)
         text = f"For {form} input, hx and cx should also be {wanted}-D but got ({dims}) tensors"
     else:

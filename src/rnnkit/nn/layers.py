@@ -1,4 +1,10 @@
-"""RNN, LSTM and GRU over whole sequences: drop-in replacements for the torch.nn modules.
+"""Recurrent layers of any cell, and RNN, LSTM and GRU: drop-in replacements for torch.nn's.
+
+``Recurrent(cell, input_size, hidden_size, ...)`` runs any cell definition (rnnkit.cells: a
+shipped one by name, or a user's ``Cell``) with torch.nn's interface: layers, directions,
+batch_first, unbatched and packed input, initial state, dropout between layers, variational
+and weight dropout, ``.trace()``. RNN, LSTM and GRU are ``Recurrent`` over the three built-in
+definitions, with torch.nn's constructor signatures and messages.
 
 Same constructor arguments, parameter names and state_dict keys (``weight_ih_l0``,
 ``bias_hh_l1_reverse``, ``weight_hr_l0``...), the same initialisation, input forms and outputs
@@ -21,7 +27,6 @@ bidirectional else 1, L num_layers):
     h_n     (L·D, B, P); LSTM c_n (L·D, B, H)
 """
 
-import math
 import warnings
 
 import torch
@@ -35,9 +40,14 @@ from rnnkit.arguments import (
     check_positive_int,
     check_proj_size,
 )
+from rnnkit.cells import Cell, cell_from_spec, check_cell
+from rnnkit.cells.definition import initialise
+from rnnkit.cells.gru import GRU as GRUDefinition
+from rnnkit.cells.lstm import LSTM as LSTMDefinition
+from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine.dispatch import Call, check_engine, choose, runs_eagerly_under_compile
+from rnnkit.engine.registered import kernel_of
 from rnnkit.nn.conversion import TorchTwin
-from rnnkit.nn.equations import GATE_COUNT
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
 from rnnkit.nn.recurrence import DirectionWeights, StepRecord
 from rnnkit.nn.stack import StackCall, run_fused, run_stack
@@ -45,13 +55,23 @@ from rnnkit.nn.trace import Trace, assemble_trace, recomputed_trace
 from rnnkit.nn.trace_fast import trace_fast, traces_fast
 
 
-class _Layer(TorchTwin, nn.Module):
-    """What RNN, LSTM and GRU share: arguments, parameters, input forms, tracing."""
+class Recurrent(TorchTwin, nn.Module):
+    """Layers of any cell over whole sequences, with torch.nn's interface.
 
-    kind = ""  # "RNN", "LSTM" or "GRU"
+    ``cell``: a definition (a ``rnnkit.cells.Cell`` subclass or instance) or the name of a
+    shipped one ("layernorm_lstm", ...). The other arguments are torch.nn.LSTM's; proj_size
+    only for a cell that projects (the LSTM). The state is h_0 alone for a cell with one state,
+    else a tuple in the order of ``cell.states`` (the LSTM's (h_0, c_0)).
+    Parameters per layer l and direction: weight_ih_l{l}, weight_hh_l{l}, bias_ih_l{l},
+    bias_hh_l{l} (as the cell declares them) and the cell's own parameters, each with the same
+    suffix (``_reverse`` for the reverse direction).
+    """
+
+    kind = ""  # the name in torch.nn's messages: the class name, or the cell's name
 
     def __init__(
         self,
+        cell: Cell | type[Cell] | str,
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
@@ -62,10 +82,12 @@ class _Layer(TorchTwin, nn.Module):
         proj_size: int = 0,
         device=None,
         dtype=None,
-        nonlinearity: str = "tanh",
         engine: str = "auto",
     ) -> None:
         super().__init__()
+        self.cell = cell_from_spec(cell) if isinstance(cell, str) else check_cell(cell)
+        if not self.kind:
+            self.kind = type(self.cell).__name__
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
@@ -74,7 +96,11 @@ class _Layer(TorchTwin, nn.Module):
         check_bool("bidirectional", bidirectional)
         check_dropout(dropout)
         check_proj_size(proj_size, hidden_size)
-        check_nonlinearity(nonlinearity)
+        if proj_size and not self.cell.projectable:
+            raise ValueError(
+                f"proj_size is only supported for LSTM; the cell {self.cell.label} has no "
+                "projection (leave proj_size at 0)"
+            )
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero "
@@ -90,8 +116,6 @@ class _Layer(TorchTwin, nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = proj_size
-        self.nonlinearity = nonlinearity
-        self.mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.kind, f"RNN_{nonlinearity.upper()}")
         self.engine = engine
         # DropConnect on every W_hh in training (0: off); a regulariser torch.nn does not have.
         self.weight_dropout = 0.0
@@ -126,32 +150,28 @@ class _Layer(TorchTwin, nn.Module):
     def _register_parameters(self, device, dtype) -> None:
         # Registration order is torch.nn's, so reset_parameters draws the same numbers from the
         # same seed and the two modules start from identical weights.
-        gate_size = GATE_COUNT[self.kind] * self.hidden_size
         factory = {"device": device, "dtype": dtype}
         self._all_weights: list[list[str]] = []
+        self._stems: dict[str, str] = {}  # parameter name -> its name without the suffix
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.output_size * self.num_directions
             for direction in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {
-                    "weight_ih": (gate_size, layer_input),
-                    "weight_hh": (gate_size, self.output_size),
-                }
-                if self.bias:
-                    shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
-                if self.proj_size > 0:
-                    shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+                shapes = self.cell.weight_shapes(
+                    layer_input, self.hidden_size, self.proj_size, self.bias
+                )
                 names = []
                 for stem, shape in shapes.items():
                     setattr(self, stem + suffix, nn.Parameter(torch.empty(shape, **factory)))
                     names.append(stem + suffix)
+                    self._stems[stem + suffix] = stem
                 self._all_weights.append(names)
 
     def reset_parameters(self) -> None:
-        """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)]."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """torch.nn's rule: every weight and bias uniform in [-1/sqrt(H), 1/sqrt(H)], in
+        registration order; a cell's own parameter as its Weight says (LayerNorm gains: 1)."""
+        for name in self._flat_weights_names:
+            initialise(getattr(self, name), self.cell.init_of(self._stems[name]), self.hidden_size)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -191,14 +211,15 @@ class _Layer(TorchTwin, nn.Module):
         for layer in range(self.num_layers):
             per_direction = []
             for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                names = self._all_weights[layer * self.num_directions + direction]
+                by_stem = {self._stems[name]: weights[name] for name in names}
                 per_direction.append(
                     DirectionWeights(
-                        w_ih=weights["weight_ih" + suffix],
-                        w_hh=weights["weight_hh" + suffix],
-                        b_ih=weights.get("bias_ih" + suffix),
-                        b_hh=weights.get("bias_hh" + suffix),
-                        w_hr=weights.get("weight_hr" + suffix),
+                        w_ih=by_stem.pop("weight_ih"),
+                        w_hh=by_stem.pop("weight_hh", None),
+                        b_ih=by_stem.pop("bias_ih", None),
+                        b_hh=by_stem.pop("bias_hh", None),
+                        extra=by_stem,
                     )
                 )
             per_layer.append(per_direction)
@@ -206,12 +227,14 @@ class _Layer(TorchTwin, nn.Module):
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
+        if type(self) is Recurrent:
+            text = f"{self.cell!r}, {text}"
         if self.proj_size != 0:
             text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
-        if self.kind == "RNN" and self.nonlinearity != "tanh":
-            text += f", nonlinearity={self.nonlinearity}"
+        if getattr(self.cell, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.cell.nonlinearity}"
         if self.bias is not True:
             text += f", bias={self.bias}"
         if self.batch_first is not False:
@@ -259,13 +282,14 @@ class _Layer(TorchTwin, nn.Module):
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
-        plain = record and not packed and not probe_gradients
+        kernel = kernel_of(self.cell)
+        plain = record and not packed and not probe_gradients and kernel is not None
         if plain and traces_fast(self, data, initial_state):
             output, final, records = trace_fast(self, data, initial_state)
             output, state = self._outputs(output, final, input, is_batched, None)
             return output, state, recomputed_trace(output, state, records, steps, batch)
         recording = record or probe_gradients
-        call = Call(self.kind, data.dtype, data.device, packed, self.proj_size > 0, recording)
+        call = Call(kernel, data.dtype, data.device, packed, self.proj_size > 0, recording)
         engine = choose(self.engine, call)
         if runs_eagerly_under_compile(self.engine, engine):
             return self._run_eagerly(input, hx, record, probe_gradients)
@@ -283,7 +307,7 @@ class _Layer(TorchTwin, nn.Module):
         records = None
         if record:
             records = [
-                [StepRecord.empty(self.kind, steps) for _ in range(self.num_directions)]
+                [StepRecord.empty(self.cell, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
         if packed:
@@ -306,7 +330,7 @@ class _Layer(TorchTwin, nn.Module):
             return output, state, None
         layout = input if packed else None
         trace = assemble_trace(
-            self.kind, output, state, records, layout, steps, batch, data.device, probe
+            self.cell, output, state, records, layout, steps, batch, data.device, probe
         )
         return output, state, trace
 
@@ -326,11 +350,11 @@ class _Layer(TorchTwin, nn.Module):
             if not is_batched:
                 output = output.squeeze(0 if self.batch_first else 1)
                 final = tuple(s.squeeze(1) for s in final)
-        state = final if self.kind == "LSTM" else final[0]
+        state = final if len(self.cell.states) > 1 else final[0]
         return output, state
 
 
-class RNN(_Layer):
+class RNN(Recurrent):
     """Elman RNN layers, a drop-in for ``torch.nn.RNN``: h_t = tanh(W_ih x_t + b_ih +
     W_hh h_{t-1} + b_hh) (or relu). Arguments as torch.nn.RNN: input_size, hidden_size,
     num_layers=1, nonlinearity="tanh", bias=True, batch_first=False, dropout=0.0,
@@ -356,7 +380,10 @@ class RNN(_Layer):
         **unsupported,
     ) -> None:
         _reject_proj_size(unsupported)
+        check_nonlinearity(nonlinearity)
+        self.nonlinearity = nonlinearity
         super().__init__(
+            ElmanRNN(nonlinearity),
             input_size,
             hidden_size,
             num_layers,
@@ -366,12 +393,11 @@ class RNN(_Layer):
             bidirectional,
             device=device,
             dtype=dtype,
-            nonlinearity=nonlinearity,
             engine=engine,
         )
 
 
-class LSTM(_Layer):
+class LSTM(Recurrent):
     """LSTM layers, a drop-in for ``torch.nn.LSTM`` (gate order i, f, g, o; optional
     projection h_t = W_hr (o_t ⊙ tanh(c_t))). Arguments as torch.nn.LSTM: input_size,
     hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
@@ -396,6 +422,7 @@ class LSTM(_Layer):
         engine: str = "auto",
     ) -> None:
         super().__init__(
+            LSTMDefinition(),
             input_size,
             hidden_size,
             num_layers,
@@ -410,7 +437,7 @@ class LSTM(_Layer):
         )
 
 
-class GRU(_Layer):
+class GRU(Recurrent):
     """GRU layers, a drop-in for ``torch.nn.GRU`` (gate order r, z, n;
     h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}). Arguments as torch.nn.GRU: input_size, hidden_size,
     num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, device=None,
@@ -435,6 +462,7 @@ class GRU(_Layer):
     ) -> None:
         _reject_proj_size(unsupported)
         super().__init__(
+            GRUDefinition(),
             input_size,
             hidden_size,
             num_layers,
@@ -458,5 +486,13 @@ def _reject_proj_size(unsupported: dict) -> None:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unsupported))}")
 
 
-LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-"""The layer class of each cell name the command line and the configs use (--cell rnn|lstm|gru)."""
+TORCH_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+"""The torch.nn-named layer class of each built-in cell."""
+
+
+def make_layer(cell: Cell | str, input_size: int, hidden_size: int, *args, **kwargs) -> Recurrent:
+    """Layers of ``cell`` (a definition, a name, or ``file.py:Class``): the torch.nn-named class
+    for the three built-in names (rnnkit.RNN, LSTM, GRU), else ``Recurrent``."""
+    if isinstance(cell, str) and cell in TORCH_LAYERS:
+        return TORCH_LAYERS[cell](input_size, hidden_size, *args, **kwargs)
+    return Recurrent(cell, input_size, hidden_size, *args, **kwargs)

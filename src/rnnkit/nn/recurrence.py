@@ -18,13 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.cells import Cell, Parameters
 from rnnkit.engine.dispatch import cell_steps
-from rnnkit.engine.gru import gru_sequence
-from rnnkit.engine.lstm import lstm_sequence
-from rnnkit.engine.rnn import rnn_sequence
-from rnnkit.nn.equations import GATE_NAMES, gru_step, lstm_step, rnn_step
+from rnnkit.engine.registered import fast_paths
 
-State = tuple[Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM
+State = tuple[Tensor, ...]  # in the order of the cell's states: (h,), (h, c), ...
 
 
 @dataclass
@@ -32,64 +30,63 @@ class DirectionWeights:
     """The parameters of one layer in one direction, as torch.nn names them (without suffix)."""
 
     w_ih: Tensor  # (G·H, I)
-    w_hh: Tensor  # (G·H, P)
+    w_hh: Tensor | None  # (G_h·H, P); None for a cell with no hidden matrix
     b_ih: Tensor | None  # (G·H,)
-    b_hh: Tensor | None  # (G·H,)
-    w_hr: Tensor | None  # (P, H), LSTM with proj_size > 0 only
+    b_hh: Tensor | None  # (G_h·H,)
+    extra: dict[str, Tensor] = field(default_factory=dict)  # the cell's own parameters
+
+    @property
+    def w_hr(self) -> Tensor | None:
+        """(P, H), the LSTM's projection when proj_size > 0."""
+        return self.extra.get("weight_hr")
 
 
 @dataclass
 class StepRecord:
-    """What one layer and direction computed, one entry per time step (in time order)."""
+    """What one layer and direction computed, one entry per time step (in time order):
+    h_t, the other states (the LSTM's c_t) and the gates the step returned, by name."""
 
     hidden: list[Tensor | None]
-    cell: list[Tensor | None]
+    states: dict[str, list[Tensor | None]] = field(default_factory=dict)
     gates: dict[str, list[Tensor | None]] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, kind: str, steps: int) -> "StepRecord":
-        gates: dict[str, list[Tensor | None]] = {name: [None] * steps for name in GATE_NAMES[kind]}
-        return cls(hidden=[None] * steps, cell=[None] * steps, gates=gates)
+    def empty(cls, cell: Cell, steps: int) -> "StepRecord":
+        states: dict[str, list[Tensor | None]] = {name: [None] * steps for name in cell.states[1:]}
+        return cls(hidden=[None] * steps, states=states)
+
+    def keep(self, t: int, steps: int, state: State, gates: dict[str, Tensor]) -> None:
+        self.hidden[t] = state[0]
+        for name, value in zip(self.states, state[1:], strict=True):
+            self.states[name][t] = value
+        for name, value in gates.items():
+            self.gates.setdefault(name, [None] * steps)[t] = value
 
 
-def cell_step(kind: str, nonlinearity: str, weights: DirectionWeights):
+def cell_step(cell: Cell, weights: DirectionWeights):
     """The step function of one layer and direction: (x_proj_t, state) -> (state, gates)."""
-    w_hh, b_hh = weights.w_hh, weights.b_hh
-    if kind == "LSTM":
+    w_hh, b_hh, params = weights.w_hh, weights.b_hh, Parameters(weights.extra)
 
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            h, c, gates = lstm_step(x_proj, state[0], state[1], w_hh, b_hh, weights.w_hr)
-            return (h, c), gates
-
-    elif kind == "GRU":
-
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            h, gates = gru_step(x_proj, state[0], w_hh, b_hh)
-            return (h,), gates
-
-    else:
-
-        def step(x_proj: Tensor, state: State) -> tuple[State, tuple[Tensor, ...]]:
-            return (rnn_step(x_proj, state[0], w_hh, b_hh, nonlinearity),), ()
+    def step(x_proj: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        hh = None if w_hh is None else F.linear(state[0], w_hh, b_hh)  # (B, G_h·H)
+        return cell.run_step(x_proj, hh, state, params)
 
     return step
 
 
 def compiled_direction(
     compiled,
-    kind: str,
-    nonlinearity: str,
+    code: int,
     weights: DirectionWeights,
     x_proj: Tensor,
     batch_sizes: list[int],
     initial_state: State,
     reverse: bool,
 ) -> tuple[Tensor, State]:
-    """run_direction's loop as one C++ call (packed_direction in engine/kernels/cell_steps.cpp):
+    """run_direction's loop as one C++ call (packed_direction in engine/kernels/cell_steps.cpp)
+    for a cell with registered C++ steps (``code``, its CellKind in engine/kernels/loops.h):
     the same steps and slicing, which autograd records, without a Python iteration per step."""
-    # CellKind in engine/kernels/loops.h: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU
-    code = {"LSTM": 2, "GRU": 3}.get(kind, 1 if nonlinearity == "relu" else 0)
-    cell = initial_state[1] if kind == "LSTM" else None
+    cell = initial_state[1] if len(initial_state) > 1 else None
     output, *final = compiled.packed_direction(
         code, x_proj, batch_sizes, initial_state[0], cell,
         weights.w_hh, weights.b_hh, weights.w_hr, reverse,
@@ -142,11 +139,7 @@ def run_direction(
             state = (state[0] + probe[t, :size], *state[1:])
         outputs[t] = state[0]
         if record is not None:
-            record.hidden[t] = state[0]
-            if len(state) > 1:
-                record.cell[t] = state[1]
-            for name, value in zip(record.gates, gates, strict=True):
-                record.gates[name][t] = value
+            record.keep(t, steps, state, gates)
     ended.append(state)
     # ended holds row blocks from the last rows up; stacking them in reverse restores 0..B-1.
     final = tuple(torch.cat([block[k] for block in reversed(ended)]) for k in range(len(state)))
@@ -154,8 +147,7 @@ def run_direction(
 
 
 def run_layers(
-    kind: str,
-    nonlinearity: str,
+    cell: Cell,
     weights: list[list[DirectionWeights]],
     data: Tensor,
     batch_sizes: list[int] | None,
@@ -168,9 +160,9 @@ def run_layers(
 ) -> tuple[Tensor, State]:
     """Run the stack of layers, each direction of each layer over the whole sequence.
 
-    engine: "reference" (the equations under autograd) or "bptt" (the hand-written BPTT of
-    :mod:`rnnkit.engine`; engine/dispatch.py chooses it only where it applies: no
-    projection, all sequences of one length, nothing recorded).
+    engine: "reference" (the cell's step under autograd) or "bptt" (the hand-written BPTT
+    registered for the cell, engine/registered.py; engine/dispatch.py chooses it only where it
+    applies: a registered cell, no projection, all sequences of one length, nothing recorded).
 
     weights[l][d]: layer l, direction d. data: (N, I) packed; for the bptt engine also
     (T, B, I) time-major with batch_sizes None (no list of T sizes and no reshape, so
@@ -182,8 +174,11 @@ def run_layers(
     states, each (L·D, B, ·).
     """
     num_layers, num_directions = len(weights), len(weights[0])
-    # Where nothing is recorded, each direction's loop is one C++ call (dispatch.cell_steps).
-    compiled = cell_steps(data) if records is None and engine != "bptt" else None
+    registered = fast_paths(cell)
+    # Where nothing is recorded, each direction's loop of a registered cell is one C++ call.
+    compiled = None
+    if registered is not None and records is None and probe is None and engine != "bptt":
+        compiled = cell_steps(data)
     layer_input = data
     finals: list[list[Tensor]] = [[] for _ in initial_state]
     for layer in range(num_layers):
@@ -191,36 +186,30 @@ def run_layers(
         for direction in range(num_directions):
             w = weights[layer][direction]
             index = layer * num_directions + direction
+            initial = tuple(s[index] for s in initial_state)
+            reverse = direction == 1
             if engine == "bptt":
+                assert registered is not None, "dispatch routes only registered cells to bptt"
                 x = layer_input  # (T, B, F), or (T·B, F) to be viewed so
                 if x.dim() == 2:
                     x = x.view(steps, initial_state[0].shape[1], x.shape[-1])
-                output, final = bptt_direction(
-                    kind,
-                    nonlinearity,
-                    x,
-                    tuple(s[index] for s in initial_state),
-                    w,
-                    reverse=direction == 1,
-                )
+                output, final = registered.bptt(x, initial, w, reverse)
                 if layer_input.dim() == 2:
                     output = output.flatten(0, 1)  # (T·B, H)
             else:
                 # The input does not depend on the recurrence: project every step at once.
                 x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
-                initial = tuple(s[index] for s in initial_state)
-                if compiled is not None and probe is None:
+                if compiled is not None:
                     output, final = compiled_direction(
-                        compiled, kind, nonlinearity, w, x_proj, batch_sizes, initial,
-                        reverse=direction == 1,
-                    )  # fmt: skip
+                        compiled, registered.cpp_code, w, x_proj, batch_sizes, initial, reverse
+                    )
                 else:
                     output, final = run_direction(
-                        cell_step(kind, nonlinearity, w),
+                        cell_step(cell, w),
                         x_proj,
                         batch_sizes,
                         initial,
-                        reverse=direction == 1,
+                        reverse=reverse,
                         record=None if records is None else records[layer][direction],
                         probe=None if probe is None else probe[layer, direction],
                     )
@@ -233,36 +222,3 @@ def run_layers(
             # same dropout mask as torch.nn.LSTM.
             layer_input = F.dropout(layer_input, dropout, training=True)
     return layer_input, tuple(torch.stack(f) for f in finals)
-
-
-def bptt_direction(
-    kind: str,
-    nonlinearity: str,
-    x: Tensor,
-    initial_state: State,
-    weights: DirectionWeights,
-    reverse: bool,
-) -> tuple[Tensor, State]:
-    """One direction through the hand-written BPTT of rnnkit.engine; (T, B, I) -> (T, B, H).
-
-    The biases that enter every gate the same way are added to the input projection once: both
-    for the LSTM and the RNN, b_ih for the GRU (its b_hn sits inside r ⊙ (W_hn h + b_hn)).
-    """
-    bias = weights.b_ih
-    if kind != "GRU" and bias is not None and weights.b_hh is not None:
-        bias = bias + weights.b_hh
-    if kind == "LSTM":
-        output, h, c = lstm_sequence(x, weights.w_ih, bias, *initial_state, weights.w_hh, reverse)
-        final: State = (h, c)
-    elif kind == "GRU":
-        output, h = gru_sequence(
-            x, weights.w_ih, bias, initial_state[0], weights.w_hh, weights.b_hh, reverse
-        )
-        final = (h,)
-    else:
-        relu = nonlinearity == "relu"
-        output, h = rnn_sequence(
-            x, weights.w_ih, bias, initial_state[0], weights.w_hh, relu, reverse
-        )
-        final = (h,)
-    return output, final

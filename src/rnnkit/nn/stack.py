@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.engine.fused import fused_rnn
+from rnnkit.engine.registered import fast_paths
 from rnnkit.nn.dropout import mask_packed_rows, sequence_mask
 from rnnkit.nn.recurrence import StepRecord, run_layers
 
@@ -47,7 +48,7 @@ def run_fused(layer, weights, data, batch_sizes, initial_state, layers=None):
     rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
     flat = [weights[name] for names in layer._all_weights[rows] for name in names]
     return fused_rnn(
-        layer.mode,
+        fast_paths(layer.cell).torch_mode,
         flat,  # in torch.nn's flat order
         layer.bias,
         data,
@@ -72,8 +73,7 @@ def run_layer_range(layer, call: StackCall, layers: range, data: Tensor):
     D = layer.num_directions
     rows = slice(layers.start * D, layers.stop * D)  # their rows of the state (L·D, B, ·)
     return run_layers(
-        layer.kind,
-        layer.nonlinearity,
+        layer.cell,
         layer._direction_weights(call.weights)[layers.start : layers.stop],
         data,
         call.batch_sizes,

@@ -29,9 +29,10 @@ class Trace:
     hidden: (L, D, T, B, P) h_t of every layer and direction (P = proj_size or hidden_size);
         for the last layer this is the output, for the others the next layer's input
         (before dropout).
-    cell: (L, D, T, B, H) the LSTM cell state c_t; None for RNN and GRU.
-    gates: gate name -> (L, D, T, B, H) activations after their nonlinearity:
-        LSTM i, f, g, o; GRU r, z, n; RNN none.
+    cell: (L, D, T, B, H) the cell state c_t of a cell that carries one (the LSTM's); None
+        for the others.
+    gates: gate name -> (L, D, T, B, H) activations after their nonlinearity, the names the
+        cell's step gives: LSTM i, f, g, o; GRU r, z, n; RNN none.
     mask: (T, B) bool, True where step t of sequence b exists.
     lengths: (B,) int64, the length of each sequence.
     hidden_probe: when traced with ``probe_gradients=True``, a zero tensor shaped like
@@ -48,6 +49,8 @@ class Trace:
     mask: Tensor
     lengths: Tensor
     hidden_probe: Tensor | None = field(default=None, repr=False)
+    states: dict[str, Tensor] = field(default_factory=dict)
+    """Every state beyond h by the cell's name for it (the LSTM's "c"), each (L, D, T, B, H)."""
 
     @property
     def hidden_grad(self) -> Tensor | None:
@@ -59,7 +62,7 @@ class Trace:
         return self.hidden_probe.grad
 
 
-def assemble_trace(kind, output, state, records, packed_input, steps, batch, device, probe):
+def assemble_trace(cell, output, state, records, packed_input, steps, batch, device, probe):
     """Turn per-step records (packed, sorted) into (L, D, T, B, ·) tensors in caller order."""
     if packed_input is not None:
         batch_sizes = packed_input.batch_sizes
@@ -83,11 +86,13 @@ def assemble_trace(kind, output, state, records, packed_input, steps, batch, dev
         lengths = lengths[unsorted_indices]
     mask = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
     gate_names = list(records[0][0].gates)
+    states = {name: stacked(lambda r, n=name: r.states[n]) for name in cell.states[1:]}
     return Trace(
         output=output,
         state=state,
         hidden=stacked(lambda r: r.hidden),
-        cell=stacked(lambda r: r.cell) if kind == "LSTM" else None,
+        cell=states.get("c"),
+        states=states,
         gates={name: stacked(lambda r, n=name: r.gates[n]) for name in gate_names},
         mask=mask.to(device),
         lengths=lengths,
@@ -98,7 +103,9 @@ def assemble_trace(kind, output, state, records, packed_input, steps, batch, dev
 def recomputed_trace(output, state, records: dict, steps: int, batch: int) -> Trace:
     """The Trace of an equal-length call recomputed from its outputs (nn/trace_fast.py)."""
     device = records["hidden"].device
+    states = {"c": records["cell"]} if records["cell"] is not None else {}
     return Trace(
+        states=states,
         output=output,
         state=state,
         mask=torch.ones(steps, batch, dtype=torch.bool, device=device),

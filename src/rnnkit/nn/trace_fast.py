@@ -7,14 +7,16 @@ nothing will be differentiated (no grad mode, or nothing requires a gradient) an
 plain (equal lengths, no projection, no dropout running), ``layer.trace`` therefore runs each
 layer with torch's fused kernel (engine/fused.py: [torch's kernel], the fastest forward on the
 CPU: 0.25 s against 0.68 s for rnnkit's own loops, 5,000 steps of 1×512 at batch 1) and
-recomputes, per layer and direction:
+recomputes, per layer and direction, with the cell's own step applied to all steps at once
+(rows T·B):
 
     h_prev = h_{t-1} in the direction's reading order (h_0 first)
-    LSTM   a = W_ih x_t + b_ih + W_hh h_prev + b_hh;  i, f, o = σ(a_i, a_f, a_o), g = tanh(a_g)
-           c_t = f ⊙ c_{t-1} + i ⊙ g     (the only loop: elementwise, in reading order)
-    GRU    r = σ(W_ir x + b_ir + W_hr h_prev + b_hr),  z likewise,
-           n = tanh(W_in x + b_in + r ⊙ (W_hn h_prev + b_hn))
-    RNN    h_t is all there is
+    gates  = the step's gates from W_ih x_t + b_ih and W_hh h_prev + b_hh (the LSTM's gates
+             do not read c_{t-1}, so the step is given zeros for it)
+    LSTM   c_t = f ⊙ c_{t-1} + i ⊙ g     (the only loop: elementwise, in reading order)
+
+This is a fast path of the three registered cells only (engine/registered.py); every other
+cell records through its step in nn/recurrence.py.
 
 The same numbers as the reference's per-step record up to round-off (tests hold them to
 1e-12 in float64), 3-4x faster: 0.36-0.47 s against 1.05-1.66 s for 5,000 characters of a
@@ -26,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.cells import Parameters
 from rnnkit.engine.dispatch import compiling, transforming
-from rnnkit.nn.equations import GATE_NAMES
 from rnnkit.nn.stack import run_fused
 
 
@@ -54,9 +56,10 @@ def trace_fast(layer, data: Tensor, initial_state: tuple[Tensor, ...]):
     """data (T, B, I) time-major, initial_state each (L·D, B, H) ->
     (output (T, B, D·H), final states each (L·D, B, H), the Trace's records: hidden,
     cell (or None) and gates, each (L, D, T, B, H))."""
-    kind, D, H = layer.kind, layer.num_directions, layer.hidden_size
+    cell, D, H = layer.cell, layer.num_directions, layer.hidden_size
+    carries_cell = len(cell.states) > 1  # the LSTM's c
     weights = {name: getattr(layer, name) for name in layer._flat_weights_names}
-    hidden, cells, gates = [], [], {name: [] for name in GATE_NAMES[kind]}
+    hidden, cells, gates = [], [], {}
     finals: list[list[Tensor]] = [[] for _ in initial_state]
     layer_input = data
     for index, per_direction in enumerate(layer._direction_weights()):
@@ -66,7 +69,7 @@ def trace_fast(layer, data: Tensor, initial_state: tuple[Tensor, ...]):
         for k, state in enumerate(final):
             finals[k].append(state)
         layer_hidden, layer_cells = [], []
-        layer_gates: dict[str, list[Tensor]] = {name: [] for name in gates}
+        layer_gates: dict[str, list[Tensor]] = {}
         for direction, w in enumerate(per_direction):
             h = output[..., direction * H : (direction + 1) * H]  # (T, B, H), time order
             h0 = initial_state[0][index * D + direction][None]  # (1, B, H)
@@ -74,31 +77,23 @@ def trace_fast(layer, data: Tensor, initial_state: tuple[Tensor, ...]):
             h_prev = torch.cat([h[1:], h0]) if reverse else torch.cat([h0, h[:-1]])
             from_input = F.linear(layer_input, w.w_ih, w.b_ih)  # (T, B, G·H)
             from_state = F.linear(h_prev, w.w_hh, w.b_hh)
+            state = (h_prev, torch.zeros_like(h_prev)) if carries_cell else (h_prev,)
+            _, found = cell.run_step(from_input, from_state, state, Parameters(w.extra))
             layer_hidden.append(h)
-            if kind == "LSTM":
-                a_i, a_f, a_g, a_o = (from_input + from_state).chunk(4, dim=-1)
-                i, f, g, o = a_i.sigmoid(), a_f.sigmoid(), a_g.tanh(), a_o.sigmoid()
+            if carries_cell:
                 c0 = initial_state[1][index * D + direction]
-                layer_cells.append(cell_states(i, f, g, c0, reverse))
-                found = {"i": i, "f": f, "g": g, "o": o}
-            elif kind == "GRU":
-                x_r, x_z, x_n = from_input.chunk(3, dim=-1)
-                h_r, h_z, h_n = from_state.chunk(3, dim=-1)
-                r = (x_r + h_r).sigmoid()
-                found = {"r": r, "z": (x_z + h_z).sigmoid(), "n": torch.tanh(x_n + r * h_n)}
-            else:
-                found = {}
+                layer_cells.append(cell_states(found["i"], found["f"], found["g"], c0, reverse))
             for name, values in found.items():
-                layer_gates[name].append(values)
+                layer_gates.setdefault(name, []).append(values)
         layer_input = output
         hidden.append(torch.stack(layer_hidden))
-        if kind == "LSTM":
+        if carries_cell:
             cells.append(torch.stack(layer_cells))
         for name, per_layer in layer_gates.items():
-            gates[name].append(torch.stack(per_layer))
+            gates.setdefault(name, []).append(torch.stack(per_layer))
     records = {
         "hidden": torch.stack(hidden),
-        "cell": torch.stack(cells) if kind == "LSTM" else None,
+        "cell": torch.stack(cells) if carries_cell else None,
         "gates": {name: torch.stack(per_layer) for name, per_layer in gates.items()},
     }
     return layer_input, tuple(torch.cat(f) for f in finals), records

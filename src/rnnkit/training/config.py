@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from rnnkit.cell_names import CELL_HELP, CELL_NAMES, is_cell_spec
 from rnnkit.config_fields import check_fields, option, read_toml
 from rnnkit.errors import UsageError
 
@@ -103,7 +104,7 @@ class TrainConfig:
         maximum=0.5,
     )
     # model
-    cell: str = option("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = option("lstm", CELL_HELP)
     num_layers: int = option(1, "recurrent layers", minimum=1)
     hidden_size: int = option(512, "hidden units per layer", minimum=1)
     embedding_size: int = option(64, "size of the character embedding", minimum=1)
@@ -202,6 +203,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        if not is_cell_spec(self.cell):
+            raise UsageError(
+                f"unknown cell {self.cell!r}: use one of {', '.join(CELL_NAMES)}, or a cell of "
+                "your own as path/to/file.py:ClassName (docs/cells.md)"
+            )
+        if self.cell not in CELL_NAMES:  # a file: by its absolute path, from anywhere
+            path, name = self.cell.rsplit(":", 1)
+            self.cell = f"{Path(path).resolve()}:{name}"
         if self.min_lr > self.lr:
             raise UsageError(
                 f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "

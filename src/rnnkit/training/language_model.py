@@ -97,7 +97,7 @@ class LanguageModelJob:
             seed=config.seed,
         )
         self.data = StreamBatches(chunks, rows, self.device, ranks)
-        self.model = build_model(config, self.vocabulary).to(self.device)
+        self.model = build_model(config, self.vocabulary, run_dir).to(self.device)
         self.settings = Settings(
             lr=config.lr,
             min_lr=config.min_lr,
