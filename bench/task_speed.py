@@ -30,14 +30,13 @@ TORCH_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 def torch_twin(task, config, vocabularies, model: nn.Module) -> nn.Module:
     """The task's model built with torch.nn's layers and cells, with `model`'s weights."""
-    saved = (encoder.make_layer, decoder.make_cell, decoder.LSTMCell)
+    saved = (encoder.make_layer, decoder.make_cell)
     encoder.make_layer = lambda cell, *args, **kwargs: TORCH_LAYERS[cell](*args, **kwargs)
     decoder.make_cell = lambda cell, *args, **kwargs: TORCH_CELLS[cell](*args, **kwargs)
-    decoder.LSTMCell = nn.LSTMCell
     try:
         twin = task.build_model(config, vocabularies)
     finally:
-        encoder.make_layer, decoder.make_cell, decoder.LSTMCell = saved
+        encoder.make_layer, decoder.make_cell = saved
     twin.load_state_dict(model.state_dict())
     return twin
 

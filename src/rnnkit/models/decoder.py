@@ -23,7 +23,8 @@ from torch import Tensor, nn
 
 from rnnkit.data.tokens import PAD
 from rnnkit.models.attention import make_attention
-from rnnkit.nn.cells import LSTMCell, make_cell
+from rnnkit.cells import cell_from_spec
+from rnnkit.nn.cells import make_cell
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Decoder(nn.Module):
         self.attention = make_attention(attention, hidden_size, memory_size, attention_size)
         extra = {"none": 0, "additive": memory_size, "multiplicative": hidden_size}[attention]
         self.cell = make_cell(cell, embedding_size + extra, hidden_size)
+        self.state_names = cell_from_spec(cell).states  # h, and the LSTM's c
         if self.attention is not None:
             self.combine = nn.Linear(hidden_size + memory_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
@@ -84,7 +86,8 @@ class Decoder(nn.Module):
 
     def start(self, memory: Tensor, mask: Tensor, summary: Tensor) -> DecoderState:
         h = torch.tanh(self.bridge(summary))
-        hidden = (h, torch.zeros_like(h)) if isinstance(self.cell, LSTMCell) else h
+        others = (torch.zeros_like(h) for _ in self.state_names[1:])  # the LSTM's c_0
+        hidden = (h, *others) if len(self.state_names) > 1 else h
         projected = None if self.attention is None else self.attention.precompute(memory)
         return DecoderState(hidden, torch.zeros_like(h), memory, mask, projected)
 
