@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import cell_from_spec
 from rnnkit.data.tokens import PAD
 from rnnkit.models.attention import make_attention
-from rnnkit.cells import cell_from_spec
 from rnnkit.nn.cells import make_cell
 
 
