@@ -103,3 +103,45 @@ def test_under_compile_only_a_call_off_the_bptt_runs_eagerly(state):
     assert dispatch.runs_eagerly_under_compile("auto", "reference")  # e.g. packed input
     state(compiling=True, exporting=True)
     assert not dispatch.runs_eagerly_under_compile("auto", "fused")
+
+
+def path(kind="GRU", dtype=torch.float64, packed=False, **flags):
+    kernel = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}.get(kind)
+    fields = {"projected": False, "recording": False, "cpp_steps": True} | flags
+    return Call(kernel, dtype, CPU, packed, **fields)
+
+
+@pytest.mark.parametrize(
+    ("the_call", "expected"),
+    [
+        # a trace that nothing differentiates: torch's kernel, then recomputed from its outputs
+        (path(recording=True, needs_gradient=False), "fused, per layer, trace recomputed"),
+        (path(recording=True), "reference (python loop), trace recorded"),
+        (path(recording=True, probing=True, needs_gradient=False),
+         "reference (python loop), trace recorded"),
+        (path(recording=True, packed=True, needs_gradient=False),
+         "reference (python loop), trace recorded"),
+        (path(recording=True, dropout_running=True, needs_gradient=False),
+         "reference (python loop), trace recorded"),
+        # a cell with no registered fast paths: its own step, whatever else holds
+        (path(kind="mingru"), "reference (python loop)"),
+        (path(kind="mingru", dtype=torch.float32), "reference (python loop)"),
+        (path(kind="mingru", recording=True, needs_gradient=False),
+         "reference (python loop), trace recorded"),
+        (path(kind="mingru", variational=True), "reference (python loop), per layer"),
+        # the registered cells
+        (path(), "bptt"),
+        (path(kind="LSTM", dtype=torch.float32), "fused"),
+        (path(kind="LSTM", dtype=torch.float32, variational=True), "fused, per layer"),
+        (path(kind="LSTM", dtype=torch.float32, variational=True, packed=True),
+         "reference (cpp loop), per layer"),
+        (path(variational=True), "bptt, per layer"),
+        (path(packed=True), "reference (cpp loop)"),
+        (path(packed=True, needs_gradient=False), "reference (cpp_inference loop)"),
+        (path(kind="LSTM", packed=True, projected=True, needs_gradient=False),
+         "reference (cpp loop)"),
+        (path(packed=True, cpp_steps=False), "reference (python loop)"),
+    ],
+)  # fmt: skip
+def test_the_routing_table(state, the_call, expected):
+    assert dispatch.route("auto", the_call).name == expected

@@ -12,7 +12,7 @@ from rnnkit.engine import compiled, registered
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
-from rnnkit.nn import recurrence, stack
+from rnnkit.nn import runner
 
 LOOPS = ["cpp", "python"]
 
@@ -205,8 +205,8 @@ def test_dispatch_to_the_bptt(monkeypatch, kind):
 
 def test_a_float32_lstm_takes_the_fused_kernel_by_default(monkeypatch):
     calls = []
-    original = stack.fused_rnn
-    monkeypatch.setattr(stack, "fused_rnn", lambda *a: calls.append(1) or original(*a))
+    original = runner.fused_rnn
+    monkeypatch.setattr(runner, "fused_rnn", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
     rnnkit.LSTM(3, 4)(x)
     assert len(calls) == 1
@@ -320,9 +320,9 @@ def test_reference_steps_in_cpp_equal_the_python_equations(monkeypatch, kind, kw
         return [output.data, gx, *penalty]
 
     calls = []
-    original = recurrence.compiled_direction
+    original = runner.compiled_direction
     monkeypatch.setattr(
-        recurrence, "compiled_direction", lambda *a, **k: calls.append(1) or original(*a, **k)
+        runner, "compiled_direction", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
     results = {}
     for code in ("cpp", "python"):

@@ -31,15 +31,18 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
 
-A cell's step (RNNCell, LSTMCell, GRUCell), and the reference engine's loop where nothing is
-recorded, is one of two codes, the same equations either way (``cell_steps``): on the CPU, in
-float32 or float64, eagerly, the C++ step of engine/kernels/cell_steps.cpp, whose ATen calls
-autograd records as it records the Python reference's (so every gradient, second order
-included, is the reference's); under an exporter, torch.compile, a torch.func transform or
-autocast, or with RNNKIT_KERNELS=python, the reference itself (rnnkit.nn.equations), which all
-of them see through. When that loop needs no gradient (no tensor requires one, or grad mode is
-off, and no forward-mode tangent) and has no projection, the C++ side runs it as
-engine/kernels/packed_inference.cpp: the same equations, one pass over the gates a step.
+``route`` turns the engine into the concrete path of the call (``Route``): whether the trace is
+recorded or recomputed, whether the layers run one at a time (variational dropout), and how
+the reference's loop runs. A cell's step (RNNCell, LSTMCell, GRUCell), and the reference
+engine's loop where nothing is recorded, is one of two codes for the three registered cells,
+the same equations either way (``cell_steps``): on the CPU, in float32 or float64, eagerly,
+the C++ step of engine/kernels/cell_steps.cpp, whose ATen calls autograd records as it records
+the cell's own step (so every gradient, second order included, is the definition's); under
+an exporter, torch.compile, a torch.func transform or autocast, or with RNNKIT_KERNELS=python,
+the cell's own step (rnnkit.cells), which all of them see through. When that loop needs no
+gradient (no tensor requires one, or grad mode is off, and no forward-mode tangent) and has
+no projection, the route is "cpp_inference": engine/kernels/packed_inference.cpp, the same
+equations, one pass over the gates a step. Every other cell always runs its own step.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
@@ -72,14 +75,48 @@ ENGINES = ("auto", "fused", "bptt", "reference")
 
 @dataclass(frozen=True)
 class Call:
-    """What decides the engine for one call of a layer."""
+    """What decides the path of one call of a layer."""
 
     kernel: str | None  # the cell's registered fast paths (engine/registered.py), or None
     dtype: torch.dtype
     device: torch.device
     packed: bool
     projected: bool
-    recording: bool
+    recording: bool  # trace() or probe_gradients
+    probing: bool = False  # probe_gradients: ∂L/∂h_t through a tensor added to every h_t
+    variational: bool = False  # variational dropout masks between layers in this call
+    dropout_running: bool = False  # any dropout acts in this call (training, p > 0)
+    needs_gradient: bool = True  # autograd records this call (backward or forward mode)
+    cpp_steps: bool = False  # the C++ steps of kernels/cell_steps.cpp serve this call
+
+
+@dataclass(frozen=True)
+class Route:
+    """The concrete path of one call: every choice of what runs a layer, made in one place.
+
+    engine     "fused" (torch's kernel), "bptt" (rnnkit's hand-written BPTT) or "reference"
+               (the cell's step under autograd)
+    loop       how the reference's time loop runs: "python" (the cell's own step, any cell),
+               "cpp" (the registered C++ steps, which autograd records) or "cpp_inference"
+               (the registered C++ inference loop: nothing needs a gradient); "" otherwise
+    per_layer  one layer at a time, a variational dropout mask between layers
+    trace      "none", "recorded" (every step kept by the reference) or "recomputed" (torch's
+               kernel, then the record recomputed from the outputs: nn/trace_fast.py)
+    """
+
+    engine: str
+    loop: str = ""
+    per_layer: bool = False
+    trace: str = "none"
+
+    @property
+    def name(self) -> str:
+        parts = [self.engine + (f" ({self.loop} loop)" if self.loop else "")]
+        if self.per_layer:
+            parts.append("per layer")
+        if self.trace != "none":
+            parts.append(f"trace {self.trace}")
+        return ", ".join(parts)
 
 
 def check_engine(engine: object) -> str:
@@ -172,6 +209,51 @@ def auto(call: Call) -> str:
     if call.kernel == "lstm" and call.dtype == torch.float32:
         return "fused"
     return "bptt"
+
+
+def route(requested: str, call: Call) -> Route:
+    """The path of ``call`` (tests/test_dispatch.py holds this as a table)."""
+    if call.recording and recomputes_trace(call):
+        return Route("fused", per_layer=True, trace="recomputed")
+    engine = choose(requested, call)
+    trace = "recorded" if call.recording else "none"
+    if engine == "fused" and call.variational and call.packed:
+        engine = "reference"  # torch's kernel one layer at a time needs equal lengths
+    loop = ""
+    if engine == "reference":
+        loop = "python"
+        if call.kernel is not None and call.cpp_steps and not call.recording:
+            inference = not (call.needs_gradient or call.projected)
+            loop = "cpp_inference" if inference else "cpp"
+    return Route(engine, loop, per_layer=call.variational, trace=trace)
+
+
+def recomputes_trace(call: Call) -> bool:
+    """Whether a trace can be recomputed from the outputs of torch's kernel: a registered
+    cell, nothing to differentiate, equal lengths, no projection, no dropout running, a
+    floating dtype torch's CPU kernel takes, and no compiler or transform watching."""
+    return (
+        call.kernel is not None
+        and not (call.probing or call.packed or call.projected or call.dropout_running)
+        and not call.needs_gradient
+        and call.dtype in (torch.float32, torch.float64)
+        and call.device.type in ("cpu", "cuda")
+        and not compiling()
+        and not transforming()
+    )
+
+
+def needs_gradient(*tensors: torch.Tensor | None) -> bool:
+    """Autograd would record a call on these tensors: backward mode (grad mode on and one
+    requires a gradient) or forward mode (one carries a tangent of torch.autograd.forward_ad)."""
+    present = [t for t in tensors if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in present):
+        return True
+    from torch.autograd import forward_ad
+
+    if forward_ad._current_level < 0:
+        return False
+    return any(forward_ad.unpack_dual(t).tangent is not None for t in present)
 
 
 def cell_steps(x: torch.Tensor):

@@ -1,10 +1,10 @@
-"""The neural-network core: the cells' equations and everything that runs them over time.
+"""The neural-network core: everything that runs a cell (rnnkit.cells) over time.
 
-    equations.py   one time step of each cell, as its equations (the reference)
-    cells.py       RNNCell, LSTMCell, GRUCell: one step, torch.nn's interface
-    recurrence.py  the time loop over a packed batch, layer by layer
-    layers.py      RNN, LSTM, GRU: torch.nn's arguments, parameters and input forms
-    stack.py       a layer's stack run on the engine the dispatch chose
+    cells.py       RecurrentCell (any cell), RNNCell, LSTMCell, GRUCell: one step
+    layers.py      Recurrent (any cell), RNN, LSTM, GRU: torch.nn's arguments, parameters,
+                   input forms; asks engine/dispatch.route for the path of each call
+    runner.py      a call's layers × directions on its route, the weights prepared once
+    recurrence.py  the time loop of one direction over a packed batch
     inputs.py      every input form checked and brought to one layout
     trace.py       the record of every step that layer.trace() returns
     dropout.py     variational dropout: one mask per sequence

@@ -45,14 +45,21 @@ from rnnkit.cells.definition import initialise
 from rnnkit.cells.gru import GRU as GRUDefinition
 from rnnkit.cells.lstm import LSTM as LSTMDefinition
 from rnnkit.cells.rnn import ElmanRNN
-from rnnkit.engine.dispatch import Call, check_engine, choose, runs_eagerly_under_compile
+from rnnkit.engine import dispatch
+from rnnkit.engine.dispatch import (
+    Call,
+    cell_steps,
+    check_engine,
+    needs_gradient,
+    runs_eagerly_under_compile,
+)
 from rnnkit.engine.registered import kernel_of
 from rnnkit.nn.conversion import TorchTwin
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
 from rnnkit.nn.recurrence import DirectionWeights, StepRecord
-from rnnkit.nn.stack import StackCall, run_fused, run_stack
+from rnnkit.nn.runner import Stack, run_stack
 from rnnkit.nn.trace import Trace, assemble_trace, recomputed_trace
-from rnnkit.nn.trace_fast import trace_fast, traces_fast
+from rnnkit.nn.trace_fast import trace_fast
 
 
 class Recurrent(TorchTwin, nn.Module):
@@ -282,23 +289,27 @@ class Recurrent(TorchTwin, nn.Module):
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
-        kernel = kernel_of(self.cell)
-        plain = record and not packed and not probe_gradients and kernel is not None
-        if plain and traces_fast(self, data, initial_state):
-            output, final, records = trace_fast(self, data, initial_state)
+        call = Call(
+            kernel_of(self.cell),
+            data.dtype,
+            data.device,
+            packed,
+            self.proj_size > 0,
+            recording=record or probe_gradients,
+            probing=probe_gradients,
+            variational=self._variational_now(),
+            dropout_running=self.training and (self.dropout > 0 or self.weight_dropout > 0),
+            needs_gradient=needs_gradient(data, *initial_state, *self.parameters()),
+            cpp_steps=cell_steps(data) is not None,
+        )
+        route = dispatch.route(self.engine, call)
+        if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route.engine):
+            return self._run_eagerly(input, hx, record, probe_gradients)
+        stack = self._stack()
+        if route.trace == "recomputed":
+            output, final, records = trace_fast(stack, data, initial_state)
             output, state = self._outputs(output, final, input, is_batched, None)
             return output, state, recomputed_trace(output, state, records, steps, batch)
-        recording = record or probe_gradients
-        call = Call(kernel, data.dtype, data.device, packed, self.proj_size > 0, recording)
-        engine = choose(self.engine, call)
-        if runs_eagerly_under_compile(self.engine, engine):
-            return self._run_eagerly(input, hx, record, probe_gradients)
-        weights = self._weights_for_call()
-        if engine == "fused" and not self._variational_now():
-            output, final = run_fused(self, weights, data, batch_sizes, initial_state)
-            output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
-            return output, state, None
-
         shape = (self.num_layers, self.num_directions, steps, batch, self.output_size)
         probe = data.new_zeros(shape, requires_grad=True) if probe_gradients else None
         probe_sorted = probe
@@ -310,21 +321,9 @@ class Recurrent(TorchTwin, nn.Module):
                 [StepRecord.empty(self.cell, steps) for _ in range(self.num_directions)]
                 for _ in range(self.num_layers)
             ]
-        if packed:
-            layer_data, batch_size_list = data, batch_sizes.tolist()
-        elif engine == "bptt" and not self._variational_now():
-            # Equal lengths, time-major as they are: no reshape and no list of T sizes, so
-            # torch.compile and torch.export keep T and B symbols (one graph for all lengths).
-            layer_data, batch_size_list = data, None
-        else:
-            layer_data = data.reshape(steps * batch, self.input_size)  # (N, I)
-            batch_size_list = [batch] * steps
-        stack_call = StackCall(
-            engine, weights, batch_size_list, initial_state, steps, records, probe_sorted
+        output, final = run_stack(
+            route, stack, data, batch_sizes, initial_state, records, probe_sorted
         )
-        output, final = run_stack(self, stack_call, layer_data)
-        if output.dim() == 2 and not packed:
-            output = output.view(steps, batch, self.num_directions * self.output_size)
         output, state = self._outputs(output, final, input, is_batched, unsorted_indices)
         if records is None:
             return output, state, None
@@ -333,6 +332,21 @@ class Recurrent(TorchTwin, nn.Module):
             self.cell, output, state, records, layout, steps, batch, data.device, probe
         )
         return output, state, trace
+
+    def _stack(self) -> Stack:
+        """This call's layers with their weights, prepared once (weight dropout drawn here)."""
+        weights = self._weights_for_call()
+        D = self.num_directions
+        flat = [
+            [weights[name] for names in self._all_weights[layer * D : (layer + 1) * D]
+             for name in names]
+            for layer in range(self.num_layers)
+        ]  # fmt: skip
+        dropout = self.dropout if self.training else 0.0
+        directions = self._direction_weights(weights)
+        return Stack(
+            self.cell, self.num_layers, D, self.bias, dropout, self.training, directions, flat
+        )
 
     def _variational_now(self) -> bool:
         return self.variational_dropout and self.training and self.dropout > 0

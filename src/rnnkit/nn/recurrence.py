@@ -1,4 +1,4 @@
-"""The time loop: the cells' equations run over a whole (packed) batch, layer by layer.
+"""The time loop of one direction of one layer: the cell's step over a whole (packed) batch.
 
 Every input form is brought to one layout before the loop, the packed layout of
 ``torch.nn.utils.rnn.PackedSequence``: the steps of all sequences, time-major, with the batch at
@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Cell, Parameters
-from rnnkit.engine.dispatch import cell_steps
-from rnnkit.engine.registered import fast_paths
 
 State = tuple[Tensor, ...]  # in the order of the cell's states: (h,), (h, c), ...
 
@@ -144,81 +142,3 @@ def run_direction(
     # ended holds row blocks from the last rows up; stacking them in reverse restores 0..B-1.
     final = tuple(torch.cat([block[k] for block in reversed(ended)]) for k in range(len(state)))
     return torch.cat(outputs), final  # type: ignore[arg-type]
-
-
-def run_layers(
-    cell: Cell,
-    weights: list[list[DirectionWeights]],
-    data: Tensor,
-    batch_sizes: list[int] | None,
-    initial_state: State,
-    dropout: float,
-    records: list[list[StepRecord]] | None = None,
-    probe: Tensor | None = None,
-    engine: str = "reference",
-    steps: int | None = None,
-) -> tuple[Tensor, State]:
-    """Run the stack of layers, each direction of each layer over the whole sequence.
-
-    engine: "reference" (the cell's step under autograd) or "bptt" (the hand-written BPTT
-    registered for the cell, engine/registered.py; engine/dispatch.py chooses it only where it
-    applies: a registered cell, no projection, all sequences of one length, nothing recorded).
-
-    weights[l][d]: layer l, direction d. data: (N, I) packed; for the bptt engine also
-    (T, B, I) time-major with batch_sizes None (no list of T sizes and no reshape, so
-    torch.compile and torch.export keep T and B symbols), or (T·B, I) with ``steps`` = T.
-    initial_state: each (L·D, B, ·),
-    indexed l·D + d as in torch.nn. dropout: applied to each layer's output but the last (the
-    caller passes 0 outside training). probe: (L, D, T, B, P) or None.
-    Returns the last layer's output (N, D·P), or (T, B, D·P) for 3-D data, and the final
-    states, each (L·D, B, ·).
-    """
-    num_layers, num_directions = len(weights), len(weights[0])
-    registered = fast_paths(cell)
-    # Where nothing is recorded, each direction's loop of a registered cell is one C++ call.
-    compiled = None
-    if registered is not None and records is None and probe is None and engine != "bptt":
-        compiled = cell_steps(data)
-    layer_input = data
-    finals: list[list[Tensor]] = [[] for _ in initial_state]
-    for layer in range(num_layers):
-        outputs = []
-        for direction in range(num_directions):
-            w = weights[layer][direction]
-            index = layer * num_directions + direction
-            initial = tuple(s[index] for s in initial_state)
-            reverse = direction == 1
-            if engine == "bptt":
-                assert registered is not None, "dispatch routes only registered cells to bptt"
-                x = layer_input  # (T, B, F), or (T·B, F) to be viewed so
-                if x.dim() == 2:
-                    x = x.view(steps, initial_state[0].shape[1], x.shape[-1])
-                output, final = registered.bptt(x, initial, w, reverse)
-                if layer_input.dim() == 2:
-                    output = output.flatten(0, 1)  # (T·B, H)
-            else:
-                # The input does not depend on the recurrence: project every step at once.
-                x_proj = F.linear(layer_input, w.w_ih, w.b_ih)  # (N, G·H)
-                if compiled is not None:
-                    output, final = compiled_direction(
-                        compiled, registered.cpp_code, w, x_proj, batch_sizes, initial, reverse
-                    )
-                else:
-                    output, final = run_direction(
-                        cell_step(cell, w),
-                        x_proj,
-                        batch_sizes,
-                        initial,
-                        reverse=reverse,
-                        record=None if records is None else records[layer][direction],
-                        probe=None if probe is None else probe[layer, direction],
-                    )
-            outputs.append(output)
-            for k, s in enumerate(final):
-                finals[k].append(s)
-        layer_input = torch.cat(outputs, dim=-1) if num_directions == 2 else outputs[0]
-        if dropout > 0 and layer < num_layers - 1:
-            # Same call, shape and order as torch.nn's CPU kernel: the same seed gives the
-            # same dropout mask as torch.nn.LSTM.
-            layer_input = F.dropout(layer_input, dropout, training=True)
-    return layer_input, tuple(torch.stack(f) for f in finals)

@@ -29,42 +29,26 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Parameters
-from rnnkit.engine.dispatch import compiling, transforming
-from rnnkit.nn.stack import run_fused
-
-
-def traces_fast(layer, data: Tensor, initial_state: tuple[Tensor, ...]) -> bool:
-    """True when this call's trace can be recomputed from the outputs: nothing will be
-    differentiated, equal lengths (the caller has checked the input is not packed), no
-    projection, no dropout running, a floating dtype, and no compiler or transform watching."""
-    tensors = [data, *initial_state, *layer.parameters()]
-    needs_gradients = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    dropout_running = layer.training and (layer.dropout > 0 or layer.weight_dropout > 0)
-    return (
-        not needs_gradients
-        and not dropout_running
-        and layer.proj_size == 0
-        and data.shape[0] > 0
-        and data.dtype in (torch.float32, torch.float64)
-        and not compiling()
-        and not transforming()
-    )
+from rnnkit.nn.runner import Stack
+from rnnkit.nn.runner import fused_layers as run_fused_layers
 
 
 @torch.no_grad()
-def trace_fast(layer, data: Tensor, initial_state: tuple[Tensor, ...]):
+def trace_fast(stack: Stack, data: Tensor, initial_state: tuple[Tensor, ...]):
     """data (T, B, I) time-major, initial_state each (L·D, B, H) ->
     (output (T, B, D·H), final states each (L·D, B, H), the Trace's records: hidden,
     cell (or None) and gates, each (L, D, T, B, H))."""
-    cell, D, H = layer.cell, layer.num_directions, layer.hidden_size
+    cell, D = stack.cell, stack.num_directions
+    H = initial_state[0].shape[-1]
     carries_cell = len(cell.states) > 1  # the LSTM's c
-    weights = {name: getattr(layer, name) for name in layer._flat_weights_names}
     hidden, cells, gates = [], [], {}
     finals: list[list[Tensor]] = [[] for _ in initial_state]
     layer_input = data
-    for index, per_direction in enumerate(layer._direction_weights()):
-        output, final = run_fused(
-            layer, weights, layer_input, None, initial_state, range(index, index + 1)
+    for index, per_direction in enumerate(stack.directions):
+        rows = slice(index * D, (index + 1) * D)
+        one_layer = stack.layers(range(index, index + 1))
+        output, final = run_fused_layers(
+            one_layer, layer_input, tuple(s[rows] for s in initial_state)
         )
         for k, state in enumerate(final):
             finals[k].append(state)

@@ -15,6 +15,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_projected_step", &lstm_projected_step, "one LSTM step from W_ih x + b_ih");
   m.def("gru_projected_step", &gru_projected_step, "one GRU step from W_ih x + b_ih");
   m.def("packed_direction", &packed_direction, "one direction of a layer over a packed batch");
+  m.def("packed_inference", &packed_inference,
+        "one direction over a packed batch when nothing needs a gradient");
   m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");

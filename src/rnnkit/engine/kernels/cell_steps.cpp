@@ -71,25 +71,10 @@ at::Tensor gru_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Ten
   return gru_projected_step(at::linear(x, w_ih, b_ih), h, w_hh, b_hh);
 }
 
-namespace {
-
-// Whether autograd would record a call on these tensors, backward or forward mode (a dual
-// tensor of torch.autograd.forward_ad carries a tangent at level 0 without requires_grad).
-bool records_gradients(std::initializer_list<c10::optional<at::Tensor>> tensors) {
-  for (const c10::optional<at::Tensor>& t : tensors) {
-    if (!t.has_value()) continue;
-    if (at::GradMode::is_enabled() && t->requires_grad()) return true;
-    if (t->_fw_grad(/*level=*/0).defined()) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 // One direction of one layer over a packed batch: rnnkit/nn/recurrence.py's run_direction with
 // every step one of the *_projected_step functions, the loop in C++ too. Autograd records the
-// steps and the slicing, so the gradients are those of the Python loop. When nothing needs a
-// gradient and there is no projection, the loop is packed_inference (packed_inference.cpp).
+// steps and the slicing, so the gradients are those of the Python loop. (When nothing needs a
+// gradient, rnnkit/engine/dispatch.py routes the call to packed_inference.cpp instead.)
 //   kind: a CellKind (loops.h). x_proj: (N, G·H), the input projection of
 //   every step in packed order; batch_sizes: the T sizes (non-increasing); h0, c0 (LSTM only):
 //   (B, ·). Returns the outputs (N, P) in packed order, the final h and (LSTM) the final c,
@@ -100,9 +85,6 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh,
                                          const c10::optional<at::Tensor>& w_hr, bool reverse) {
-  if (!w_hr.has_value() && !records_gradients({x_proj, h0, c0, w_hh, b_hh})) {
-    return packed_inference(kind, x_proj, batch_sizes, h0, c0, w_hh, b_hh, reverse);
-  }
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
   const bool lstm = kind == kLstm;
   std::vector<at::Tensor> x_steps = x_proj.split_with_sizes(batch_sizes);
