@@ -4,12 +4,13 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+import rnnkit
 from rnnkit.models.charlm import CharLM
 from rnnkit.models.stepping import Stepper
 
 
 @pytest.mark.parametrize("loops", ["cpp", "python"])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "layernorm_lstm", "sru", "mingru"])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_stepping_equals_the_model(monkeypatch, loops, cell, num_layers):
     monkeypatch.setenv("RNNKIT_KERNELS", loops)
@@ -40,7 +41,8 @@ def test_stepping_continues_from_the_models_state():
 
 
 @pytest.mark.parametrize(("cell", "relu"), [("lstm", False), ("gru", False), ("rnn", False),
-                                            ("rnn", True)])  # fmt: skip
+                                            ("rnn", True), ("layernorm_lstm", False),
+                                            ("indrnn", False), ("minlstm", False)])  # fmt: skip
 def test_int8_stepping_follows_the_float_model_within_quantisation_error(cell, relu):
     """The int8 Stepper runs the same equations with every product on int8 weights: its
     next-character distribution stays close to the float model's over a whole text."""
@@ -48,8 +50,10 @@ def test_int8_stepping_follows_the_float_model_within_quantisation_error(cell, r
 
     torch.manual_seed(0)
     model = CharLM(30, cell, 16, 64, 2).eval()
-    if relu:
-        model.rnn.nonlinearity = "relu"
+    if relu:  # the same weights in a relu RNN
+        relu_layer = rnnkit.RNN(16, 64, 2, nonlinearity="relu", batch_first=True)
+        relu_layer.load_state_dict(model.rnn.state_dict())
+        model.rnn = relu_layer.eval()
     ids = torch.randint(0, 30, (3, 40))
     expected, _ = model(ids)
     stepper, state, gaps = Int8Stepper(model), None, []
@@ -58,7 +62,7 @@ def test_int8_stepping_follows_the_float_model_within_quantisation_error(cell, r
         p, q = expected[:, t].softmax(-1), logits.softmax(-1)
         gaps.append((p * (p.log() - q.log())).sum(-1).max())  # KL(float || int8)
     assert max(gaps) < 2e-3, max(gaps)
-    assert state[0].shape == (2, 3, 64) if cell == "lstm" else state.shape == (2, 3, 64)
+    assert (state[0] if isinstance(state, tuple) else state).shape == (2, 3, 64)
 
 
 def test_stepped_evaluation_scores_what_the_full_pass_scores():

@@ -11,6 +11,9 @@ definition's ``kernel`` name and tested against the definition (tests/test_engin
                  rnn.py): (x (T, B, I), initial state, weights, reverse) -> (T, B, H), state
     cpp_step     one step of the one-step cell modules in C++ (kernels/cell_steps.cpp, whose
                  ATen calls autograd records): (loops, x, state, weights) -> state
+    loops        the module of the BPTT's Python loops (engine/lstm.py, ...), whose names the
+                 C++ loops share, and ``forward_step``: one step of its forward loop for
+                 generation, (loops, x_proj (N, G·H), state, w_hh, b_hh) -> state
 
 A definition with no entry (every library cell and every user's cell) has none of these, and
 engine/dispatch.py routes all of its calls to the reference.
@@ -18,11 +21,13 @@ engine/dispatch.py routes all of its calls to the reference.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 from rnnkit.cells import Cell
 from rnnkit.cells.gru import GRU
 from rnnkit.cells.lstm import LSTM
 from rnnkit.cells.rnn import ElmanRNN
+from rnnkit.engine import gru, lstm, rnn
 from rnnkit.engine.gru import gru_sequence
 from rnnkit.engine.lstm import lstm_sequence
 from rnnkit.engine.rnn import rnn_sequence
@@ -34,6 +39,9 @@ class FastPaths:
     cpp_code: int
     bptt: Callable
     cpp_step: Callable
+    loops: ModuleType
+    forward_step: Callable
+    sums_biases: bool  # b_hh enters every gate as b_ih does: the loops take b_ih + b_hh
 
 
 def _summed_bias(weights):
@@ -82,12 +90,34 @@ def _gru_step(loops, x, state, weights):
     return (loops.gru_cell_step(x, state[0], *weights),)
 
 
+def _rnn_forward_step(relu: bool):
+    def step(loops, x_proj, state, w_hh, b_hh):
+        (outputs,) = loops.rnn_forward(x_proj[None], state[0], w_hh, relu)
+        return (outputs[0],)
+
+    return step
+
+
+def _lstm_forward_step(loops, x_proj, state, w_hh, b_hh):
+    *_, outputs, c = loops.lstm_forward(x_proj[None], state[0], state[1], w_hh, False)
+    return (outputs[0], c)
+
+
+def _gru_forward_step(loops, x_proj, state, w_hh, b_hh):
+    if b_hh is None:  # the loop takes a tensor
+        b_hh = w_hh.new_zeros(w_hh.shape[0])
+    _, _, outputs = loops.gru_forward(x_proj[None], state[0], w_hh, b_hh, False)
+    return (outputs[0],)
+
+
 REGISTERED: dict[str, FastPaths] = {
-    "rnn_tanh": FastPaths("RNN_TANH", 0, _rnn_bptt(relu=False), _rnn_step(relu=False)),
-    "rnn_relu": FastPaths("RNN_RELU", 1, _rnn_bptt(relu=True), _rnn_step(relu=True)),
-    "lstm": FastPaths("LSTM", 2, _lstm_bptt, _lstm_step),
-    "gru": FastPaths("GRU", 3, _gru_bptt, _gru_step),
-}
+    "rnn_tanh": FastPaths("RNN_TANH", 0, _rnn_bptt(relu=False), _rnn_step(relu=False), rnn,
+                          _rnn_forward_step(relu=False), True),
+    "rnn_relu": FastPaths("RNN_RELU", 1, _rnn_bptt(relu=True), _rnn_step(relu=True), rnn,
+                          _rnn_forward_step(relu=True), True),
+    "lstm": FastPaths("LSTM", 2, _lstm_bptt, _lstm_step, lstm, _lstm_forward_step, True),
+    "gru": FastPaths("GRU", 3, _gru_bptt, _gru_step, gru, _gru_forward_step, False),
+}  # fmt: skip
 
 
 def kernel_of(cell: Cell) -> str | None:

@@ -24,13 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Parameters
-from rnnkit.engine import compiled, gru, lstm, rnn
-from rnnkit.engine.registered import kernel_of
+from rnnkit.engine import compiled
+from rnnkit.engine.registered import REGISTERED, kernel_of
 from rnnkit.models.charlm import CharLM, State
-
-FOLDED_HIDDEN_BIAS = ("lstm", "rnn_tanh", "rnn_relu")
-"""Registered cells whose b_hh enters every gate as b_ih does: it is added to the input side
-once. Any other cell gets b_hh inside its hidden side, where its step expects it."""
 
 
 class Stepper:
@@ -50,12 +46,13 @@ class Stepper:
         for weights in layer._direction_weights():
             w = weights[0]
             bias, b_hh = w.b_ih, w.b_hh
-            if self.kernel in FOLDED_HIDDEN_BIAS and bias is not None and b_hh is not None:
+            # b_hh goes to the input side where a registered loop sums the two biases
+            # (LSTM, RNN); any other cell gets it in its hidden side, where its step expects it
+            registered = REGISTERED.get(self.kernel)
+            if registered and registered.sums_biases and bias is not None and b_hh is not None:
                 bias, b_hh = bias + b_hh, None
             if bias is None:
                 bias = w.w_ih.new_zeros(w.w_ih.shape[0])
-            if b_hh is None and w.w_hh is not None and self.kernel == "gru":
-                b_hh = w.w_hh.new_zeros(w.w_hh.shape[0])  # the GRU's loop takes a tensor
             self.w_ih.append(w.w_ih.detach())
             self.w_hh.append(None if w.w_hh is None else w.w_hh.detach().contiguous())
             self.bias.append(bias.detach())
@@ -111,13 +108,6 @@ class Stepper:
             hh = None if w_hh is None else F.linear(state[0], w_hh, self.b_hh[layer])
             new_state, _ = self.cell.run_step(x_proj, hh, state, self.extra[layer])
             return new_state
-        loops = compiled.loops_for(self.table, {"lstm": lstm, "gru": gru}.get(self.kernel, rnn))
-        x_proj = x_proj.view(1, *x_proj.shape)  # (T=1, N, G·H)
-        if self.kernel == "lstm":
-            *_, outputs, c = loops.lstm_forward(x_proj, state[0], state[1], w_hh, False)
-            return (outputs[0], c)
-        if self.kernel == "gru":
-            _, _, outputs = loops.gru_forward(x_proj, state[0], w_hh, self.b_hh[layer], False)
-            return (outputs[0],)
-        (outputs,) = loops.rnn_forward(x_proj, state[0], w_hh, self.kernel == "rnn_relu")
-        return (outputs[0],)
+        registered = REGISTERED[self.kernel]
+        loops = compiled.loops_for(self.table, registered.loops)
+        return registered.forward_step(loops, x_proj, state, w_hh, self.b_hh[layer])
