@@ -6,6 +6,7 @@ SHA-256 too, and loading the run checks it: a changed file is a clear error, nev
 that silently computes something else. A file is imported only when its path is given.
 """
 
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -48,7 +49,7 @@ def cell_from_spec(spec: str, expected_sha256: str | None = None) -> Cell:
     """A cell by name, or by ``file.py:Class``; ``expected_sha256`` (a run's record) must
     match the file. A UsageError names what is wrong and how to fix it."""
     if spec in CELLS:
-        return check_cell(CELLS[spec]())
+        return _shipped(spec)
     if not is_file_spec(spec):
         raise UsageError(
             f"unknown cell {spec!r}: use one of {cell_names()}, or a cell of your own as "
@@ -78,6 +79,12 @@ def cell_from_spec(spec: str, expected_sha256: str | None = None) -> Cell:
         return check_cell(found())
     except (TypeError, ValueError) as error:
         raise UsageError(f"--cell {spec}: {error}") from None
+
+
+@functools.cache
+def _shipped(name: str) -> Cell:
+    """A shipped cell, checked once (a definition holds no state a layer changes)."""
+    return check_cell(CELLS[name]())
 
 
 def file_sha256(path: Path) -> str:

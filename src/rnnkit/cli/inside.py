@@ -17,6 +17,18 @@ from rnnkit.cli.common import (
 )
 
 
+def add_cells_argument(parser, nargs: str, what: str, extra: str = "") -> None:
+    """--cells: shipped cells by name or path/to/file.py:Class, rnn lstm gru by default."""
+    parser.add_argument(
+        "--cells",
+        nargs=nargs,
+        type=cell_spec,
+        default=["rnn", "lstm", "gru"],
+        help=f"{what}: any of {', '.join(CELL_NAMES)}, or path/to/file.py:Class (default: rnn "
+        f"lstm gru{extra})",
+    )
+
+
 def add_commands(commands) -> None:
     gradflow = commands.add_parser(
         "gradflow",
@@ -29,14 +41,7 @@ def add_commands(commands) -> None:
     gradflow.add_argument(
         "run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="trained runs to measure too"
     )
-    gradflow.add_argument(
-        "--cells",
-        nargs="*",
-        type=cell_spec,
-        default=["rnn", "lstm", "gru"],
-        help="fresh cells to measure: any of " + ", ".join(CELL_NAMES) + ", or "
-        "path/to/file.py:Class (default: rnn lstm gru; none with a bare --cells)",
-    )
+    add_cells_argument(gradflow, "*", "fresh cells to measure", "; none with a bare --cells")
     gradflow.add_argument(
         "--spectral-radius",
         type=positive_float,
@@ -74,14 +79,7 @@ def add_commands(commands) -> None:
     longrange.add_argument(
         "--tasks", nargs="+", choices=("adding", "copy"), default=["adding", "copy"]
     )
-    longrange.add_argument(
-        "--cells",
-        nargs="+",
-        type=cell_spec,
-        default=["rnn", "lstm", "gru"],
-        help="cells to compare: any of " + ", ".join(CELL_NAMES) + ", or path/to/file.py:Class "
-        "(default: rnn lstm gru)",
-    )
+    add_cells_argument(longrange, "+", "cells to compare")
     longrange.add_argument(
         "--delays",
         nargs="+",

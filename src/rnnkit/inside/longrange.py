@@ -76,17 +76,20 @@ class TaskModel(nn.Module):
         return self.head(self.rnn(inputs)[0])  # (T, B, output)
 
 
-def parameter_count(kind: str, input_size: int, hidden_size: int, output_size: int) -> int:
-    """The parameters of TaskModel, counted from the cell's declared shapes."""
-    shapes = cell_from_spec(kind).weight_shapes(input_size, hidden_size, 0, bias=True)
+def parameter_count(kind, input_size: int, hidden_size: int, output_size: int) -> int:
+    """The parameters of TaskModel, counted from the cell's declared shapes (``kind``: a
+    cell's name or spec, or its definition)."""
+    cell = cell_from_spec(kind) if isinstance(kind, str) else kind
+    shapes = cell.weight_shapes(input_size, hidden_size, 0, bias=True)
     recurrent = sum(math.prod(shape) for shape in shapes.values())
     return recurrent + output_size * (hidden_size + 1)
 
 
 def hidden_size_for_budget(kind: str, input_size: int, output_size: int, budget: int) -> int:
     """The largest hidden size whose model has at most ``budget`` parameters."""
+    cell = cell_from_spec(kind)  # read once, not once per size tried
     hidden = 1
-    while parameter_count(kind, input_size, hidden + 1, output_size) <= budget:
+    while parameter_count(cell, input_size, hidden + 1, output_size) <= budget:
         hidden += 1
     return hidden
 

@@ -41,7 +41,6 @@ class Stepper:
             raise ValueError("stepping needs a unidirectional layer without projection")
         self.cell = layer.cell
         self.kernel = kernel_of(layer.cell)
-        self.several_states = len(layer.cell.states) > 1
         self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
         for weights in layer._direction_weights():
             w = weights[0]
@@ -63,12 +62,12 @@ class Stepper:
         self.head_weight = model.head.weight.detach()
         self.head_bias = model.head.bias.detach()
         self.hidden_size = layer.hidden_size
-        self.state_count = len(layer.cell.states)
+        self.state_count = len(layer.cell.states)  # several: the state is a tuple
 
     def initial_state(self, rows: int = 1) -> State:
         zeros = [self.table.new_zeros(len(self.w_ih), rows, self.hidden_size)
                  for _ in range(self.state_count)]  # fmt: skip
-        return tuple(zeros) if self.several_states else zeros[0]
+        return tuple(zeros) if self.state_count > 1 else zeros[0]
 
     def input_side(self, layer: int, symbols: Tensor, below: Tensor | None) -> Tensor:
         """W_ih x_t + b for this layer: a row of the folded table for the first, (N, G·H)."""
@@ -83,7 +82,7 @@ class Stepper:
         symbols = torch.as_tensor(symbols).reshape(-1)  # (N,)
         if state is None:
             state = self.initial_state(symbols.shape[0])
-        states = state if self.several_states else (state,)  # each (L, N, H)
+        states = state if self.state_count > 1 else (state,)  # each (L, N, H)
         new_states: list[list[Tensor]] = [[] for _ in states]
         h = None
         for layer in range(len(self.w_ih)):
@@ -95,7 +94,7 @@ class Stepper:
             h = layer_state[0]  # (N, H)
         logits = self.head(h)  # (N, V)
         stacked = tuple(torch.stack(s) for s in new_states)
-        return logits, (stacked if self.several_states else stacked[0])
+        return logits, (stacked if self.state_count > 1 else stacked[0])
 
     def head(self, h: Tensor) -> Tensor:
         return torch.addmm(self.head_bias, h, self.head_weight.t())  # (N, V)

@@ -115,12 +115,7 @@ def _bptt(stack: Stack, data: Tensor, initial_state: State) -> tuple[Tensor, Sta
     """rnnkit's hand-written BPTT, direction by direction; data (T, B, I), equal lengths.
     Time-major as it is: no reshape and no list of T sizes, so torch.compile and torch.export
     keep T and B symbols (one graph for all lengths)."""
-    bptt = fast_paths(stack.cell).bptt
-
-    def direction(layer_input, initial, weights, reverse):
-        return bptt(layer_input, initial, weights, reverse)
-
-    return _layers(stack, data, initial_state, direction)
+    return _layers(stack, data, initial_state, fast_paths(stack.cell).bptt)
 
 
 def _reference(route, stack, data, sizes, initial_state, records, probe):
@@ -191,8 +186,10 @@ def _one_layer_at_a_time(route, stack, data, batch_sizes, initial_state):
             layer_data, final = _reference(whole, one, layer_data, sizes, state, None, None)
         else:  # torch's kernel or the BPTT, on equal lengths: (T, B, ·) views
             x = layer_data.view(len(sizes), sizes[0], layer_data.shape[-1])
-            run = _fused if route.engine == "fused" else _bptt
-            output, final = run(one, x, None, state) if run is _fused else run(one, x, state)
+            if route.engine == "fused":
+                output, final = _fused(one, x, None, state)
+            else:
+                output, final = _bptt(one, x, state)
             layer_data = output.reshape(layer_data.shape[0], output.shape[-1])
         finals.append(final)
         if index < stack.num_layers - 1:

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Parameters
-from rnnkit.nn.runner import Stack
-from rnnkit.nn.runner import fused_layers as run_fused_layers
+from rnnkit.nn.runner import Stack, fused_layers
 
 
 @torch.no_grad()
@@ -47,9 +46,7 @@ def trace_fast(stack: Stack, data: Tensor, initial_state: tuple[Tensor, ...]):
     for index, per_direction in enumerate(stack.directions):
         rows = slice(index * D, (index + 1) * D)
         one_layer = stack.layers(range(index, index + 1))
-        output, final = run_fused_layers(
-            one_layer, layer_input, tuple(s[rows] for s in initial_state)
-        )
+        output, final = fused_layers(one_layer, layer_input, tuple(s[rows] for s in initial_state))
         for k, state in enumerate(final):
             finals[k].append(state)
         layer_hidden, layer_cells = [], []
