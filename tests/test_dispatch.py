@@ -95,14 +95,16 @@ def test_the_predicates_read_torchs_state():
     assert seen[0]
 
 
-def test_under_compile_only_a_call_off_the_bptt_runs_eagerly(state):
+def test_under_compile_only_a_call_off_the_bptt_and_the_scan_runs_eagerly(state):
     state(compiling=True)
-    assert not dispatch.runs_eagerly_under_compile("auto", "bptt")
-    assert not dispatch.runs_eagerly_under_compile("reference", "reference")
-    assert dispatch.runs_eagerly_under_compile("auto", "fused")
-    assert dispatch.runs_eagerly_under_compile("auto", "reference")  # e.g. packed input
+    Route = dispatch.Route
+    assert not dispatch.runs_eagerly_under_compile("auto", Route("bptt"))
+    assert not dispatch.runs_eagerly_under_compile("reference", Route("reference", "python"))
+    assert not dispatch.runs_eagerly_under_compile("auto", Route("reference", "scan"))
+    assert dispatch.runs_eagerly_under_compile("auto", Route("fused"))
+    assert dispatch.runs_eagerly_under_compile("auto", Route("reference", "python"))  # packed
     state(compiling=True, exporting=True)
-    assert not dispatch.runs_eagerly_under_compile("auto", "fused")
+    assert not dispatch.runs_eagerly_under_compile("auto", Route("fused"))
 
 
 def path(kind="GRU", dtype=torch.float64, packed=False, **flags):
@@ -124,11 +126,19 @@ def path(kind="GRU", dtype=torch.float64, packed=False, **flags):
         (path(recording=True, dropout_running=True, needs_gradient=False),
          "reference (python loop), trace recorded"),
         # a cell with no registered fast paths: its own step, whatever else holds
-        (path(kind="mingru"), "reference (python loop)"),
-        (path(kind="mingru", dtype=torch.float32), "reference (python loop)"),
-        (path(kind="mingru", recording=True, needs_gradient=False),
+        (path(kind="ligru"), "reference (python loop)"),
+        (path(kind="ligru", dtype=torch.float32), "reference (python loop)"),
+        (path(kind="ligru", recording=True, needs_gradient=False),
          "reference (python loop), trace recorded"),
-        (path(kind="mingru", variational=True), "reference (python loop), per layer"),
+        (path(kind="ligru", variational=True), "reference (python loop), per layer"),
+        # a linear cell: its recurrence by a scan, unless every step is recorded
+        (path(kind="mingru", linear=True), "reference (scan loop)"),
+        (path(kind="mingru", linear=True, packed=True), "reference (scan loop)"),
+        (path(kind="mingru", linear=True, variational=True), "reference (scan loop), per layer"),
+        (path(kind="mingru", linear=True, recording=True),
+         "reference (python loop), trace recorded"),
+        (Call(None, torch.float32, torch.device("cuda"), False, False, False, linear=True),
+         "reference (parallel_scan loop)"),
         # the registered cells
         (path(), "bptt"),
         (path(kind="LSTM", dtype=torch.float32), "fused"),
@@ -145,3 +155,10 @@ def path(kind="GRU", dtype=torch.float64, packed=False, **flags):
 )  # fmt: skip
 def test_the_routing_table(state, the_call, expected):
     assert dispatch.route("auto", the_call).name == expected
+
+
+@pytest.mark.parametrize("flag", ["onnx_or_jit", "transforming"])
+def test_a_linear_cell_runs_its_step_where_the_scan_operator_cannot_go(state, flag):
+    # torch.func's transforms and the exporters of torch's own ops do not know rnnkit's operator
+    state(**{flag: True})
+    assert dispatch.route("auto", path(kind="mingru", linear=True)).loop == "python"

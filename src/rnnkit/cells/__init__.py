@@ -6,6 +6,16 @@ rnnkit's import order: the layers, the engines and every tool are built on it.
 """
 
 from rnnkit.cells.definition import Cell, Parameters, Weight, check_cell
+from rnnkit.cells.linear import LinearCell
 from rnnkit.cells.table import BUILT_IN, CELLS, cell_from_spec
 
-__all__ = ["BUILT_IN", "CELLS", "Cell", "Parameters", "Weight", "cell_from_spec", "check_cell"]
+__all__ = [
+    "BUILT_IN",
+    "CELLS",
+    "Cell",
+    "LinearCell",
+    "Parameters",
+    "Weight",
+    "cell_from_spec",
+    "check_cell",
+]

@@ -98,6 +98,7 @@ class Cell:
     parameters: dict[str, Weight] = {}  # noqa: RUF012 (a class-level declaration, never mutated)
     projectable = False  # takes proj_size (h_t = W_hr (...)), as torch.nn.LSTM does
     kernel: str | None = None  # the name of its registered fast paths (built-in cells only)
+    linear = False  # h_t = a_t ⊙ h_{t-1} + b_t from x_t alone (cells/linear.py: solved by a scan)
     gate_names: tuple[str, ...] = ()  # what step records, found when the cell is checked
 
     def step(
@@ -205,6 +206,12 @@ def check_cell(cell: object) -> "Cell":
     if not cell.states or cell.states[0] != "h":
         raise ValueError(
             f"cell {label}: states must start with 'h' (the output), got {cell.states!r}"
+        )
+    if cell.linear and (cell.states != ("h",) or cell.recurrent_gates):
+        raise ValueError(
+            f"cell {label}: a linear cell has the one state h and no hidden matrix "
+            f"(states = ('h',), hidden_gates = ()), got states {cell.states!r} and hidden_gates "
+            f"{cell.recurrent_gates!r}"
         )
     reserved = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} & set(cell.parameters)
     if reserved:

@@ -2,12 +2,12 @@
 
 import torch
 
-from rnnkit.cells.definition import Cell
+from rnnkit.cells.linear import LinearCell
 
 σ = torch.sigmoid
 
 
-class MinLSTM(Cell):
+class MinLSTM(LinearCell):
     """Forget and input gates from x_t only, normalised to sum to one:
     f_t = σ(W_f x_t + b_f),  i_t = σ(W_i x_t + b_i),  h̃_t = W_h x_t + b_h,
     h_t = f_t / (f_t + i_t) ⊙ h_{t-1} + i_t / (f_t + i_t) ⊙ h̃_t."""
@@ -15,12 +15,9 @@ class MinLSTM(Cell):
     name = "minlstm"
     paper = "Feng et al., Were RNNs all we needed?, arXiv:2410.01201 (2024)"
     gates = ("f", "i", "n")
-    hidden_gates = ()
 
-    def step(self, x, hh, state, p):
-        (h,) = state
-        a_f, a_i, n = x.chunk(3, dim=-1)  # each (B, H)
+    def coefficients(self, x, p):
+        a_f, a_i, n = x.chunk(3, dim=-1)  # each (rows, H)
         f, i = σ(a_f), σ(a_i)
         f, i = f / (f + i), i / (f + i)
-        h = f * h + i * n
-        return h, {"f": f, "i": i, "n": n}
+        return f, i * n, {"f": f, "i": i, "n": n}

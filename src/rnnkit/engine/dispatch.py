@@ -42,7 +42,11 @@ an exporter, torch.compile, a torch.func transform or autocast, or with RNNKIT_K
 the cell's own step (rnnkit.cells), which all of them see through. When that loop needs no
 gradient (no tensor requires one, or grad mode is off, and no forward-mode tangent) and has
 no projection, the route is "cpp_inference": engine/kernels/packed_inference.cpp, the same
-equations, one pass over the gates a step. Every other cell always runs its own step.
+equations, one pass over the gates a step. A linear cell (h_t = a_t ⊙ h_{t-1} + b_t, minGRU
+and minLSTM: cells/linear.py) computes a and b for every step at once and solves the
+recurrence by a scan (engine/scan.py): sequential on the CPU, where it measured fastest
+(docs/performance.md), parallel on CUDA; under jit.trace, the ONNX exporters and torch.func's
+transforms, or when recording, it runs its step. Every other cell always runs its own step.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
@@ -88,6 +92,7 @@ class Call:
     dropout_running: bool = False  # any dropout acts in this call (training, p > 0)
     needs_gradient: bool = True  # autograd records this call (backward or forward mode)
     cpp_steps: bool = False  # the C++ steps of kernels/cell_steps.cpp serve this call
+    linear: bool = False  # the cell's recurrence is linear in h (cells/linear.py)
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,10 @@ class Route:
     engine     "fused" (torch's kernel), "bptt" (rnnkit's hand-written BPTT) or "reference"
                (the cell's step under autograd)
     loop       how the reference's time loop runs: "python" (the cell's own step, any cell),
-               "cpp" (the registered C++ steps, which autograd records) or "cpp_inference"
-               (the registered C++ inference loop: nothing needs a gradient); "" otherwise
+               "cpp" (the registered C++ steps, which autograd records), "cpp_inference"
+               (the registered C++ inference loop: nothing needs a gradient), or for a linear
+               cell "scan" (one multiply-add per step, a custom operator) or "parallel_scan"
+               (log2(T) rounds of tensor operations: CUDA); "" otherwise
     per_layer  one layer at a time, a variational dropout mask between layers
     trace      "none", "recorded" (every step kept by the reference) or "recomputed" (torch's
                kernel, then the record recomputed from the outputs: nn/trace_fast.py)
@@ -143,11 +150,14 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def runs_eagerly_under_compile(requested: str, engine: str) -> bool:
+def runs_eagerly_under_compile(requested: str, route: "Route") -> bool:
     """torch.compile is tracing a call that should run eagerly (a graph break): any engine but
-    bptt (its loops are custom operators the graph holds, engine/ops.py) and a requested
-    reference (which inductor compiles)."""
-    if engine == "bptt" or requested == "reference":
+    bptt (its loops are custom operators the graph holds, engine/ops.py), a linear cell's scan
+    (a custom operator too, engine/scan.py) and a requested reference (which inductor
+    compiles)."""
+    if route.engine == "bptt" or route.loop in ("scan", "parallel_scan"):
+        return False
+    if requested == "reference":
         return False
     return compiling() and not exporting()
 
@@ -222,7 +232,11 @@ def route(requested: str, call: Call) -> Route:
     loop = ""
     if engine == "reference":
         loop = "python"
-        if call.kernel is not None and call.cpp_steps and not call.recording:
+        if call.linear and not call.recording and not (onnx_or_jit() or transforming()):
+            # The scan is a custom operator: exporters of torch's own ops and torch.func's
+            # transforms see through the step loop instead.
+            loop = "parallel_scan" if call.device.type == "cuda" else "scan"
+        elif call.kernel is not None and call.cpp_steps and not call.recording:
             inference = not (call.needs_gradient or call.projected)
             loop = "cpp_inference" if inference else "cpp"
     return Route(engine, loop, per_layer=call.variational, trace=trace)

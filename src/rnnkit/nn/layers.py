@@ -301,9 +301,10 @@ class Recurrent(TorchTwin, nn.Module):
             dropout_running=self.training and (self.dropout > 0 or self.weight_dropout > 0),
             needs_gradient=needs_gradient(data, *initial_state, *self.parameters()),
             cpp_steps=cell_steps(data) is not None,
+            linear=self.cell.linear,
         )
         route = dispatch.route(self.engine, call)
-        if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route.engine):
+        if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route):
             return self._run_eagerly(input, hx, record, probe_gradients)
         stack = self._stack()
         if route.trace == "recomputed":

@@ -142,3 +142,63 @@ def run_direction(
     # ended holds row blocks from the last rows up; stacking them in reverse restores 0..B-1.
     final = tuple(torch.cat([block[k] for block in reversed(ended)]) for k in range(len(state)))
     return torch.cat(outputs), final  # type: ignore[arg-type]
+
+
+def scan_direction(
+    cell: Cell,
+    weights: DirectionWeights,
+    x_proj: Tensor,
+    initial_state: State,
+    reverse: bool,
+    parallel: bool,
+    batch_sizes: list[int] | None = None,
+) -> tuple[Tensor, State]:
+    """One direction of a linear cell (cells/linear.py), h_t = a_t ⊙ h_{t-1} + b_t, by a scan.
+
+    x_proj: (T, B, G·H) for equal lengths, or the packed (N, G·H) with its ``batch_sizes``;
+    the output comes back in the same layout, with the final state (h_T,) as run_direction's.
+    The coefficients of every step come from one call of the cell's ``coefficients``; a packed
+    batch is laid out time-major (each sequence reversed in its own length for the reverse
+    direction) with a = 1, b = 0 after a sequence's end, which carries its final state to T.
+    """
+    from rnnkit.engine.scan import linear_scan, parallel_scan
+
+    a, b, _ = cell.coefficients(x_proj, Parameters(weights.extra))
+    if batch_sizes is not None:
+        place, rows = _time_major(batch_sizes, reverse, a.device)
+        a = torch.cat([a, a.new_ones(1, a.shape[-1])])[place]  # (T, B, H); padding a = 1, b = 0
+        b = torch.cat([b, b.new_zeros(1, b.shape[-1])])[place]
+    elif reverse:
+        a, b = a.flip(0), b.flip(0)
+    h0 = initial_state[0]
+    if parallel:  # float64 sums for float32 input: round-off as the sequential loop's
+        accumulate = torch.float64 if b.dtype != torch.float64 else None
+        h = parallel_scan(a, b, h0, accumulate)
+    else:
+        h = linear_scan(a, b, h0)
+    final = (h[-1],)
+    if batch_sizes is not None:
+        return h.flatten(0, 1)[rows], final
+    return (h.flip(0) if reverse else h), final
+
+
+def _time_major(batch_sizes: list[int], reverse: bool, device) -> tuple[Tensor, Tensor]:
+    """For a packed batch of N rows: ``place`` (T, B), the packed row at each time-major
+    position (N where the sequence has ended), and ``rows`` (N,), the flat time-major position
+    of each packed row. Reversed, position s of sequence b is its step L_b − 1 − s."""
+    sizes = torch.tensor(batch_sizes, device=device)
+    steps, batch = len(batch_sizes), batch_sizes[0]
+    columns = torch.arange(batch, device=device)
+    running = columns < sizes[:, None]  # (T, B): sequence b is at step t
+    packed_row = sizes.cumsum(0)[:, None] - sizes[:, None] + columns  # (T, B)
+    total = sum(batch_sizes)
+    if not reverse:
+        place = torch.where(running, packed_row, total)
+        rows = running.flatten().nonzero().squeeze(1)
+        return place, rows
+    lengths = running.sum(0)  # (B,)
+    step_of = lengths - 1 - torch.arange(steps, device=device)[:, None]  # (T, B): L_b − 1 − s
+    place = torch.where(step_of >= 0, packed_row.gather(0, step_of.clamp(min=0)), total)
+    t, column = running.nonzero(as_tuple=True)  # the packed rows in order
+    rows = (lengths[column] - 1 - t) * batch + column
+    return place, rows

@@ -7,7 +7,8 @@ between, and never calls back into the layer:
     fused                 torch's kernel takes every layer in one call (engine/fused.py)
     bptt                  rnnkit's hand-written BPTT registered for the cell, per direction
     reference             the cell's step per time step (nn/recurrence.py), per direction:
-                          in Python, or the registered C++ loop, or its inference loop
+                          in Python, or the registered C++ loop, or its inference loop; a
+                          linear cell's recurrence by a scan (sequential or parallel)
     per layer             with variational dropout in training, one layer at a time on the
                           route's engine, each output multiplied by one mask per sequence
                           before it enters the next layer (nn/dropout.py)
@@ -33,9 +34,11 @@ from rnnkit.nn.recurrence import (
     cell_step,
     compiled_direction,
     run_direction,
+    scan_direction,
 )
 
 State = tuple[Tensor, ...]
+SCANS = ("scan", "parallel_scan")  # the loops of a linear cell (cells/linear.py)
 
 
 @dataclass
@@ -76,6 +79,8 @@ def run_stack(
         return _fused(stack, data, batch_sizes, initial_state)
     if route.engine == "bptt":
         return _bptt(stack, data, initial_state)
+    if route.loop in SCANS and batch_sizes is None:
+        return _scan(route, stack, data, initial_state)
     packed_data, sizes = _as_packed(data, batch_sizes)
     output, final = _reference(route, stack, packed_data, sizes, initial_state, records, probe)
     return (output if batch_sizes is not None else output.view(*data.shape[:2], -1)), final
@@ -118,6 +123,18 @@ def _bptt(stack: Stack, data: Tensor, initial_state: State) -> tuple[Tensor, Sta
     return _layers(stack, data, initial_state, fast_paths(stack.cell).bptt)
 
 
+def _scan(route: Route, stack: Stack, data: Tensor, initial_state: State):
+    """A linear cell's layers by scans over time-major (T, B, I) data: no list of T sizes,
+    so torch.compile and torch.export keep T a symbol, as for _bptt."""
+    parallel = route.loop == "parallel_scan"
+
+    def direction(layer_input, initial, weights, reverse):
+        x_proj = F.linear(layer_input, weights.w_ih, weights.b_ih)  # (T, B, G·H)
+        return scan_direction(stack.cell, weights, x_proj, initial, reverse, parallel)
+
+    return _layers(stack, data, initial_state, direction)
+
+
 def _reference(route, stack, data, sizes, initial_state, records, probe):
     """The cell's step per time step over a packed batch (N, I), direction by direction."""
     registered = fast_paths(stack.cell)
@@ -127,6 +144,9 @@ def _reference(route, stack, data, sizes, initial_state, records, probe):
     def direction(layer_input, initial, weights, reverse, layer, index):
         # The input does not depend on the recurrence: project every step at once.
         x_proj = F.linear(layer_input, weights.w_ih, weights.b_ih)  # (N, G·H)
+        if route.loop in SCANS:
+            parallel = route.loop == "parallel_scan"
+            return scan_direction(stack.cell, weights, x_proj, initial, reverse, parallel, sizes)
         if loop is not None:
             cell_state = initial[1] if len(initial) > 1 else None
             output, *final = loop(registered.cpp_code, x_proj, sizes, initial[0], cell_state,
