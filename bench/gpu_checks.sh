@@ -32,3 +32,9 @@ GRID=()
 if [ "${QUICK:-0}" = 1 ]; then GRID=(--quick); fi
 $PYTHON bench/speed.py --device cuda --only LSTM GRU RNN --engine auto bptt "${GRID[@]}" \
     --json "$OUT/speed-cuda.json" --write "$OUT/speed-cuda.md" 2>&1 | tail -40
+
+# Every cell on CUDA: the cell grid's oracle tests run on the CPU in CI; here the cells'
+# training speed beside torch.nn (cuDNN) and a linear cell's parallel scan against its
+# sequential scan (bench/cells.py, CUDA rows).
+$PYTHON bench/cells.py --device cuda --repeats 5 "${GRID[@]}" 2>&1 | tail -40 \
+    | tee "$OUT/cells-cuda.md"

@@ -77,17 +77,20 @@ class StepMinGRU(Cell):
         return a * state[0] + b, gates
 
 
-def twins(**kwargs):
+def twins(dtype=torch.float64, **kwargs):
     torch.manual_seed(0)
-    scanned = Recurrent(CELLS["mingru"], 5, 6, **kwargs).double()
-    stepped = Recurrent(StepMinGRU(), 5, 6, **kwargs).double()
+    scanned = Recurrent(CELLS["mingru"], 5, 6, **kwargs).to(dtype)
+    stepped = Recurrent(StepMinGRU(), 5, 6, **kwargs).to(dtype)
     stepped.load_state_dict(scanned.state_dict())
     return scanned, stepped
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("loop", ["scan", "parallel_scan"])
-def test_a_linear_layer_equals_its_step_loop_padded_and_packed(monkeypatch, bidirectional, loop):
+def test_a_linear_layer_equals_its_step_loop_padded_and_packed(
+    monkeypatch, bidirectional, loop, dtype
+):
     route = dispatch.route
     seen = []
 
@@ -99,14 +102,14 @@ def test_a_linear_layer_equals_its_step_loop_padded_and_packed(monkeypatch, bidi
         return chosen
 
     monkeypatch.setattr(dispatch, "route", forced)
-    scanned, stepped = twins(num_layers=2, bidirectional=bidirectional)
-    x = torch.randn(11, 3, 5, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(2 * (1 + bidirectional), 3, 6, dtype=torch.float64)
+    scanned, stepped = twins(dtype, num_layers=2, bidirectional=bidirectional)
+    x = torch.randn(11, 3, 5, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(2 * (1 + bidirectional), 3, 6, dtype=dtype)
     (y, h), (y_ref, h_ref) = scanned(x, h0), stepped(x, h0)
     assert_close(y, y_ref)
     assert_close(h, h_ref)
     assert_close(torch.autograd.grad(y.sum(), x)[0], torch.autograd.grad(y_ref.sum(), x)[0])
-    sequences = [torch.randn(n, 5, dtype=torch.float64) for n in (4, 9, 1, 6)]
+    sequences = [torch.randn(n, 5, dtype=dtype) for n in (4, 9, 1, 6)]
     packed = pack_sequence(sequences, enforce_sorted=False)
     h0 = h0[:, :1].expand(-1, 4, -1).contiguous()
     (y, h), (y_ref, h_ref) = scanned(packed, h0), stepped(packed, h0)
