@@ -8,7 +8,7 @@ from torch.nn.utils.rnn import pack_sequence, unpack_sequence
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit.cells import CELLS, Cell, Parameters, Weight, cell_from_spec, check_cell
+from rnnkit.cells import BUILT_IN, CELLS, Cell, Parameters, Weight, cell_from_spec, check_cell
 from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.layers import Recurrent
 
@@ -232,6 +232,32 @@ def test_compile_and_export_give_the_eager_results(name):
     assert_close(torch.compile(layer)(x)[0], expected)
     exported = torch.export.export(layer, (x,))
     assert_close(exported.module()(x)[0], expected)
+
+
+OWN_LOOPS = [name for name in ALL_CELLS if name not in BUILT_IN]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OWN_LOOPS)
+def test_the_loop_is_one_operator_at_every_length_under_compile_and_export(name):
+    # (The built-in cells' loops are custom operators of their own: tests/test_compile.py.)
+    layer = layer_of(name, num_layers=2, bidirectional=True)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = torch.compile(layer, dynamic=True)
+    for steps in (5, 9, 3):  # (torch specialises a size of 0 or 1: T = 1 or 2 is a new graph)
+        x = torch.randn(steps, 2, 3, dtype=torch.float64, requires_grad=True)
+        got, expected = compiled(x)[0], layer(x)[0]
+        assert_close(got, expected)
+        assert_close(torch.autograd.grad(got.square().sum(), x)[0],
+                     torch.autograd.grad(expected.square().sum(), x)[0])  # fmt: skip
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # no unrolled loop
+    exported = torch.export.export(
+        layer, (torch.randn(5, 2, 3, dtype=torch.float64),),
+        dynamic_shapes=({0: torch.export.Dim("T")},),
+    )  # fmt: skip
+    x = torch.randn(17, 2, 3, dtype=torch.float64)
+    assert_close(exported.module()(x)[0], layer(x)[0])
 
 
 @pytest.mark.slow

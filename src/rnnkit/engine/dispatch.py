@@ -105,7 +105,9 @@ class Route:
                "cpp" (the registered C++ steps, which autograd records), "cpp_inference"
                (the registered C++ inference loop: nothing needs a gradient), or for a linear
                cell "scan" (one multiply-add per step, a custom operator) or "parallel_scan"
-               (log2(T) rounds of tensor operations: CUDA); "" otherwise
+               (log2(T) rounds of tensor operations: CUDA), or under torch.compile and
+               torch.export "operator" (any cell's step loop as one custom operator,
+               engine/cell_loop.py); "" otherwise
     per_layer  one layer at a time, a variational dropout mask between layers
     trace      "none", "recorded" (every step kept by the reference) or "recomputed" (torch's
                kernel, then the record recomputed from the outputs: nn/trace_fast.py)
@@ -155,7 +157,7 @@ def runs_eagerly_under_compile(requested: str, route: "Route") -> bool:
     bptt (its loops are custom operators the graph holds, engine/ops.py), a linear cell's scan
     (a custom operator too, engine/scan.py) and a requested reference (which inductor
     compiles)."""
-    if route.engine == "bptt" or route.loop in ("scan", "parallel_scan"):
+    if route.engine == "bptt" or route.loop in ("scan", "parallel_scan", "operator"):
         return False
     if requested == "reference":
         return False
@@ -236,10 +238,24 @@ def route(requested: str, call: Call) -> Route:
             # The scan is a custom operator: exporters of torch's own ops and torch.func's
             # transforms see through the step loop instead.
             loop = "parallel_scan" if call.device.type == "cuda" else "scan"
+        elif traced_whole(call):
+            loop = "operator"
         elif call.kernel is not None and call.cpp_steps and not call.recording:
             inference = not (call.needs_gradient or call.projected)
             loop = "cpp_inference" if inference else "cpp"
     return Route(engine, loop, per_layer=call.variational, trace=trace)
+
+
+def traced_whole(call: Call) -> bool:
+    """A cell without registered loops, traced by torch.compile or torch.export: its loop as
+    one custom operator (engine/cell_loop.py) instead of T unrolled steps. Equal lengths, all
+    layers at once, nothing recorded; not for jit.trace, ONNX or torch.func's transforms."""
+    return (
+        call.kernel is None
+        and not (call.linear or call.recording or call.packed or call.variational)
+        and (compiling() or exporting())
+        and not (onnx_or_jit() or transforming())
+    )
 
 
 def recomputes_trace(call: Call) -> bool:

@@ -46,6 +46,7 @@ from rnnkit.cells.gru import GRU as GRUDefinition
 from rnnkit.cells.lstm import LSTM as LSTMDefinition
 from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine import dispatch
+from rnnkit.engine.cell_loop import operator_for
 from rnnkit.engine.dispatch import (
     Call,
     cell_steps,
@@ -131,6 +132,9 @@ class Recurrent(TorchTwin, nn.Module):
         self.variational_dropout = False
         self._register_parameters(torch.device(device) if device else None, dtype)
         self.reset_parameters()
+        if kernel_of(self.cell) is None and not self.cell.linear:
+            # its loop as one operator for torch.compile and torch.export (engine/cell_loop.py)
+            operator_for(self.cell, tuple(self.cell.extra_parameters(proj_size)))
 
     @property
     def engine(self) -> str:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Cell
+from rnnkit.engine.cell_loop import cell_loop
 from rnnkit.engine.dispatch import Route, cell_steps
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.engine.registered import fast_paths
@@ -39,6 +40,7 @@ from rnnkit.nn.recurrence import (
 
 State = tuple[Tensor, ...]
 SCANS = ("scan", "parallel_scan")  # the loops of a linear cell (cells/linear.py)
+TIME_MAJOR = (*SCANS, "operator")  # loops over (T, B, ·) data, T a symbol under compile
 
 
 @dataclass
@@ -79,8 +81,8 @@ def run_stack(
         return _fused(stack, data, batch_sizes, initial_state)
     if route.engine == "bptt":
         return _bptt(stack, data, initial_state)
-    if route.loop in SCANS and batch_sizes is None:
-        return _scan(route, stack, data, initial_state)
+    if route.loop in TIME_MAJOR and batch_sizes is None:
+        return _time_major(route, stack, data, initial_state)
     packed_data, sizes = _as_packed(data, batch_sizes)
     output, final = _reference(route, stack, packed_data, sizes, initial_state, records, probe)
     return (output if batch_sizes is not None else output.view(*data.shape[:2], -1)), final
@@ -123,13 +125,17 @@ def _bptt(stack: Stack, data: Tensor, initial_state: State) -> tuple[Tensor, Sta
     return _layers(stack, data, initial_state, fast_paths(stack.cell).bptt)
 
 
-def _scan(route: Route, stack: Stack, data: Tensor, initial_state: State):
-    """A linear cell's layers by scans over time-major (T, B, I) data: no list of T sizes,
-    so torch.compile and torch.export keep T a symbol, as for _bptt."""
+def _time_major(route: Route, stack: Stack, data: Tensor, initial_state: State):
+    """A linear cell's scans, or a cell's loop as one operator (under torch.compile and
+    torch.export), over time-major (T, B, I) data: no list of T sizes, so the compiler and
+    the exporter keep T a symbol, as for _bptt."""
     parallel = route.loop == "parallel_scan"
 
     def direction(layer_input, initial, weights, reverse):
         x_proj = F.linear(layer_input, weights.w_ih, weights.b_ih)  # (T, B, G·H)
+        if route.loop == "operator":
+            return cell_loop(stack.cell, x_proj, initial, weights.w_hh, weights.b_hh,
+                             weights.extra, reverse)  # fmt: skip
         return scan_direction(stack.cell, weights, x_proj, initial, reverse, parallel)
 
     return _layers(stack, data, initial_state, direction)
