@@ -7,7 +7,11 @@ from rnnkit.cells.definition import Cell, Weight
 
 class IndRNN(Cell):
     """Each unit sees only its own past, through one weight u (no hidden matrix):
-    h_t = relu(W x_t + b + u ⊙ h_{t-1})."""
+    h_t = relu(W x_t + b + u ⊙ h_{t-1}), u held to [−1, 1].
+
+    The bound is the paper's constraint on u (without it a relu unit with u > 1 grows
+    geometrically, and a char model diverged within 200 steps); taken here by clamping u where
+    it is used, so no optimiser has to know of it."""
 
     name = "indrnn"
     paper = "Li et al., Independently recurrent neural network (IndRNN), CVPR 2018"
@@ -17,5 +21,6 @@ class IndRNN(Cell):
 
     def step(self, x, hh, state, p):
         (h,) = state
-        h = torch.relu(x + p.recurrent_weight * h)  # (B, H)
+        u = p.recurrent_weight.clamp(-1.0, 1.0)  # (H,)
+        h = torch.relu(x + u * h)  # (B, H)
         return h, {}
