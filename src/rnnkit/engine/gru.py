@@ -25,6 +25,7 @@ Kept for the backward: r, z, n (T, B, 3H), hn (T, B, H) and h_t (T, B, H).
 import torch
 from torch import Tensor
 
+from rnnkit.cells import Parameters
 from rnnkit.cells.gru import GRU
 from rnnkit.engine import (
     backward_may_come,
@@ -35,6 +36,9 @@ from rnnkit.engine import (
     time_order,
 )
 from rnnkit.engine.second_order import differentiable_backward
+
+DEFINITION = GRU()
+NO_PARAMETERS = Parameters({})
 
 
 class GRUSequence(torch.autograd.Function):
@@ -61,7 +65,7 @@ class GRUSequence(torch.autograd.Function):
         x, w_ih, b_ih, h0, w_hh, b_hh, gates, hidden_n, outputs = ctx.saved_tensors
         if backward_needs_a_graph(grad_outputs, grad_h_n):
             inputs = {"x": x, "w_ih": w_ih, "bias": b_ih, "h0": h0, "w_hh": w_hh, "b_hh": b_hh}
-            grads = differentiable_backward(ctx, GRU(), inputs, (grad_outputs, grad_h_n))
+            grads = differentiable_backward(ctx, DEFINITION, inputs, (grad_outputs, grad_h_n))
             return (*grads, None, None)
         grad_x_proj, grad_hh, grad_h0 = ops.gru_backward(
             gates, hidden_n, outputs, h0.contiguous(), w_hh.contiguous(),
@@ -85,17 +89,13 @@ def gru_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, keep: bo
     gates = torch.empty_like(x_proj)
     hidden_n = x_proj.new_empty(steps, batch, hidden)
     outputs = torch.empty_like(hidden_n)
-    b_r, b_z, b_n = b_hh.chunk(3)
     h = h0
     for t in range(steps):
-        x_r, x_z, x_n = x_proj[t].chunk(3, dim=1)
-        hh_r, hh_z, hh_n = (h @ w_hh.t()).chunk(3, dim=1)
-        r, z, n = gates[t].chunk(3, dim=1)
-        torch.sigmoid(x_r + hh_r + b_r, out=r)
-        torch.sigmoid(x_z + hh_z + b_z, out=z)
-        hn = torch.add(hh_n, b_n, out=hidden_n[t])
-        torch.tanh(x_n + r * hn, out=n)
-        h = torch.add((1 - z) * n, z * h, out=outputs[t])
+        hh = torch.addmm(b_hh, h, w_hh.t())  # (B, 3H)
+        h, found = DEFINITION.step(x_proj[t], hh, (h,), NO_PARAMETERS)  # cells/gru.py
+        torch.cat([found[name] for name in DEFINITION.gates], dim=1, out=gates[t])
+        hidden_n[t] = hh[:, 2 * hidden :]  # W_hn h_{t-1} + b_hn, which the backward reads
+        outputs[t] = h
     return gates, hidden_n, outputs
 
 

@@ -21,9 +21,9 @@ only what the backward needs, and the backward walks the steps in reverse by han
 
 The loops exist twice: in C++ (``kernels/lstm_loops.cpp``: per step one matrix product and one
 fused, vectorised pass over the gates; compiled on first use, see :mod:`rnnkit.engine.compiled`)
-and in Python below (the same loops with ~12 PyTorch operations per step, the fall-back where
-no compiler exists, and the readable statement of what the C++ computes). Tests hold both to the
-reference.
+and in Python below (the fall-back where no compiler exists: its forward runs the definition's
+own step, cells/lstm.py; its backward is the readable statement of what the C++ computes).
+Tests hold both to the reference.
 
 Memory: the gates after their nonlinearity (T, B, 4H), c_t and tanh(c_t) (T, B, H each) and
 h_t (T, B, H) are kept: 7·T·B·H numbers, about what autograd keeps for the reference.
@@ -34,6 +34,7 @@ engine/dispatch.py hands every other call to another engine.
 import torch
 from torch import Tensor
 
+from rnnkit.cells import Parameters
 from rnnkit.cells.lstm import LSTM
 from rnnkit.engine import (
     backward_may_come,
@@ -44,6 +45,9 @@ from rnnkit.engine import (
     time_order,
 )
 from rnnkit.engine.second_order import differentiable_backward
+
+DEFINITION = LSTM()
+NO_PARAMETERS = Parameters({})
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -70,7 +74,9 @@ class LSTMSequence(torch.autograd.Function):
         x, w_ih, bias, h0, c0, w_hh, gates, cells, tanh_cells, outputs = ctx.saved_tensors
         if backward_needs_a_graph(grad_outputs, grad_h_n, grad_c_n):
             inputs = {"x": x, "w_ih": w_ih, "bias": bias, "h0": h0, "c0": c0, "w_hh": w_hh}
-            grads = differentiable_backward(ctx, LSTM(), inputs, (grad_outputs, grad_h_n, grad_c_n))
+            grads = differentiable_backward(
+                ctx, DEFINITION, inputs, (grad_outputs, grad_h_n, grad_c_n)
+            )
             return (*grads, None, None)
         grad_gates, grad_h0, grad_c0 = ops.lstm_backward(
             gates, cells, tanh_cells, c0.contiguous(), w_hh.contiguous(),
@@ -102,14 +108,11 @@ def lstm_forward(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, keep: boo
     w_hh_t = w_hh.t()
     h, c = h0, c0
     for t in range(steps):
-        a = torch.addmm(x_proj[t], h, w_hh_t, out=gates[t])  # (B, 4H)
-        a[:, : 2 * hidden].sigmoid_()  # i, f
-        a[:, 2 * hidden : 3 * hidden].tanh_()  # g
-        a[:, 3 * hidden :].sigmoid_()  # o
-        i, f, g, o = a.chunk(4, dim=1)
-        c = torch.addcmul(f * c, i, g, out=cells[t])
-        torch.tanh(c, out=tanh_cells[t])
-        h = torch.mul(o, tanh_cells[t], out=outputs[t])
+        # the definition's step (cells/lstm.py); b_hh is already in x_proj
+        (h, c), found = DEFINITION.step(x_proj[t], h @ w_hh_t, (h, c), NO_PARAMETERS)
+        torch.cat([found[name] for name in DEFINITION.gates], dim=1, out=gates[t])
+        cells[t], outputs[t] = c, h
+        torch.tanh(c, out=tanh_cells[t])  # what the backward reads
     return gates, cells, tanh_cells, outputs, cells[-1].clone()
 
 

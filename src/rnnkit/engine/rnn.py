@@ -17,6 +17,7 @@ Only h_t (T, B, H) is kept for the backward.
 import torch
 from torch import Tensor
 
+from rnnkit.cells import Parameters
 from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine import (
     backward_may_come,
@@ -27,6 +28,9 @@ from rnnkit.engine import (
     time_order,
 )
 from rnnkit.engine.second_order import differentiable_backward
+
+DEFINITIONS = {False: ElmanRNN("tanh"), True: ElmanRNN("relu")}  # by relu
+NO_PARAMETERS = Parameters({})
 
 
 class RNNSequence(torch.autograd.Function):
@@ -72,13 +76,11 @@ class RNNSequence(torch.autograd.Function):
 def rnn_forward(x_proj: Tensor, h0: Tensor, w_hh: Tensor, relu: bool):
     """The forward time loop in Python -> [h_t (T, B, H)]."""
     outputs = torch.empty_like(x_proj)
+    cell = DEFINITIONS[relu]
     h = h0
     for t in range(x_proj.shape[0]):
-        pre_activation = torch.addmm(x_proj[t], h, w_hh.t())
-        if relu:
-            h = torch.clamp(pre_activation, min=0, out=outputs[t])
-        else:
-            h = torch.tanh(pre_activation, out=outputs[t])
+        h, _ = cell.step(x_proj[t], h @ w_hh.t(), (h,), NO_PARAMETERS)  # cells/rnn.py
+        outputs[t] = h
     return [outputs]
 
 

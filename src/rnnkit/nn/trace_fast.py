@@ -11,9 +11,9 @@ recomputes, per layer and direction, with the cell's own step applied to all ste
 (rows T·B):
 
     h_prev = h_{t-1} in the direction's reading order (h_0 first)
-    gates  = the step's gates from W_ih x_t + b_ih and W_hh h_prev + b_hh (the LSTM's gates
-             do not read c_{t-1}, so the step is given zeros for it)
-    LSTM   c_t = f ⊙ c_{t-1} + i ⊙ g     (the only loop: elementwise, in reading order)
+    gates  = the step's gates from W_ih x_t + b_ih and W_hh h_prev + b_hh, all steps at once
+    LSTM   its step per time step for c_t (torch's kernel returns only h_t): no product in
+           the loop, both sides of every step are known
 
 This is a fast path of the three registered cells only (engine/registered.py); every other
 cell records through its step in nn/recurrence.py.
@@ -58,12 +58,14 @@ def trace_fast(stack: Stack, data: Tensor, initial_state: tuple[Tensor, ...]):
             h_prev = torch.cat([h[1:], h0]) if reverse else torch.cat([h0, h[:-1]])
             from_input = F.linear(layer_input, w.w_ih, w.b_ih)  # (T, B, G·H)
             from_state = F.linear(h_prev, w.w_hh, w.b_hh)
-            state = (h_prev, torch.zeros_like(h_prev)) if carries_cell else (h_prev,)
-            _, found = cell.run_step(from_input, from_state, state, Parameters(w.extra))
-            layer_hidden.append(h)
+            params = Parameters(w.extra)
             if carries_cell:
                 c0 = initial_state[1][index * D + direction]
-                layer_cells.append(cell_states(found["i"], found["f"], found["g"], c0, reverse))
+                c, found = other_states(cell, from_input, from_state, h_prev, c0, params, reverse)
+                layer_cells.append(c)
+            else:
+                _, found = cell.run_step(from_input, from_state, (h_prev,), params)
+            layer_hidden.append(h)
             for name, values in found.items():
                 layer_gates.setdefault(name, []).append(values)
         layer_input = output
@@ -80,11 +82,17 @@ def trace_fast(stack: Stack, data: Tensor, initial_state: tuple[Tensor, ...]):
     return layer_input, tuple(torch.cat(f) for f in finals), records
 
 
-def cell_states(i: Tensor, f: Tensor, g: Tensor, c0: Tensor, reverse: bool) -> Tensor:
-    """c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t for every step (T, B, H), in reading order."""
-    cells = i * g  # then the recurrence, one operation per step, in place
+def other_states(cell, from_input, from_state, h_prev, c0, params, reverse):
+    """The LSTM's c_t for every step (T, B, H) and the gates, by the cell's own step in reading
+    order: torch's kernel returns only h_t, and c_t is a recurrence; with h_{t-1} known the
+    step needs no product (both sides are given)."""
+    steps = range(h_prev.shape[0] - 1, -1, -1) if reverse else range(h_prev.shape[0])
+    cells: list[Tensor | None] = [None] * h_prev.shape[0]
+    found: dict[str, list[Tensor | None]] = {}
     c = c0
-    steps = range(g.shape[0] - 1, -1, -1) if reverse else range(g.shape[0])
     for t in steps:
-        c = cells[t].addcmul_(f[t], c)
-    return cells
+        (_, c), gates = cell.run_step(from_input[t], from_state[t], (h_prev[t], c), params)
+        cells[t] = c
+        for name, value in gates.items():
+            found.setdefault(name, [None] * len(cells))[t] = value
+    return torch.stack(cells), {name: torch.stack(values) for name, values in found.items()}
