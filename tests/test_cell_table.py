@@ -113,3 +113,30 @@ def test_a_library_cell_trains_and_explores_like_the_lstm(tmp_path):
     reading = run.read("ROMEO:")
     assert set(reading.parts) == {"h", "c", "i", "f", "g", "o"}
     assert reading.parts["g"].shape == (1, 6, 16)  # (L, T, H)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["sentiment", "dates"])  # an encoder; an encoder-decoder
+def test_a_task_trains_and_predicts_with_a_users_cell_and_refuses_a_changed_file(tmp_path, task):
+    from rnnkit.cli import main
+
+    cell_file = tmp_path / "my_cell.py"
+    cell_file.write_text(USER_CELL)
+    run = str(tmp_path / "run")
+    tiny = ["--max-epochs", "1", "--train-examples", "64", "--eval-examples", "16",
+            "--batch-size", "32", "--hidden-size", "8", "--embedding-size", "4"]  # fmt: skip
+    if task == "dates":
+        tiny += ["--attention-size", "4", "--beam-width", "2"]
+    spec = f"{cell_file}:LeakyRNN"
+    assert main(["task", task, "train", "--cell", spec, "--out", run, *tiny]) == 0
+    assert (tmp_path / "run" / "cell.json").is_file()
+    text = "a fine film" if task == "sentiment" else "3 may 1999"
+    assert main(["task", task, "predict", run, "--text", text]) == 0
+    cell_file.write_text(USER_CELL + "\n# edited\n")
+    assert main(["task", task, "predict", run, "--text", text]) == 2
+
+
+def test_a_task_refuses_an_unknown_cell():
+    from rnnkit.cli import main
+
+    assert main(["task", "sentiment", "train", "--cell", "nosuchcell", "--max-steps", "1"]) == 2

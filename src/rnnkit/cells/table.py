@@ -45,9 +45,12 @@ def cell_names() -> str:
     return ", ".join(CELLS)
 
 
-def cell_from_spec(spec: str, expected_sha256: str | None = None) -> Cell:
+def cell_from_spec(spec: "str | Cell", expected_sha256: str | None = None) -> Cell:
     """A cell by name, or by ``file.py:Class``; ``expected_sha256`` (a run's record) must
-    match the file. A UsageError names what is wrong and how to fix it."""
+    match the file. A UsageError names what is wrong and how to fix it. A definition itself
+    is checked and returned."""
+    if isinstance(spec, Cell) or (isinstance(spec, type) and issubclass(spec, Cell)):
+        return check_cell(spec)
     if spec in CELLS:
         return _shipped(spec)
     if not is_file_spec(spec):

@@ -4,7 +4,7 @@ that apply to it (only those become its flags) and its own defaults (tasks/*.py)
 import dataclasses
 from dataclasses import dataclass, fields
 
-from rnnkit.cell_names import CELL_NAMES
+from rnnkit.cell_names import CELL_HELP, checked_cell_spec
 from rnnkit.config_fields import check_fields, option
 from rnnkit.errors import UsageError
 
@@ -12,7 +12,7 @@ from rnnkit.errors import UsageError
 @dataclass
 class TaskConfig:
     # model
-    cell: str = option("lstm", "recurrent cell", CELL_NAMES)
+    cell: str = option("lstm", CELL_HELP)
     embedding_size: int = option(64, "size of the token embedding", minimum=1)
     hidden_size: int = option(128, "hidden units per direction", minimum=1)
     num_layers: int = option(1, "recurrent layers of the encoder", minimum=1)
@@ -101,6 +101,7 @@ class TaskConfig:
 
     def validate(self) -> None:
         check_fields(self)
+        self.cell = checked_cell_spec(self.cell)
         if self.min_lr > self.lr:
             raise UsageError(
                 f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "

@@ -3,6 +3,7 @@
 Training is in tasks/training.py; the run directory it writes is described there.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rnnkit.errors import UsageError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import TaskConfig
 from rnnkit.training import checkpoint
+from rnnkit.training.cell_record import run_cell
 from rnnkit.training.run import load_weights
 
 
@@ -57,7 +59,8 @@ def load_run(run_dir: Path, task: Task, which: str = "best", warn=print, **decod
             setattr(config, name, value)
     config.validate()
     path, tensors, _ = checkpoint.load_chosen(Path(run_dir), which, warn)
-    model = task.build_model(config, vocabularies)
+    cell = run_cell(config.cell, Path(run_dir))  # a file's only as the run recorded it
+    model = task.build_model(dataclasses.replace(config, cell=cell), vocabularies)
     load_weights(model, tensors["model"], path)
     model.eval()
     return model, path, config, vocabularies, limit

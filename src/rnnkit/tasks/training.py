@@ -14,6 +14,7 @@ stopped by Ctrl-C, SIGTERM or `kill -9` continues exactly with `--resume RUN`, a
 trains it data-parallel.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import STRUCTURE_FIELDS, TaskConfig
 from rnnkit.tasks.runner import load_run, read_task_run
 from rnnkit.training import checkpoint, distributed
+from rnnkit.training.cell_record import record_cell, run_cell
 from rnnkit.training.config import WARMUP_SHARE
 from rnnkit.training.data_sources import ShuffledBatches
 from rnnkit.training.trainer import Evaluation, Settings, Trainer, quiet
@@ -114,7 +116,8 @@ class TaskJob:
         if not resume:
             self.vocabularies = task.vocabularies(splits.train, config)
             self.limit = INPUT_LIMIT_FACTOR * max(task.source_length(e) for e in splits.train)
-        self.model = task.build_model(config, self.vocabularies)
+        cell = run_cell(config.cell, run_dir if resume else None)  # a file's: checked
+        self.model = task.build_model(dataclasses.replace(config, cell=cell), self.vocabularies)
         if not resume:
             task.initialise(self.model, config, log)
         self.data = ShuffledBatches(
@@ -143,6 +146,7 @@ class TaskJob:
         )
         if ranks.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
+            record_cell(run_dir, config.cell)
             (run_dir / "task.json").write_text(json.dumps(self.document(), indent=1))
 
     def document(self) -> dict:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from rnnkit.cell_names import CELL_HELP, CELL_NAMES, is_cell_spec
+from rnnkit.cell_names import CELL_HELP, checked_cell_spec
 from rnnkit.config_fields import check_fields, option, read_toml
 from rnnkit.errors import UsageError
 
@@ -203,14 +203,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         check_fields(self)
-        if not is_cell_spec(self.cell):
-            raise UsageError(
-                f"unknown cell {self.cell!r}: use one of {', '.join(CELL_NAMES)}, or a cell of "
-                "your own as path/to/file.py:ClassName (docs/cells.md)"
-            )
-        if self.cell not in CELL_NAMES:  # a file: by its absolute path, from anywhere
-            path, name = self.cell.rsplit(":", 1)
-            self.cell = f"{Path(path).resolve()}:{name}"
+        self.cell = checked_cell_spec(self.cell)
         if self.min_lr > self.lr:
             raise UsageError(
                 f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.cell_names import CELL_NAMES
-from rnnkit.cells import Cell, cell_from_spec
-from rnnkit.cells.table import file_sha256
 from rnnkit.data.text import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import CharLM
+from rnnkit.training.cell_record import record_cell, run_cell
 from rnnkit.training.checkpoint import (
     CheckpointError,
     complete_checkpoints,
@@ -51,40 +49,10 @@ def read_run(run_dir: Path) -> tuple[TrainConfig, Vocabulary]:
     return config, vocabulary
 
 
-CELL_RECORD = "cell.json"
-
-
-def record_cell(run_dir: Path, config: TrainConfig) -> None:
-    """For a cell from a file, write its SHA-256 into the run (nothing for a shipped cell)."""
-    if config.cell in CELL_NAMES:
-        return
-    path = Path(config.cell.rsplit(":", 1)[0])
-    if not path.is_file():
-        raise UsageError(f"--cell {config.cell}: no such file {path}")
-    record = {"cell": config.cell, "sha256": file_sha256(path)}
-    (run_dir / CELL_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def run_cell(config: TrainConfig, run_dir: Path | None) -> "str | Cell":
-    """The run's cell: a shipped one by name, or the file it was trained with, imported only
-    if its SHA-256 is the one the run recorded (a changed file is a UsageError)."""
-    if config.cell in CELL_NAMES or run_dir is None:
-        return config.cell
-    record = run_dir / CELL_RECORD
-    if not record.is_file():
-        raise UsageError(
-            f"{run_dir} was trained with the cell {config.cell} but has no {CELL_RECORD} "
-            "recording the file's SHA-256; the cell is not imported unchecked: train the run "
-            "again"
-        )
-    expected = json.loads(record.read_text())["sha256"]
-    return cell_from_spec(config.cell, expected_sha256=expected)
-
-
 def build_model(config: TrainConfig, vocabulary: Vocabulary, run_dir: Path | None = None) -> CharLM:
     return CharLM(
         len(vocabulary),
-        cell=run_cell(config, run_dir),
+        cell=run_cell(config.cell, run_dir),
         embedding_size=config.embedding_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
@@ -160,7 +128,7 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, ranks, log
         ranks.barrier()  # every rank has looked before rank 0 creates anything
         if ranks.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            record_cell(run_dir, config)
+            record_cell(run_dir, config.cell)
         ranks.barrier()
         return None
     saved_config, saved_vocabulary = read_run(run_dir)
