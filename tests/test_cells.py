@@ -170,7 +170,6 @@ def test_lstm_cell_rejects_a_bare_tensor_state():
     [
         ({"input_size": -1}, ValueError, "input_size must be greater than zero"),
         ({"hidden_size": 2.5}, TypeError, "hidden_size should be of type int"),
-        ({"bias": 1}, TypeError, "bias should be of type bool"),
         ({"nonlinearity": "sigmoid"}, ValueError, "Select from 'tanh' or 'relu'"),
     ],
 )
@@ -178,3 +177,32 @@ def test_cell_constructor_errors(kwargs, error, message):
     arguments = {"input_size": 3, "hidden_size": 4} | kwargs
     with pytest.raises(error, match=message):
         rnnkit.RNNCell(**arguments)
+
+
+@pytest.mark.parametrize("bias", ["yes", "", 1, 0])
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_a_non_bool_bias_is_taken_by_its_truth_as_torch_nn_takes_it(kind, bias):
+    ours = pytest.warns(UserWarning, match="not a bool")
+    with ours:
+        cell = getattr(rnnkit, kind)(3, 4, bias)
+    theirs = getattr(torch.nn, kind)(3, 4, bias)
+    assert list(cell.state_dict()) == list(theirs.state_dict())
+    assert repr(cell) == repr(theirs)
+
+
+@pytest.mark.parametrize(
+    ("kind", "hx"),
+    [
+        ("LSTMCell", lambda: (torch.randn(3, 21), torch.randn(3, 20))),  # hidden size
+        ("GRUCell", lambda: torch.randn(5, 20)),  # batch
+        ("RNNCell", lambda: torch.randn(1, 1, 3, 20)),  # rank
+    ],
+)
+def test_a_wrong_state_is_reported_before_a_wrong_dtype_as_torch_nn_does(kind, hx):
+    x = torch.randn(3, 10, dtype=torch.float64)  # the cell is float32
+    state = hx()
+    with pytest.raises(Exception) as theirs:
+        getattr(torch.nn, kind)(10, 20)(x, state)
+    with pytest.raises(Exception) as ours:
+        getattr(rnnkit, kind)(10, 20)(x, state)
+    assert str(theirs.value).split(": ")[-1] in str(ours.value)

@@ -165,7 +165,11 @@ def test_constructor_errors(make, error, message):
         ("GRU", lambda m: m(torch.randn(5)), r"\(T, I\) unbatched"),
         ("GRU", lambda m: m(torch.randn(2, 5, 3, 1)), "got 4D"),
         ("LSTM", lambda m: m(torch.randn(5, 2, 4)), "Expected 3, got 4"),
-        ("RNN", lambda m: m(torch.randn(0, 2, 3)), "larger than 0"),
+        (
+            "RNN",
+            lambda m: m(torch.randn(0, 2, 3)),
+            "Expected sequence length to be larger than 0 in RNN",
+        ),
         ("GRU", lambda m: m(torch.randn(5, 2, 3), torch.randn(1, 3, 4)), r"size \(1, 2, 4\)"),
         ("GRU", lambda m: m(torch.randn(5, 2, 3), torch.randn(2, 4)), "hx should also be 3-D"),
         ("GRU", lambda m: m(torch.randn(5, 3), torch.randn(1, 2, 4)), "unbatched"),

@@ -10,11 +10,13 @@ the cell's step; on the CPU the built-ins run the same equations written in C++
 rnnkit.engine.dispatch.cell_steps).
 """
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.arguments import check_bool, check_nonlinearity, check_size
+from rnnkit.arguments import check_nonlinearity, check_size
 from rnnkit.cells import Cell, Parameters, cell_from_spec, check_cell
 from rnnkit.cells.definition import initialise
 from rnnkit.cells.gru import GRU as GRUDefinition
@@ -47,7 +49,11 @@ class RecurrentCell(TorchTwin, nn.Module):
         # torch.nn's cells allow sizes of 0 (empty tensors), its layers do not.
         check_size("input_size", input_size, allow_zero=True)
         check_size("hidden_size", hidden_size, allow_zero=True)
-        check_bool("bias", bias)
+        if not isinstance(bias, bool):  # torch.nn's cells take any value, by its truth
+            warnings.warn(
+                f"bias={bias!r} is not a bool; taken as {bool(bias)}, as torch.nn takes it",
+                stacklevel=3,
+            )
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -83,6 +89,7 @@ class RecurrentCell(TorchTwin, nn.Module):
         else:
             given = (hx,)
         state = tuple(self._batched_state(s, index, x, is_batched) for index, s in enumerate(given))
+        self._check_dtype(x)  # after the shapes, in torch.nn's order
         registered = fast_paths(self.cell)
         compiled = cell_steps(x) if registered is not None else None
         if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
@@ -126,14 +133,16 @@ class RecurrentCell(TorchTwin, nn.Module):
                 f"{name}: input has inconsistent input_size: got {input.size(-1)} expected "
                 f"{self.input_size} (the last dimension of the input must be input_size)"
             )
+        is_batched = input.dim() == 2
+        return (input if is_batched else input.unsqueeze(0)), is_batched
+
+    def _check_dtype(self, input: Tensor) -> None:
         if input.dtype != self.weight_ih.dtype:
             raise InputShapeError(
-                f"{name}: input dtype ({input.dtype}) does not match weight dtype "
+                f"{type(self).__name__}: input dtype ({input.dtype}) does not match weight dtype "
                 f"({self.weight_ih.dtype}). Convert input: input.to({self.weight_ih.dtype}), "
                 f"or convert model: model.to({input.dtype})"
             )
-        is_batched = input.dim() == 2
-        return (input if is_batched else input.unsqueeze(0)), is_batched
 
     def _batched_state(
         self, state: Tensor | None, index: int, input: Tensor, is_batched: bool

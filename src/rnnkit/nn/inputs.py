@@ -65,8 +65,8 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
     # Not while jit.trace records (it would freeze the check into the graph as a constant).
     if not torch.jit.is_tracing() and input.shape[0] == 0:
         raise InputShapeError(
-            f"{name}: Expected sequence length to be larger than 0, got input of shape "
-            f"{tuple(input.shape)}; a sequence needs at least one step"
+            f"Expected sequence length to be larger than 0 in RNN ({name}: got input of shape "
+            f"{tuple(input.shape)}; a sequence needs at least one step)"
         )
     return input, is_batched
 
