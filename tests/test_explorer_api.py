@@ -231,6 +231,10 @@ def test_task_run_answers_with_its_attention(client):
         ("/api/match", {"run": "LSTM", "text": "abc", "units": [{"layer": 0, "index": 0}],
                         "where": "/etc"}, 400, "where must be"),
         ("/api/task", {"run": "LSTM", "text": "x"}, 404, "no task run"),
+        ("/api/read", {"run": ["LSTM"], "text": "ab"}, 400, "'run' must be a run's name"),
+        ("/api/task", {"run": {"a": 1}, "text": "x"}, 400, "'run' must be a run's name"),
+        ("/api/match", {"run": "LSTM", "text": "abc", "units": [{"layer": 0, "index": 0}],
+                        "need": "all"}, 400, "need must be an integer"),
         ("/api/task", {"run": "dates", "text": "  "}, 422, "the input is empty"),
     ],
 )  # fmt: skip

@@ -74,7 +74,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
     assets = {name: (static / name).read_bytes() for name in ASSETS}
 
     def language_run(name) -> LanguageRun:
-        run = runs.get(name)
+        run = runs.get(run_name(name))
         if not isinstance(run, LanguageRun):
             known = ", ".join(n for n, r in runs.items() if isinstance(r, LanguageRun))
             raise ApiError(404, f"no language-model run named {name!r}; the runs are: {known}")
@@ -172,6 +172,8 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
             raise ApiError(400, "units must be a list of {layer, index, sign} objects")
         chosen = [(u["layer"], u["index"], u.get("sign", 1)) for u in units]
         need = body.get("need")
+        if need is not None and (not isinstance(need, int) or isinstance(need, bool)):
+            raise ApiError(400, f"need must be an integer or null, got {need!r}")
         limit = body.get("limit", 20)
         if not isinstance(limit, int) or not 1 <= limit <= MAX_MATCHES:
             raise ApiError(400, f"limit must be an integer from 1 to {MAX_MATCHES}")
@@ -246,7 +248,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
 
     async def task(request):
         body = await json_body(request)
-        run = runs.get(body.get("run"))
+        run = runs.get(run_name(body.get("run")))
         if not isinstance(run, TaskRun):
             known = ", ".join(n for n, r in runs.items() if isinstance(r, TaskRun)) or "none"
             raise ApiError(404, f"no task run named {body.get('run')!r}; the task runs: {known}")
@@ -316,6 +318,14 @@ async def json_body(request: Request) -> dict:
     if not isinstance(document, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return document
+
+
+def run_name(value: object) -> str | None:
+    """The ``run`` field: a run's name (a string), or absent; anything else is the caller's
+    mistake, 400, not a lookup that fails."""
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, f"'run' must be a run's name (a string), got {type(value).__name__}")
+    return value
 
 
 def string(body: dict, name: str) -> str:
