@@ -8,6 +8,7 @@ the tasks' TaskConfig both use these helpers.
 import argparse
 import math
 import tomllib
+import typing
 from dataclasses import field, fields
 from pathlib import Path
 
@@ -34,6 +35,60 @@ def check_fields(config) -> None:
             raise UsageError(f"{flag} must be at least {meta['minimum']}, got {value}")
         if meta.get("maximum") is not None and value > meta["maximum"]:
             raise UsageError(f"{flag} must be at most {meta['maximum']}, got {value}")
+
+
+TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def from_document(config_class, data: object, where: str):
+    """A config from a saved JSON document (a run's config): every known field of the type
+    its dataclass declares, then the same checks as the command line; one UsageError naming
+    the file and the field otherwise (a run file of valid JSON but the wrong shape)."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} is corrupted: expected a JSON object, got {type(data).__name__}")
+    values = {}
+    for spec in fields(config_class):
+        if spec.name not in data:
+            continue
+        value = data[spec.name]
+        kinds = declared_types(spec.type)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        matches = any(
+            isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            for kind in kinds
+        )
+        if kinds and not matches:
+            expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise UsageError(
+                f"{where} is corrupted: {spec.name} should be {expected}, got "
+                f"{json_type(value)}; restore the file or train the run again"
+            )
+        values[spec.name] = value
+    config = config_class(**values)
+    check_fields(config)
+    return config
+
+
+def declared_types(annotation) -> tuple[type, ...]:
+    """The plain types a field's annotation allows (int, float | None, ...); () where it is
+    something else, which is then not checked here."""
+    if isinstance(annotation, str):
+        names = [part.strip() for part in annotation.split("|")]
+        kinds = [type(None) if n == "None" else TYPES.get(n) for n in names]
+    else:
+        kinds = list(typing.get_args(annotation)) or [annotation]
+    if not all(k is type(None) or k in TYPES.values() for k in kinds):
+        return ()
+    return tuple(kinds)
+
+
+JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "a bool",
+              int: "an integer", float: "a number", type(None): "null"}  # fmt: skip
+
+
+def json_type(value: object) -> str:
+    return JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def add_arguments(

@@ -75,7 +75,11 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, data: dict) -> "Vocabulary":
+        if not isinstance(data, dict) or data.get("encoding") not in ("utf-8", "bytes"):
+            raise ValueError("expected an object with encoding 'utf-8' or 'bytes'")
         symbols = data["symbols"]
+        if not isinstance(symbols, list):
+            raise ValueError(f"symbols should be a list, got {type(symbols).__name__}")
         if data["encoding"] == "bytes":
             return cls("bytes", tuple(int(s) for s in symbols))
         return cls("utf-8", tuple(str(s) for s in symbols))
@@ -181,10 +185,16 @@ def load_corpus(path: Path, encoding: str, cache_dir: Path, vocabulary: Vocabula
     key["encoding"] = encoding
     meta_path, ids_path = cache_dir / "ids.json", cache_dir / "ids.bin"
     if meta_path.exists() and ids_path.exists():
-        meta = json.loads(meta_path.read_text())
-        cached = Vocabulary.from_json(meta["vocabulary"])
-        if meta["key"] == key and (vocabulary is None or cached == vocabulary):
-            ids = np.memmap(ids_path, dtype=cached.id_dtype, mode="r", shape=(meta["length"],))
+        try:  # a cache: one that does not read as written is made again, below
+            meta = json.loads(meta_path.read_text())
+            cached = Vocabulary.from_json(meta["vocabulary"])
+            length = meta["length"]
+            whole = isinstance(length, int) and not isinstance(length, bool) and length >= 0
+            usable = meta["key"] == key and whole
+        except (ValueError, KeyError, TypeError):
+            usable = False
+        if usable and (vocabulary is None or cached == vocabulary):
+            ids = np.memmap(ids_path, dtype=cached.id_dtype, mode="r", shape=(length,))
             return EncodedText(cached, ids, str(path))
     found, length = scan_vocabulary(path, encoding)
     if vocabulary is not None:

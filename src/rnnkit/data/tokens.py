@@ -85,7 +85,12 @@ class TokenVocabulary:
 
     @classmethod
     def from_json(cls, document: dict) -> "TokenVocabulary":
-        return cls(tuple(document["tokens"]), int(document["specials"]))
+        tokens, specials = document["tokens"], document["specials"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise TypeError("tokens should be a list of strings")
+        if not isinstance(specials, int) or isinstance(specials, bool):
+            raise TypeError(f"specials should be an integer, got {type(specials).__name__}")
+        return cls(tuple(tokens), specials)
 
 
 def pad(sequences: Sequence[Sequence[int]], value: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,10 +2,10 @@
 that apply to it (only those become its flags) and its own defaults (tasks/*.py)."""
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from rnnkit.cell_names import CELL_HELP, checked_cell_spec
-from rnnkit.config_fields import check_fields, option
+from rnnkit.config_fields import check_fields, from_document, option
 from rnnkit.errors import UsageError
 
 
@@ -112,12 +112,8 @@ class TaskConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "TaskConfig":
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as error:
-            raise UsageError(f"the saved task configuration is corrupted: {error}") from None
+    def from_json(cls, data: dict, where: str = "task.json") -> "TaskConfig":
+        return from_document(cls, data, where)
 
 
 COMMON_FIELDS = (

@@ -34,11 +34,15 @@ def read_task_run(run_dir: Path, task: Task) -> tuple[TaskConfig, dict, int]:
     try:
         document = json.loads(document_path.read_text())
         saved_task = document["task"]
-        config = TaskConfig.from_json(document["config"])
+        config = TaskConfig.from_json(document["config"], str(document_path))
+        if not isinstance(saved_task, str) or not isinstance(document["vocabularies"], dict):
+            raise TypeError("task should be a string and vocabularies an object")
         vocabularies = {
             k: TokenVocabulary.from_json(v) for k, v in document["vocabularies"].items()
         }
-        limit = int(document["input_limit"])
+        limit = document["input_limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise TypeError(f"input_limit should be an integer, got {type(limit).__name__}")
     except (ValueError, KeyError, TypeError) as error:
         raise UsageError(f"{document_path} is corrupted ({error})") from None
     if saved_task != task.name:

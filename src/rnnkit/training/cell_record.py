@@ -36,5 +36,13 @@ def run_cell(spec: str, run_dir: Path | None) -> "str | Cell":
             f"{run_dir} was trained with the cell {spec} but has no {CELL_RECORD} recording "
             "the file's SHA-256; the cell is not imported unchecked: train the run again"
         )
-    expected = json.loads(record.read_text())["sha256"]
+    try:
+        expected = json.loads(record.read_text())["sha256"]
+        if not isinstance(expected, str):
+            raise TypeError(f"sha256 should be a string, got {type(expected).__name__}")
+    except (ValueError, KeyError, TypeError) as error:
+        raise UsageError(
+            f"{record} is corrupted ({error}); the cell is not imported unchecked: train the "
+            "run again"
+        ) from None
     return cell_from_spec(spec, expected_sha256=expected)

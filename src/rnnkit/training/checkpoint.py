@@ -130,8 +130,16 @@ def verify(path: Path) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
-    except (ValueError, KeyError, UnicodeDecodeError):
-        raise CheckpointError(f"{manifest_path} is corrupted (not a valid manifest)") from None
+        well_formed = isinstance(files, dict) and all(
+            isinstance(name, str) and Path(name).name == name  # a file of this folder
+            and isinstance(entry, dict)
+            and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)
+            for name, entry in files.items()
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        well_formed = False
+    if not well_formed:
+        raise CheckpointError(f"{manifest_path} is corrupted (not a valid manifest)")
     for name, expected in files.items():
         file = path / name
         if not file.is_file():
@@ -212,7 +220,10 @@ def load_chosen(run_dir: Path, which: str = "best", warn=print):
     best_file = checkpoint_root(run_dir) / "best.json"
     if which == "best" and best_file.is_file():
         try:
-            prefer = checkpoint_root(run_dir) / json.loads(best_file.read_text())["checkpoint"]
-        except (ValueError, KeyError):
+            name = json.loads(best_file.read_text())["checkpoint"]
+            if not isinstance(name, str):
+                raise TypeError(f"checkpoint should be a string, got {type(name).__name__}")
+            prefer = checkpoint_root(run_dir) / name
+        except (ValueError, KeyError, TypeError):
             warn(f"warning: {best_file} is corrupted; using the latest checkpoint")
     return load_latest_good(run_dir, prefer=prefer, warn=warn)

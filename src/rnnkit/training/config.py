@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rnnkit.cell_names import CELL_HELP, checked_cell_spec
-from rnnkit.config_fields import check_fields, option, read_toml
+from rnnkit.config_fields import check_fields, from_document, option, read_toml
 from rnnkit.errors import UsageError
 
 BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
@@ -241,9 +241,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: dict, where: str = "config.json") -> "TrainConfig":
+        return from_document(cls, data, where)
 
 
 DEFAULT_STEPS = 2000  # without a time budget

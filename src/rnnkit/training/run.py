@@ -42,7 +42,8 @@ def read_run(run_dir: Path) -> tuple[TrainConfig, Vocabulary]:
             "Give the --out directory of `rnnkit train`"
         )
     try:
-        config = TrainConfig.from_json(json.loads((run_dir / "config.json").read_text()))
+        config_path = run_dir / "config.json"
+        config = TrainConfig.from_json(json.loads(config_path.read_text()), str(config_path))
         vocabulary = Vocabulary.from_json(json.loads((run_dir / "vocab.json").read_text()))
     except (ValueError, KeyError, TypeError) as error:
         raise UsageError(f"{run_dir}: config.json or vocab.json is corrupted ({error})") from None
