@@ -217,7 +217,37 @@ def variant_rows(repetitions: int) -> list[Row]:
             compare(f"{kind} loop {label} train", f"B={batch} T={steps} H={hidden}",
                     loop(ours), loop(theirs), repetitions)
         )  # fmt: skip
+    rows.append(time_sequence_prediction(repetitions))
     return rows
+
+
+def time_sequence_prediction(repetitions: int) -> Row:
+    """PyTorch's time-sequence-prediction example as it calls the cells: two float64
+    LSTMCells (1 -> 51 -> 51), batch 97, 1,000 steps per forward, then a backward (each LBFGS
+    evaluation): what a cell's per-call cost adds up to."""
+    x = torch.randn(97, 1000, dtype=torch.float64)
+
+    def cells(module):
+        torch.manual_seed(0)
+        return module.LSTMCell(1, 51).double(), module.LSTMCell(51, 51).double()
+
+    def run(pair):
+        first, second = pair
+
+        def step():
+            h1 = c1 = h2 = c2 = torch.zeros(97, 51, dtype=torch.float64)
+            outputs = []
+            for t in range(x.shape[1]):
+                h1, c1 = first(x[:, t : t + 1], (h1, c1))
+                h2, c2 = second(h1, (h2, c2))
+                outputs.append(h2)
+            torch.stack(outputs).sum().backward()
+
+        return step
+
+    label = "[C++ step]" if compiled.loops() is not None else "[reference]"
+    return compare(f"LSTMCell x2 time-sequence loop {label} train", "B=97 T=1000 H=51 float64",
+                   run(cells(rnnkit)), run(cells(torch.nn)), max(3, repetitions // 3))  # fmt: skip
 
 
 def charlm_pair(hidden: int, layers: int):

@@ -65,6 +65,7 @@ class RecurrentCell(TorchTwin, nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self._names = list(shapes)
+        self._registered = fast_paths(self.cell)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -74,6 +75,10 @@ class RecurrentCell(TorchTwin, nn.Module):
             initialise(getattr(self, name), self.cell.init_of(name), self.hidden_size)
 
     def forward(self, input: Tensor, hx=None):
+        if self._plain(input, hx):  # a cell called in a loop: every check below would pass
+            state = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+            new_state = self._run(input, state)
+            return new_state if len(new_state) > 1 else new_state[0]
         x, is_batched = self._batched_input(input)
         several = len(self.cell.states) > 1
         if hx is None:
@@ -90,15 +95,41 @@ class RecurrentCell(TorchTwin, nn.Module):
             given = (hx,)
         state = tuple(self._batched_state(s, index, x, is_batched) for index, s in enumerate(given))
         self._check_dtype(x)  # after the shapes, in torch.nn's order
-        registered = fast_paths(self.cell)
-        compiled = cell_steps(x) if registered is not None else None
-        if compiled is not None:  # the same equations in C++ (kernels/cell_steps.cpp)
-            state = registered.cpp_step(compiled, x, state, self._weights())
-        else:
-            state = self._step(x, state)
+        state = self._run(x, state)
         if not is_batched:
             state = tuple(s.squeeze(0) for s in state)
         return state if several else state[0]
+
+    def _plain(self, input, hx) -> bool:
+        """Batched input and every state given, each a tensor of exactly the shape and dtype
+        the checks ask for (the cheap test that lets a loop of calls skip them)."""
+        if not isinstance(input, Tensor) or input.dim() != 2:
+            return False
+        weight = self.weight_ih
+        if input.dtype != weight.dtype or input.shape[1] != self.input_size:
+            return False
+        if len(self.cell.states) == 1:
+            if not isinstance(hx, Tensor):
+                return False
+            states = (hx,)
+        elif isinstance(hx, tuple) and len(hx) == len(self.cell.states):
+            states = hx
+        else:
+            return False
+        expected = (input.shape[0], self.hidden_size)
+        return all(
+            isinstance(s, Tensor) and s.shape == expected and s.dtype == weight.dtype
+            for s in states
+        )
+
+    def _run(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """One step on checked (B, I) input: the registered C++ step (the same equations,
+        kernels/cell_steps.cpp) where it serves the call, else the cell's own step."""
+        registered = self._registered
+        compiled = cell_steps(x) if registered is not None else None
+        if compiled is not None:
+            return registered.cpp_step(compiled, x, state, self._weights())
+        return self._step(x, state)
 
     def _step(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The cell's own step on (B, I): the definition, under autograd."""
