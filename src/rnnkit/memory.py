@@ -3,9 +3,8 @@
 glibc's malloc serves every block above a threshold (at most 32 MiB by default) with a fresh
 ``mmap`` and gives it back on ``free``; the next step's block of the same size then page-faults
 anew. A training step allocates several such blocks (activations kept for the backward pass:
-at B=64, T=128, H=512 the GRU's gates alone are 50 MB), and on the 2-core development machine
-touching fresh pages runs at about 1 GB/s: allocating and filling 100 MB took 104 ms with the
-default and 16 ms once the threshold was raised (median of 9, same process kind). Raising the
+at B=64, T=128, H=512 the GRU's gates alone are 50 MB), and touching fresh pages is slow
+beside reusing them (docs/performance.md's peak-memory section has the figures). Raising the
 mmap threshold and the trim threshold keeps freed blocks in the heap for the next step; the
 cost is that the process keeps its peak memory until it exits.
 

@@ -1,5 +1,14 @@
 """The engines beside the reference equations; engine/dispatch.py picks one per call.
 
+    dispatch.py      the routing table: which engine and loop run each call
+    registered.py    the built-in cells' fast paths, by definition
+    fused.py         torch's own RNN kernels (torch's code)
+    lstm.py, gru.py, rnn.py   hand-written BPTT as autograd Functions
+    ops.py           their time loops as custom operators; compiled.py builds the C++ ones
+    second_order.py  the differentiable backward that second-order gradients take
+    scan.py          a linear cell's recurrence solved at once (sequential or parallel scan)
+    cell_loop.py     any cell's loop as one custom operator (torch.compile, torch.export)
+
 What the hand-written BPTT of every cell shares lives here: the input projection done inside
 the autograd Function (so that its backward has the layer input, see ``projection_backward``)
 and the switch to a differentiable backward (``backward_needs_a_graph``, second_order.py).

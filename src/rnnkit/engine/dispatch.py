@@ -24,11 +24,11 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     a torch.func transform (vmap, grad, ...)  reference  plain tensor operations compose
     autocast                                  fused      the precisions torch.nn runs in
     float32 LSTM with proj_size on the CPU    fused      our loops have no projection, and
-                                                         the reference measured 1.13x torch's
+                                                         the reference is slower than torch's
     packed input or proj_size                 reference  the loops need equal lengths
     not float32 / float64                     reference  the loops are written for these two
     CUDA                                      fused      cuDNN (the loops run in Python there)
-    float32 LSTM on the CPU                   fused      oneDNN measured faster than our loops
+    float32 LSTM on the CPU                   fused      oneDNN is faster than our loops
     everything else                           bptt       faster than torch.nn (performance.md)
 
 ``route`` turns the engine into the concrete path of the call (``Route``): whether the trace is
@@ -44,16 +44,17 @@ gradient (no tensor requires one, or grad mode is off, and no forward-mode tange
 no projection, the route is "cpp_inference": engine/kernels/packed_inference.cpp, the same
 equations, one pass over the gates a step. A linear cell (h_t = a_t ⊙ h_{t-1} + b_t, minGRU
 and minLSTM: cells/linear.py) computes a and b for every step at once and solves the
-recurrence by a scan (engine/scan.py): sequential on the CPU, where it measured fastest
-(docs/performance.md), parallel on CUDA; under jit.trace, the ONNX exporters and torch.func's
+recurrence by a scan (engine/scan.py): sequential on the CPU, where it is the faster of the
+two (docs/performance.md), parallel on CUDA; under jit.trace, the ONNX exporters and torch.func's
 transforms, or when recording, it runs its step. Every other cell always runs its own step.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
 on another engine runs eagerly inside the compiled program (``runs_eagerly_under_compile``: a
 graph break, as torch.compile does for torch.nn's RNN modules), except a requested reference,
-which inductor compiles. Compiling the time loop unrolls it: for an LSTM of 256 at T=128 the
-first call took 144 s and each step 1.3x the eager time.
+which inductor compiles. Compiling the time loop unrolls it, which takes long at any real
+length and makes every new length a new graph; a cell without registered loops is therefore
+traced as one operator (loop "operator", engine/cell_loop.py).
 
 Under torch.export, ``engine="bptt"`` records each direction's loop as one custom operator
 whose sequence length is a symbol, so the exported program runs at any length (it needs rnnkit

@@ -3,10 +3,9 @@
 This is torch's code, not ours (the "fused" engine of engine/dispatch.py): ``_VF.lstm``,
 ``_VF.gru``, ``_VF.rnn_tanh`` and ``_VF.rnn_relu`` take the flat list of weights in torch.nn's
 order, which is rnnkit's registration order. Three things make it worth calling:
-- on the CPU a float32 LSTM runs oneDNN's fused primitive, which measured faster than
-  rnnkit's own loops (they took 1.31-1.48x its time for a training step and 1.86-1.88x for
-  inference: ``bench/speed.py --quick --engine auto bptt``, docs/performance.md);
-  on CUDA every kind runs cuDNN;
+- on the CPU a float32 LSTM runs oneDNN's fused primitive, which is faster than rnnkit's own
+  loops for training and inference (the figures: docs/performance.md, from
+  ``bench/speed.py --engine auto bptt``); on CUDA every kind runs cuDNN;
 - exporters know these ops, so an exported rnnkit layer behaves as an exported torch.nn layer:
   the TorchScript ONNX exporter writes one ONNX LSTM / GRU / RNN node that runs at any length
   and batch; torch.export (and the dynamo ONNX exporter) keep the batch dynamic and fix the

@@ -6,7 +6,7 @@ depends only on x_t and h_{t-1}, both known, so all steps are one matrix product
 nothing will be differentiated (no grad mode, or nothing requires a gradient) and the call is
 plain (equal lengths, no projection, no dropout running), ``layer.trace`` therefore runs each
 layer with torch's fused kernel (engine/fused.py: [torch's kernel], the fastest forward on the
-CPU: 0.25 s against 0.68 s for rnnkit's own loops, 5,000 steps of 1×512 at batch 1) and
+CPU) and
 recomputes, per layer and direction, with the cell's own step applied to all steps at once
 (rows T·B):
 
@@ -19,8 +19,7 @@ This is a fast path of the three registered cells only (engine/registered.py); e
 cell records through its step in nn/recurrence.py.
 
 The same numbers as the reference's per-step record up to round-off (tests hold them to
-1e-12 in float64), 3-4x faster: 0.36-0.47 s against 1.05-1.66 s for 5,000 characters of a
-1×512 LSTM (bench/explore_speed.py's last row). Any other call records
+1e-12 in float64), and faster (bench/explore_speed.py measures both). Any other call records
 through the reference (nn/recurrence.py), which also serves ``probe_gradients``.
 """
 

@@ -1,6 +1,7 @@
 """What a task is: its data, its model, its loss and metrics, its baseline, its predictions.
 
-The runner (runner.py) trains, evaluates and predicts with any Task; each task file fills in
+training.py trains any Task (through the one trainer), runner.py evaluates and predicts with
+it; each task file fills in
 the methods below and nothing else. Examples are whatever a task likes (a sentence and a label,
 a pair of token lists, an image strip); batches are built by the task and only passed back to it.
 """
