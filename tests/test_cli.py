@@ -49,15 +49,34 @@ def test_bad_arguments_get_a_clear_message_and_exit_code_2(bad, capsys):
     assert "expected a positive whole number" in capsys.readouterr().err
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="on glibc 2.36 the freed block still comes back as fresh pages (a fault per page "
+    "with or without the thresholds): rnnkit/memory.py's reuse does not take effect here",
+)
 def test_large_blocks_are_kept_for_reuse_on_glibc():
+    """A freed 100 MB block comes back without fresh pages (few page faults) once
+    reuse_large_allocations ran, and with a page fault per page without it."""
     import platform
-
-    from rnnkit.memory import reuse_large_allocations
+    import subprocess
+    import sys
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
+    program = """
+import resource, sys, torch
+from rnnkit.memory import reuse_large_allocations
+if sys.argv[1] == "reuse":
     assert reuse_large_allocations()
-    import torch
-
-    for _ in range(3):  # large blocks still allocate, fill and free normally
-        assert float(torch.ones(50_000_000).sum()) == 50_000_000
+torch.ones(25_000_000).sum()  # 100 MB, allocated, filled and freed
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+torch.ones(25_000_000).sum()  # the same size again
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = {
+        mode: int(subprocess.run([sys.executable, "-c", program, mode], capture_output=True,
+                                 text=True, check=True).stdout)
+        for mode in ("reuse", "default")
+    }  # fmt: skip
+    assert faults["default"] > 10_000  # a fresh mapping: one fault per 4 KiB page
+    assert faults["reuse"] < faults["default"] / 10
