@@ -266,6 +266,7 @@ function startSample() {
   state.sampleText = $("prime").value;
   fillHeat(heat, state.sampleText, null);
   let count = 0;
+  let shown = [...state.sampleText].length; // characters on the page: counted, never re-split
   const started = performance.now();
   const source = new EventSource(`/api/sample?${parameters}`);
   state.stream = source;
@@ -277,7 +278,7 @@ function startSample() {
     [...chunk.text].forEach((symbol, k) => {
       const span = document.createElement("span");
       span.textContent = symbol;
-      span.dataset.i = [...state.sampleText].length;
+      span.dataset.i = shown++;
       span.style.background = colour(chunk.values[k]);
       heat.appendChild(span);
       state.sampleText += symbol;
