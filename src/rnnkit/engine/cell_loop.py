@@ -101,6 +101,7 @@ def _register(cell: Cell, extra_names: tuple[str, ...], name: str):
     def by_name(extra: list[Tensor]) -> dict[str, Tensor]:
         return dict(zip(extra_names, extra, strict=True))
 
+    # Each operator spells out its arguments: torch.library reads its schema from them.
     @torch.library.custom_op(f"rnnkit::{name}", mutates_args=())
     def forward(
         x_proj: Tensor,

@@ -89,9 +89,16 @@ class Task:
 
     @torch.no_grad()
     def evaluate(
-        self, model: nn.Module, examples: list, vocabularies: dict, config: TaskConfig
+        self,
+        model: nn.Module,
+        examples: list,
+        vocabularies: dict,
+        config: TaskConfig,
+        beam: bool = True,
     ) -> dict:
-        """Metrics on `examples` (model in eval mode): at least "loss" and self.metric."""
+        """Metrics on `examples` (model in eval mode): at least "loss" and self.metric.
+        ``beam``: decode with the configured beam (False: greedy, cheaper, for the dev split
+        during training); a task without decoding ignores it."""
         raise NotImplementedError
 
     def baseline(self, splits: Splits, vocabularies: dict, config: TaskConfig) -> dict | None:

@@ -12,7 +12,7 @@ from rnnkit.models.charlm import CharLM, detach_state
 
 
 @dataclass
-class Evaluation:
+class CharacterScore:
     loss: float  # mean negative log-likelihood, nats per character
     characters: int  # how many predictions were scored
 
@@ -34,7 +34,7 @@ def evaluate(
     device="cpu",
     should_stop=lambda: False,
     context: int | None = None,
-) -> Evaluation | None:
+) -> CharacterScore | None:
     """Score every id of `ids` after the first (see `evaluation_chunks`, which `context` is
     passed to); None if stopped."""
     was_training = model.training
@@ -54,13 +54,13 @@ def evaluate(
             count += int(mask.sum())
     finally:
         model.train(was_training)
-    return Evaluation(loss=total / count, characters=count)
+    return CharacterScore(loss=total / count, characters=count)
 
 
 @torch.no_grad()
 def evaluate_stepped(
     stepper, ids: np.ndarray, batch_size: int = 64, seq_len: int = 128
-) -> Evaluation:
+) -> CharacterScore:
     """:func:`evaluate`'s score, one character at a time through a Stepper (e.g. the int8 one:
     what sampling with it costs in nats/char). The same predictions, with the same warm-up,
     as :func:`evaluate` with the same batch_size and seq_len."""
@@ -71,4 +71,4 @@ def evaluate_stepped(
             losses = F.cross_entropy(logits.float(), targets[:, t], reduction="none")
             total += losses[mask[:, t]].double().sum().item()
             count += int(mask[:, t].sum())
-    return Evaluation(loss=total / count, characters=count)
+    return CharacterScore(loss=total / count, characters=count)
