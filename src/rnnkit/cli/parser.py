@@ -184,11 +184,32 @@ def run_train(args) -> int:
             if getattr(args, spec.name) is None:
                 setattr(args, spec.name, getattr(saved, spec.name))
     config = build_config(args, args.config)
+    spent = 0.0
     if args.resume is None:
-        log_budget_defaults(config, args)
+        config, spent = fit_budget(config, args)
     out = args.resume or args.out or Path("runs/charlm")
-    result = train(config, out, resume=args.resume is not None, log=log)
+    result = train(config, out, resume=args.resume is not None, log=log, budget_spent=spent)
     return result.exit_code
+
+
+def fit_budget(config, args):
+    """A budgeted run's size from this machine's speed (training/budget.py), said in the log
+    with the budget's other defaults; (config, seconds the measuring took)."""
+    from dataclasses import fields
+
+    from rnnkit.config_fields import read_toml
+    from rnnkit.training.budget import fit_to_machine
+    from rnnkit.training.config import TrainConfig
+
+    given = {f.name for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    if args.config:
+        given |= set(read_toml(Path(args.config), TrainConfig))
+    config, choice = fit_to_machine(config, given)
+    if choice is not None:
+        log(f"--time-budget {config.time_budget:g}: {choice.describe()}")
+        config.validate()
+    log_budget_defaults(config, args)  # the budget's other defaults, as they stand
+    return config, 0.0 if choice is None else choice.probe_seconds
 
 
 def log_budget_defaults(config, args) -> None:

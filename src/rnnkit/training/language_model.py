@@ -36,8 +36,12 @@ from rnnkit.training.trainer import (
 )
 
 
-def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None):
-    """Train (or resume) the run in `out`; returns a TrainResult.
+def train(
+    config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None,
+    budget_spent: float = 0.0,
+):  # fmt: skip
+    """Train (or resume) the run in `out`; returns a TrainResult. ``budget_spent``: seconds of
+    the time budget already used (measuring the machine: training/budget.py).
 
     Launched by torchrun with several processes, this trains data-parallel (distributed.py).
     """
@@ -46,7 +50,7 @@ def train(config: TrainConfig, out: Path, resume: bool = False, log=print, progr
     trainer = None
     try:
         log = log if ranks.is_main else quiet
-        job = LanguageModelJob(config, Path(out), resume, log, ranks)
+        job = LanguageModelJob(config, Path(out), resume, log, ranks, budget_spent)
         trainer = Trainer(job, Path(out), resume, log, ranks)
         if config.warmup < config.warmup_steps:
             log(
@@ -65,7 +69,10 @@ class LanguageModelJob:
     metric_columns = ()
     loss_label = "loss (nats per character)"
 
-    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, log, ranks) -> None:
+    def __init__(
+        self, config: TrainConfig, run_dir: Path, resume: bool, log, ranks,
+        budget_spent: float = 0.0,
+    ) -> None:  # fmt: skip
         if config.threads:
             torch.set_num_threads(config.threads)
         self.config = config
@@ -107,7 +114,9 @@ class LanguageModelJob:
             clip_norm=config.clip_norm,
             nonfinite=config.nonfinite,
             ema_decay=config.ema_decay,
-            time_budget=config.time_budget,
+            time_budget=max(config.time_budget - budget_spent / 60, 0.0)
+            if config.time_budget
+            else 0.0,
             step_limit=config.step_limit,
             keep_checkpoints=config.keep_checkpoints,
             log_interval=config.log_interval,

@@ -1,0 +1,219 @@
+"""`--time-budget` fitted to the machine: measure how fast each candidate size trains here,
+then choose the size whose measured loss curve is lowest at the steps it will get.
+
+A run's validation loss after N steps depends on N, not on how fast the machine is (the
+schedule is fitted to the run's length either way), so one sweep of step counts per size
+(bench/budget_sweep.py; the curves in budget_curves.json, written by bench/budget_curves.py
+from docs/experiments/) serves every machine. What a machine changes is N: the budget divided
+by its time per step. A faster machine affords a larger model (a small one over-fits with
+many steps: the 1x256 curve rises again after 4,000 steps on Tiny Shakespeare), a slower one a
+smaller model; so a faster machine never gets a worse model from the same command.
+
+    1. probe    a few training steps of each candidate on the run's device and threads, with
+                a synthetic batch of the run's shape (at most PROBE_SHARE of the budget,
+                counted in it)
+    2. steps    each candidate's affordable steps: (budget − probe) / its time per step
+    3. choose   the lowest predicted loss: the curve of the corpus nearest in length,
+                interpolated in log(steps), held at its last point beyond it (no
+                extrapolation of gains that were never measured)
+
+The candidates are the sizes the sweep measured, each with the settings it was measured with.
+A flag that sets the size (--hidden-size, --num-layers) skips the choice; any other flag still
+overrides the chosen settings. The choice lands in the run's config.json, so --resume keeps it.
+RNNKIT_BUDGET_STEP_SECONDS="1x256=0.06,1x512=0.17,2x512=0.4" replaces the probe by those times
+(for tests and for trying the rule).
+"""
+
+import functools
+import itertools
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+CURVES = Path(__file__).with_name("budget_curves.json")
+PROBE_SHARE = 0.03  # of the budget, at most, for measuring
+CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the sweep's);
+    # the rest of CANDIDATE_FIELDS at TrainConfig's class defaults, as the sweep ran them
+    "1x256": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=5e-3, warmup_steps=50),
+    "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
+    "2x512": dict(num_layers=2, hidden_size=512, variational_dropout=True, weight_decay=0.1),
+}
+CANDIDATE_FIELDS = ("num_layers", "hidden_size", "dropout", "lr", "warmup_steps",
+                    "variational_dropout", "weight_decay")  # fmt: skip
+
+
+def candidate_settings(size: str) -> dict:
+    """Every field a candidate decides: its own settings, else the class default."""
+    from dataclasses import fields
+
+    from rnnkit.training.config import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return {name: CANDIDATES[size].get(name, defaults[name]) for name in CANDIDATE_FIELDS}
+
+
+SIZE_FIELDS = ("num_layers", "hidden_size")  # given on the command line: no choice to make
+
+
+@dataclass
+class Choice:
+    size: str
+    settings: dict
+    step_seconds: dict[str, float]  # measured, per candidate
+    steps: dict[str, int]  # affordable, per candidate
+    predicted: dict[str, float]  # validation loss, per candidate with a curve
+    corpus: str  # whose curves
+    probe_seconds: float
+    injected: bool = False  # the speeds came from RNNKIT_BUDGET_STEP_SECONDS
+
+    def describe(self) -> str:
+        rows = ", ".join(
+            f"{size} {1000 * self.step_seconds[size]:.0f} ms/step -> {self.steps[size]:,} steps"
+            + (f" (~{self.predicted[size]:.2f})" if size in self.predicted else "")
+            for size in self.step_seconds
+        )
+        source = (
+            "given by RNNKIT_BUDGET_STEP_SECONDS" if self.injected
+            else f"measured in {self.probe_seconds:.1f} s"
+        )  # fmt: skip
+        return (
+            f"{source}: {rows}; chose {self.size} (the lowest "
+            f"loss the {self.corpus} sweep measured at its steps)"
+        )
+
+
+@functools.cache
+def curves() -> dict:
+    return json.loads(CURVES.read_text())["corpora"]
+
+
+def predicted_loss(points: list[list[float]], steps: float) -> float:
+    """The curve at ``steps``: linear in log(steps) between measured points; before the
+    first, along the first segment; after the last, the last point (no gain assumed)."""
+    if steps >= points[-1][0]:
+        return points[-1][1]
+    if len(points) == 1:
+        return points[0][1]
+    for (s0, l0), (s1, l1) in itertools.pairwise(points):
+        if steps <= s1:
+            share = (math.log(max(steps, 1)) - math.log(s0)) / (math.log(s1) - math.log(s0))
+            return l0 + share * (l1 - l0)
+    return points[-1][1]
+
+
+def nearest_corpus(characters: int) -> str:
+    """The swept corpus closest in length (on a log scale) to the run's text."""
+    return min(curves(), key=lambda c: abs(math.log(curves()[c]["characters"] / characters)))
+
+
+def choose(
+    minutes: float, step_seconds: dict[str, float], characters: int, probe_seconds: float = 0.0
+) -> Choice:
+    """The candidate with the lowest predicted loss for this budget and these speeds."""
+    corpus = nearest_corpus(characters)
+    measured = curves()[corpus]["sizes"]
+    usable = max(0.0, 60 * minutes - probe_seconds)
+    steps = {size: int(usable / seconds) for size, seconds in step_seconds.items()}
+    predicted = {
+        size: predicted_loss(measured[size], max(n, 1))
+        for size, n in steps.items()
+        if size in measured
+    }
+    best = min(predicted, key=predicted.get)
+    return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
+                  probe_seconds)  # fmt: skip
+
+
+def injected_step_seconds() -> dict[str, float] | None:
+    raw = os.environ.get("RNNKIT_BUDGET_STEP_SECONDS")
+    if not raw:
+        return None
+    pairs = (item.split("=") for item in raw.split(","))
+    return {size.strip(): float(value) for size, value in pairs}
+
+
+def probe(config, vocabulary_size: int, device: torch.device, seconds: float) -> dict[str, float]:
+    """Seconds per training step of each candidate here: a CharLM at its size, AdamW, a
+    random batch of the run's shape; the median of the steps after a warm-up one, within
+    ``seconds`` in all (at least two timed steps each)."""
+    from rnnkit.models.charlm import CharLM
+
+    generator = torch.Generator().manual_seed(0)
+    shape = (config.batch_size, config.seq_len + 1)
+    ids = torch.randint(vocabulary_size, shape, generator=generator).to(device)
+    each = seconds / len(CANDIDATES)
+    measured = {}
+    for size in CANDIDATES:
+        settings = candidate_settings(size)
+        model = CharLM(vocabulary_size, config.cell, config.embedding_size,
+                       settings["hidden_size"], settings["num_layers"],
+                       dropout=settings["dropout"]).to(device)  # fmt: skip
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times: list[float] = []
+        started = time.perf_counter()
+        for k in range(50):
+            begin = time.perf_counter()
+            logits, _ = model(ids[:, :-1])
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, vocabulary_size), ids[:, 1:].reshape(-1)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if k > 0:  # the first step builds and warms up
+                times.append(time.perf_counter() - begin)
+            if len(times) >= 2 and time.perf_counter() - started >= each:
+                break
+        measured[size] = statistics.median(times)
+    return measured
+
+
+PROBE_VOCABULARY = 100  # a character vocabulary's usual size: the output layer of the probe
+
+
+def corpus_characters(data: str | None) -> int:
+    """About how long the run's text is, without reading it: what picks the curves."""
+    from rnnkit.data.corpora import BUNDLED_CORPUS, PYTHON_STDLIB, STDLIB_BYTES
+
+    if not data:
+        return BUNDLED_CORPUS.stat().st_size
+    if data == PYTHON_STDLIB:
+        return STDLIB_BYTES
+    path = Path(data)
+    return path.stat().st_size if path.is_file() else STDLIB_BYTES  # (a missing file: an
+    # error soon, from the training itself)
+
+
+def fit_to_machine(config, given: set[str]):
+    """(config with the chosen size's settings, the Choice), or (config, None) where nothing
+    is to be chosen: no budget, the size given, or several processes (each would measure on
+    its own and might choose differently: they keep the budget's fixed defaults)."""
+    if not config.time_budget or given & set(SIZE_FIELDS):
+        return config, None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return config, None
+    from rnnkit.training.trainer import device_for
+
+    if config.threads:
+        torch.set_num_threads(config.threads)  # measure as the run will train
+    started = time.perf_counter()
+    speeds = injected_step_seconds()
+    if speeds is None:
+        device = device_for(config.device)
+        seconds = PROBE_SHARE * 60 * config.time_budget
+        speeds = probe(config, PROBE_VOCABULARY, device, seconds)
+    characters = corpus_characters(config.data)
+    choice = choose(config.time_budget, speeds, characters, time.perf_counter() - started)
+    choice.injected = injected_step_seconds() is not None
+    for name, value in choice.settings.items():
+        if name not in given:
+            setattr(config, name, value)
+    return config, choice

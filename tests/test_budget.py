@@ -1,0 +1,75 @@
+"""--time-budget fitted to the machine (training/budget.py): the choice for a fast and a slow
+machine, from injected speeds, and a resumed run keeps what it chose."""
+
+import json
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.training.budget import choose, curves, predicted_loss
+
+SHAKESPEARE = 1_115_394
+SLOW = {"1x256": 0.062, "1x512": 0.167, "2x512": 0.407}  # 1 thread here, ms per step / 1000
+FAST = {size: seconds / 8 for size, seconds in SLOW.items()}  # a machine 8x faster
+
+
+def test_a_faster_machine_gets_a_larger_model_and_a_lower_predicted_loss():
+    slow, fast = choose(4.7, SLOW, SHAKESPEARE), choose(4.7, FAST, SHAKESPEARE)
+    assert slow.size == "1x256"
+    assert fast.size in ("1x512", "2x512")
+    assert fast.predicted[fast.size] < slow.predicted[slow.size]
+    # the small model, given the fast machine's steps, would over-fit: its curve rises again
+    assert fast.predicted["1x256"] > slow.predicted["1x256"]
+
+
+@pytest.mark.parametrize("speeds", [SLOW, FAST])
+def test_a_longer_budget_never_predicts_worse(speeds):
+    losses = [choose(minutes, speeds, SHAKESPEARE) for minutes in (2, 4.7, 10, 30)]
+    best = [choice.predicted[choice.size] for choice in losses]
+    assert best == sorted(best, reverse=True)
+
+
+def test_the_curves_interpolate_in_log_steps_and_hold_beyond_the_last_point():
+    points = [[1000, 1.6], [4000, 1.4]]
+    assert predicted_loss(points, 2000) == pytest.approx(1.5)
+    assert predicted_loss(points, 10**6) == 1.4  # no gain that was never measured
+    assert predicted_loss(points, 500) > 1.6
+    assert set(curves()["tinyshakespeare"]["sizes"]) == {"1x256", "1x512", "2x512"}
+
+
+def test_the_probe_costs_what_it_measured_and_the_choice_counts_it():
+    choice = choose(2, SLOW, SHAKESPEARE, probe_seconds=3.0)
+    assert choice.steps["1x256"] == int((120 - 3.0) / SLOW["1x256"])
+
+
+@pytest.mark.slow
+def test_a_run_saves_its_choice_and_resume_keeps_it(tmp_path, monkeypatch, capsys):
+    def speeds(table):
+        monkeypatch.setenv(
+            "RNNKIT_BUDGET_STEP_SECONDS", ",".join(f"{k}={v}" for k, v in table.items())
+        )
+
+    run = tmp_path / "run"
+    speeds({size: seconds / 2000 for size, seconds in SLOW.items()})  # a very fast machine
+    assert main(["train", "--out", str(run), "--time-budget", "0.03", "--threads", "1",
+                 "--eval-chars", "2000"]) == 0  # fmt: skip
+    said = capsys.readouterr()
+    assert "chose 2x512" in said.out + said.err
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["num_layers"], saved["hidden_size"]) == (2, 512)
+    speeds(SLOW)  # the machine got slow: a resumed run still continues its own model
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--threads", "1"]) == 0
+    said = capsys.readouterr()
+    assert "chose" not in said.out + said.err
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["num_layers"], saved["hidden_size"]) == (2, 512)
+
+
+def test_a_size_given_on_the_command_line_is_not_chosen(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNKIT_BUDGET_STEP_SECONDS", "1x256=0.0001,1x512=0.0002,2x512=0.0004")
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--time-budget", "0.01", "--hidden-size", "32",
+                 "--threads", "1", "--eval-chars", "500"]) == 0  # fmt: skip
+    said = capsys.readouterr()
+    assert "chose" not in said.out + said.err
+    assert json.loads((run / "config.json").read_text())["hidden_size"] == 32
