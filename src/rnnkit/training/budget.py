@@ -18,8 +18,9 @@ smaller model; so a faster machine never gets a worse model from the same comman
                 extrapolation of gains that were never measured)
 
 The candidates are the sizes the sweep measured, each with the settings it was measured with.
-A flag that sets the size (--hidden-size, --num-layers) skips the choice; any other flag still
-overrides the chosen settings. The choice lands in the run's config.json, so --resume keeps it.
+A flag that sets the size (--hidden-size, --num-layers) skips the choice, and so does a budget
+under a minute (measuring would take more than its share); any other flag still overrides the
+chosen settings. The choice lands in the run's config.json, so --resume keeps it.
 RNNKIT_BUDGET_STEP_SECONDS="1x256=0.06,1x512=0.17,2x512=0.4" replaces the probe by those times
 (for tests and for trying the rule).
 """
@@ -38,6 +39,8 @@ import torch
 
 CURVES = Path(__file__).with_name("budget_curves.json")
 PROBE_SHARE = 0.03  # of the budget, at most, for measuring
+SHORTEST_PROBED = 1.0  # minutes: below, a warm-up and two steps of each size cost more than
+# the share, and the budget's fixed defaults stand (unless speeds are given)
 CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the sweep's);
     # the rest of CANDIDATE_FIELDS at TrainConfig's class defaults, as the sweep ran them
     "1x256": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=5e-3, warmup_steps=50),
@@ -206,6 +209,8 @@ def fit_to_machine(config, given: set[str]):
         torch.set_num_threads(config.threads)  # measure as the run will train
     started = time.perf_counter()
     speeds = injected_step_seconds()
+    if speeds is None and config.time_budget < SHORTEST_PROBED:
+        return config, None
     if speeds is None:
         device = device_for(config.device)
         seconds = PROBE_SHARE * 60 * config.time_budget

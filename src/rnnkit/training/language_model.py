@@ -69,6 +69,13 @@ class LanguageModelJob:
     metric_columns = ()
     loss_label = "loss (nats per character)"
 
+    def remaining_budget(self, spent: float) -> float:
+        """Minutes of the time budget after ``spent`` seconds of measuring the machine; never
+        down to 0, which would mean no budget at all; 0 without a budget."""
+        if not self.config.time_budget:
+            return 0.0
+        return max(self.config.time_budget - spent / 60, 1e-4)
+
     def __init__(
         self, config: TrainConfig, run_dir: Path, resume: bool, log, ranks,
         budget_spent: float = 0.0,
@@ -114,9 +121,7 @@ class LanguageModelJob:
             clip_norm=config.clip_norm,
             nonfinite=config.nonfinite,
             ema_decay=config.ema_decay,
-            time_budget=max(config.time_budget - budget_spent / 60, 0.0)
-            if config.time_budget
-            else 0.0,
+            time_budget=self.remaining_budget(budget_spent),
             step_limit=config.step_limit,
             keep_checkpoints=config.keep_checkpoints,
             log_interval=config.log_interval,
