@@ -144,22 +144,24 @@ def injected_step_seconds() -> dict[str, float] | None:
 def probe(config, vocabulary_size: int, device: torch.device, seconds: float) -> dict[str, float]:
     """Seconds per training step of each candidate here: a CharLM at its size, AdamW, a
     random batch of the run's shape; the median of the steps after a warm-up one, within
-    ``seconds`` in all (at least two timed steps each)."""
+    ``seconds`` in all (a size that cannot fit a warm-up and one timed step in its share
+    still gets them: the only overshoot)."""
     from rnnkit.models.charlm import CharLM
 
     generator = torch.Generator().manual_seed(0)
     shape = (config.batch_size, config.seq_len + 1)
     ids = torch.randint(vocabulary_size, shape, generator=generator).to(device)
-    each = seconds / len(CANDIDATES)
+    deadline = time.perf_counter() + seconds
     measured = {}
-    for size in CANDIDATES:
+    for left, size in zip(range(len(CANDIDATES), 0, -1), CANDIDATES, strict=True):
+        # this size's share of what is left, model building and warm-up included
+        until = time.perf_counter() + max(0.0, deadline - time.perf_counter()) / left
         settings = candidate_settings(size)
         model = CharLM(vocabulary_size, config.cell, config.embedding_size,
                        settings["hidden_size"], settings["num_layers"],
                        dropout=settings["dropout"]).to(device)  # fmt: skip
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         times: list[float] = []
-        started = time.perf_counter()
         for k in range(50):
             begin = time.perf_counter()
             logits, _ = model(ids[:, :-1])
@@ -173,7 +175,7 @@ def probe(config, vocabulary_size: int, device: torch.device, seconds: float) ->
                 torch.cuda.synchronize(device)
             if k > 0:  # the first step builds and warms up
                 times.append(time.perf_counter() - begin)
-            if len(times) >= 2 and time.perf_counter() - started >= each:
+            if times and time.perf_counter() >= until:
                 break
         measured[size] = statistics.median(times)
     return measured
