@@ -142,3 +142,21 @@ def test_two_processes_train_a_task_as_one_process_on_the_global_batch(tmp_path,
     for name in one:  # the all-reduce sums in another order: equal to float32 round-off
         assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
     assert len(losses(tmp_path / "two")) == 8  # one metrics row per step, from rank 0 only
+
+
+def test_a_task_trains_on_the_device_it_is_given(tmp_path, capsys):
+    task = get_task("dates")
+    train(task, task.config(**SMALL, max_steps=6, device="cpu"), tmp_path / "cpu", log=quiet)
+    assert len(losses(tmp_path / "cpu")) == 6
+    if torch.cuda.is_available():
+        config = task.config(**SMALL, max_steps=6, device="cuda")
+        result = train(task, config, tmp_path / "cuda", log=quiet)
+        assert result["stopped_by"] == "max_steps"  # scored on the test split on the GPU too
+        # The same weights and batches: CUDA's sums differ from the CPU's only in rounding.
+        assert_close(losses(tmp_path / "cuda"), losses(tmp_path / "cpu"), rtol=1e-3, atol=1e-3)
+    else:
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+        args = ["task", "dates", "train", "--out", str(tmp_path / "none"), *flags]
+        assert main([*args, "--device", "cuda"]) == 2
+        assert "no CUDA GPU is available here; use --device cpu" in capsys.readouterr().err
+        assert not (tmp_path / "none" / "checkpoints").exists()  # nothing started

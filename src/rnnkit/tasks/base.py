@@ -33,6 +33,20 @@ def asset(*parts: str) -> Path:
     return Path(str(files("rnnkit").joinpath("assets", *parts)))
 
 
+def on_device(batch, device: torch.device):
+    """`batch` with every tensor in it (in tuples and lists, at any depth) on `device`; what
+    is not a tensor (the chosen examples a batch may carry) as it is."""
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, tuple | list):
+        return type(batch)(on_device(part, device) for part in batch)
+    return batch
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def shuffled(count: int, generator: torch.Generator | None) -> list[int]:
     """0..count-1 in a random order drawn from `generator`, or in order when it is None."""
     if generator is None:
@@ -69,6 +83,12 @@ class Task:
     ) -> Iterator:
         """Batches of `examples`, shuffled by `generator` when given, else in order."""
         raise NotImplementedError
+
+    def model_batches(self, model: nn.Module, examples: list, vocabularies: dict, size: int):
+        """`batches` in order, on the device of `model` (for scoring and predicting)."""
+        device = model_device(model)
+        for batch in self.batches(examples, vocabularies, size):
+            yield on_device(batch, device)
 
     def source_length(self, example) -> int:
         """The length the model's input limit applies to (tokens, characters or images)."""

@@ -97,6 +97,8 @@ class TaskConfig:
     )
     # bookkeeping
     seed: int = option(1234, "random seed (split of generated data, weights, dropout, batches)")
+    device: str = option("auto", "where to train (auto: a CUDA GPU when there is one)",
+                         ("auto", "cpu", "cuda"))  # fmt: skip
     threads: int = option(0, "CPU threads for torch (0: torch's default)", minimum=0)
 
     def validate(self) -> None:
@@ -131,6 +133,7 @@ COMMON_FIELDS = (
     "train_examples",
     "eval_examples",
     "seed",
+    "device",
     "threads",
 )
 ENCODER_FIELDS = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "dropout")

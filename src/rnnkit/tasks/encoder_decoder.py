@@ -18,7 +18,7 @@ from rnnkit.data.tokens import BOS, EOS, PAD, pad
 from rnnkit.generation.decoding import beam_search, greedy_decode
 from rnnkit.models.decoder import Decoder
 from rnnkit.models.seq2seq import EncoderDecoder, TokenEncoder
-from rnnkit.tasks.base import Task, shuffled
+from rnnkit.tasks.base import Task, model_device, on_device, shuffled
 
 
 class EncoderDecoderTask(Task):
@@ -103,7 +103,9 @@ class EncoderDecoderTask(Task):
         total = correct = tokens = 0.0
         hypotheses = {"greedy": [], "beam": []}
         searches = ["greedy"] + (["beam"] if beam and config.beam_width > 1 else [])
-        for source, inputs, targets, _chosen in self.batches(examples, vocabularies, 128):
+        for source, inputs, targets, _chosen in self.model_batches(
+            model, examples, vocabularies, 128
+        ):
             logits = model(source, inputs)
             real = targets != PAD
             total += F.cross_entropy(
@@ -141,7 +143,8 @@ class EncoderDecoderTask(Task):
     def translate(self, model, example, vocabularies, config):
         """(output tokens, attention weights (output steps, source positions) or None)."""
         model.eval()
-        state = model.start(*self.source_batch([example[0]], vocabularies))
+        source = on_device(self.source_batch([example[0]], vocabularies), model_device(model))
+        state = model.start(*source)
         found, weights = self.decode(model, state, config, vocabularies, beam=True)
         return vocabularies[self.target_vocabulary].decode(found[0]), weights[0]
 

@@ -18,7 +18,7 @@ import torch
 from rnnkit.data.tokens import UNK, TokenVocabulary, pad, words
 from rnnkit.errors import UsageError
 from rnnkit.models.bilm import BidirectionalLM
-from rnnkit.tasks.base import Splits, Task, shuffled
+from rnnkit.tasks.base import Splits, Task, model_device, shuffled
 
 
 def english_sentences() -> Splits:
@@ -73,7 +73,7 @@ class English(Task):
     def evaluate(self, model, examples, vocabularies, config, beam=True):
         model.eval()
         total, correct, count = 0.0, 0, 0
-        for ids, lengths in self.batches(examples, vocabularies, 256):
+        for ids, lengths in self.model_batches(model, examples, vocabularies, 256):
             logits, targets = model.scored(ids, lengths)
             total += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             correct += (logits.argmax(-1) == targets).sum().item()
@@ -98,7 +98,7 @@ class English(Task):
     @torch.no_grad()
     def predict(self, model, example, vocabularies, config):
         """The five most likely next words, with their probabilities."""
-        ids = torch.tensor([vocabularies["words"].encode(example)])
+        ids = torch.tensor([vocabularies["words"].encode(example)], device=model_device(model))
         probabilities, chosen = model.next_words(ids)
         pairs = zip(probabilities.tolist(), chosen.tolist(), strict=True)
         return "  ".join(f"{vocabularies['words'].tokens[i]} {p:.3f}" for p, i in pairs)

@@ -138,7 +138,9 @@ class PartOfSpeech(Task):
     def evaluate(self, model, examples, vocabularies, config, beam=True):
         model.eval()
         total, correct, count, unknown_correct, unknown_count = 0.0, 0, 0, 0, 0
-        for features, lengths, targets, unknown in self.batches(examples, vocabularies, 256):
+        for features, lengths, targets, unknown in self.model_batches(
+            model, examples, vocabularies, 256
+        ):
             logits = model(features, lengths)
             real = targets != PAD  # padding is never scored
             total += F.cross_entropy(
@@ -195,7 +197,7 @@ class PartOfSpeech(Task):
 
     @torch.no_grad()
     def predict(self, model, example, vocabularies, config):
-        features, lengths, _, _ = next(self.batches([example], vocabularies, 1))
+        features, lengths, _, _ = next(self.model_batches(model, [example], vocabularies, 1))
         scores = model(features, lengths)[0]
         scores[:, PAD] = float("-inf")  # <pad> is not a tag
         tags = scores.argmax(-1).tolist()

@@ -115,7 +115,9 @@ class Sentiment(Task):
     def evaluate(self, model, examples, vocabularies, config, beam=True):
         model.eval()
         total, correct, count = 0.0, 0, 0
-        for ids, lengths, labels, features in self.batches(examples, vocabularies, 256):
+        for ids, lengths, labels, features in self.model_batches(
+            model, examples, vocabularies, 256
+        ):
             logits = model(ids, lengths, features)
             total += F.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(-1) == labels).sum().item()
@@ -169,7 +171,7 @@ class Sentiment(Task):
     def predict(self, model, example, vocabularies, config):
         if not config.lexicon and self.all_unknown(example[0], vocabularies, ()):
             raise UsageError(_UNKNOWN.format(", ".join(example[0][:10])))
-        ids, lengths, _, features = next(self.batches([example], vocabularies, 1))
+        ids, lengths, _, features = next(self.model_batches(model, [example], vocabularies, 1))
         probabilities = model(ids, lengths, features).softmax(-1)[0]
         label = int(probabilities.argmax())
         return f"{LABELS[label]}\t{probabilities[label].item():.3f}"

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import Task, on_device
 from rnnkit.tasks.config import STRUCTURE_FIELDS, TaskConfig
 from rnnkit.tasks.runner import load_run, read_task_run
 from rnnkit.training import checkpoint, distributed
 from rnnkit.training.cell_record import record_cell, run_cell
 from rnnkit.training.config import WARMUP_SHARE
 from rnnkit.training.data_sources import ShuffledBatches
-from rnnkit.training.trainer import Evaluation, Settings, Trainer, quiet
+from rnnkit.training.trainer import Evaluation, Settings, Trainer, device_for, quiet
 
 INPUT_LIMIT_FACTOR = 2  # inputs up to twice the longest training input are accepted
 KEEP_CHECKPOINTS = 2  # recent checkpoints kept (and the best)
@@ -43,7 +43,7 @@ def train(
     metrics (also written to test_metrics.json), or, when stopped by a signal,
     {"stopped_by", "exit_code", "steps"}."""
     config.validate()
-    ranks = distributed.start("cpu")
+    ranks = distributed.start(config.device)
     trainer = None
     try:
         log = log if ranks.is_main else quiet
@@ -98,7 +98,7 @@ class TaskJob:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
-        self.device = torch.device("cpu")
+        self.device = device_for(config.device, ranks.local_rank)
         if resume:
             _, self.vocabularies, self.limit = read_task_run(run_dir, task)
         elif checkpoint.complete_checkpoints(run_dir):
@@ -117,13 +117,15 @@ class TaskJob:
             self.vocabularies = task.vocabularies(splits.train, config)
             self.limit = INPUT_LIMIT_FACTOR * max(task.source_length(e) for e in splits.train)
         cell = run_cell(config.cell, run_dir if resume else None)  # a file's: checked
-        self.model = task.build_model(dataclasses.replace(config, cell=cell), self.vocabularies)
+        model = task.build_model(dataclasses.replace(config, cell=cell), self.vocabularies)
+        self.model = model.to(self.device)
         if not resume:
             task.initialise(self.model, config, log)
         self.data = ShuffledBatches(
             splits.train,
-            lambda examples, size, generator: task.batches(
-                examples, self.vocabularies, size, generator
+            lambda examples, size, generator: (
+                on_device(batch, self.device)
+                for batch in task.batches(examples, self.vocabularies, size, generator)
             ),
             config.batch_size,
             config.seed,
@@ -203,6 +205,7 @@ class TaskJob:
         """Score the best checkpoint on the test split; write test_metrics.json."""
         task, splits = self.task, self.splits
         model, saved = load_run(self.run_dir, task, warn=log)[:2]
+        model.to(self.device)
         parameters = sum(p.numel() for p in model.parameters())
         results = {
             "task": task.name,
