@@ -33,8 +33,9 @@ demo: $(VENV)/.installed
 	$(BIN)/rnnkit sample $(DEMO_RUN) --length 600 --prime "ROMEO:" --seed 1
 	@echo "Look inside it in your browser: $(BIN)/rnnkit explore $(DEMO_RUN)"
 
-# Two worker processes (pytest-xdist): the suite took 299 s in one and 152-156 s in two on the
-# 2-core machine (2026-11-30). Each worker builds the session fixtures (tiny trained runs) once.
+# Two worker processes (pytest-xdist): on 2 cores they take about half the time of one (the
+# exact times depend on the machine). Each worker builds the session fixtures (tiny
+# trained runs) once.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n 2
 

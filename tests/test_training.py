@@ -250,3 +250,19 @@ def test_a_short_run_caps_its_warm_up_and_says_so(small_text, tmp_path):
     rates = [float(rate) for rate in losses(tmp_path / "run", "lr")]
     assert rates[0] == pytest.approx(5e-3) and rates[1:] == pytest.approx([1e-2] * 19)
     assert any("warm-up: 2 steps instead of --warmup-steps 100" in line for line in said)
+
+
+def test_both_configurations_share_one_resume_merge_and_one_warm_up_rule(tmp_path):
+    from rnnkit.tasks.config import TaskConfig
+
+    said = []
+    for saved in (TrainConfig(), TaskConfig()):
+        merged = saved.resumed(tmp_path, {"lr": 1e-3, "clip_norm": None}, said.append)
+        assert merged.lr == 1e-3 and merged.clip_norm == saved.clip_norm  # None: not given
+        assert said[-1] == "resuming with changed settings: lr -> 0.001"
+        with pytest.raises(UsageError, match=r"cannot resume .* with hidden_size \d+ -> 7"):
+            saved.resumed(tmp_path, {"hidden_size": 7}, said.append)
+        with pytest.raises(UsageError, match=r"--min-lr .* must not exceed --lr"):
+            saved.resumed(tmp_path, {"lr": 1e-9}, said.append)
+        assert saved.warmup_for(100) == min(saved.warmup_steps, 10)
+        assert saved.warmup_for(None) == saved.warmup_steps  # a run not counted in steps

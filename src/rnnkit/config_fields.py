@@ -6,6 +6,7 @@ the tasks' TaskConfig both use these helpers.
 """
 
 import argparse
+import inspect
 import math
 import tomllib
 import typing
@@ -98,8 +99,12 @@ def add_arguments(
     defaults: dict | None = None,
 ) -> None:
     """One flag per field (or per field in `names`), with no default of its own (None = not
-    given); `defaults` overrides the dataclass's defaults in the help text."""
-    for spec in fields(config_class):
+    given); `defaults` overrides the dataclass's defaults in the help text. The class's own
+    fields come first, then those every run shares (a base class's), so that --help reads
+    from the data and the model to the optimiser and the bookkeeping."""
+    own = inspect.get_annotations(config_class)
+    ordered = sorted(fields(config_class), key=lambda spec: spec.name not in own)
+    for spec in ordered:
         if names is not None and spec.name not in names:
             continue
         flag = "--" + spec.name.replace("_", "-")

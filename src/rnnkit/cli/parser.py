@@ -170,25 +170,24 @@ def main(argv: list[str] | None = None) -> int:
 def run_train(args) -> int:
     from dataclasses import fields
 
+    from rnnkit.config_fields import read_toml
     from rnnkit.training.config import TrainConfig, build_config
     from rnnkit.training.language_model import train
     from rnnkit.training.run import read_run
+    from rnnkit.training.settings import resume_target
+    from rnnkit.training.trainer import quiet
 
-    if args.resume is not None:
-        if args.out is not None and args.out != args.resume:
-            from rnnkit.errors import UsageError
-
-            raise UsageError("give either --resume RUN_DIR or --out DIR, not both")
-        saved, _ = read_run(args.resume)
-        for spec in fields(TrainConfig):  # the saved settings, unless given again
-            if getattr(args, spec.name) is None:
-                setattr(args, spec.name, getattr(saved, spec.name))
-    config = build_config(args, args.config)
+    resume = resume_target(args.resume, args.out)
     spent = 0.0
-    if args.resume is None:
-        config, spent = fit_budget(config, args)
-    out = args.resume or args.out or Path("runs/charlm")
-    result = train(config, out, resume=args.resume is not None, log=log, budget_spent=spent)
+    if resume is not None:
+        given = read_toml(Path(args.config), TrainConfig) if args.config else {}
+        given |= {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+        # train() says what changed (and refuses another architecture)
+        config = read_run(resume)[0].resumed(resume, given, quiet)
+    else:
+        config, spent = fit_budget(build_config(args, args.config), args)
+    out = resume or args.out or Path("runs/charlm")
+    result = train(config, out, resume=resume is not None, log=log, budget_spent=spent)
     return result.exit_code
 
 

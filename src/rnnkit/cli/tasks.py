@@ -128,13 +128,11 @@ def run_task(args) -> int:
 
 
 def train_task(task, args) -> int:
-    from rnnkit.errors import UsageError
     from rnnkit.tasks import training
+    from rnnkit.training.settings import resume_target
 
     given = {name: getattr(args, name) for name in CATALOGUE[args.task_name].fields}
-    if args.resume is not None:
-        if args.out is not None and args.out != args.resume:
-            raise UsageError("give either --resume RUN_DIR or --out DIR, not both")
+    if resume_target(args.resume, args.out) is not None:
         out = args.resume
         config = training.resumed_config(out, task, given, log)
     else:

@@ -13,7 +13,6 @@ from rnnkit.tasks.base import Task
 from rnnkit.tasks.config import TaskConfig
 from rnnkit.training import checkpoint
 from rnnkit.training.cell_record import run_cell
-from rnnkit.training.run import load_weights
 
 
 def read_task_run(run_dir: Path, task: Task) -> tuple[TaskConfig, dict, int]:
@@ -65,7 +64,7 @@ def load_run(run_dir: Path, task: Task, which: str = "best", warn=print, **decod
     path, tensors, _ = checkpoint.load_chosen(Path(run_dir), which, warn)
     cell = run_cell(config.cell, Path(run_dir))  # a file's only as the run recorded it
     model = task.build_model(dataclasses.replace(config, cell=cell), vocabularies)
-    load_weights(model, tensors["model"], path)
+    checkpoint.load_weights(model, tensors["model"], path)
     model.eval()
     return model, path, config, vocabularies, limit
 

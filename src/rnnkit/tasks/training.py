@@ -20,15 +20,14 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.errors import UsageError
 from rnnkit.tasks.base import Task, on_device
-from rnnkit.tasks.config import STRUCTURE_FIELDS, TaskConfig
+from rnnkit.tasks.config import TaskConfig
 from rnnkit.tasks.runner import load_run, read_task_run
-from rnnkit.training import checkpoint, distributed
 from rnnkit.training.cell_record import record_cell, run_cell
-from rnnkit.training.config import WARMUP_SHARE
 from rnnkit.training.data_sources import ShuffledBatches
-from rnnkit.training.trainer import Evaluation, Settings, Trainer, device_for, quiet
+from rnnkit.training.launch import train_job
+from rnnkit.training.settings import refuse_started_run
+from rnnkit.training.trainer import Evaluation, Settings, device_for
 
 INPUT_LIMIT_FACTOR = 2  # inputs up to twice the longest training input are accepted
 KEEP_CHECKPOINTS = 2  # recent checkpoints kept (and the best)
@@ -43,51 +42,20 @@ def train(
     metrics (also written to test_metrics.json), or, when stopped by a signal,
     {"stopped_by", "exit_code", "steps"}."""
     config.validate()
-    ranks = distributed.start(config.device)
-    trainer = None
-    try:
-        log = log if ranks.is_main else quiet
-        job = TaskJob(task, config, Path(out), resume, log, ranks)
-        trainer = Trainer(job, Path(out), resume, log, ranks)
-        if job.settings.warmup < config.warmup_steps:
-            log(
-                f"warm-up: {job.settings.warmup} steps instead of --warmup-steps "
-                f"{config.warmup_steps}: at most a tenth of this run's "
-                f"{job.settings.step_limit} steps, so that it reaches its peak learning rate"
-            )
-        result = trainer.run(progress=progress and ranks.is_main)
-        if result.exit_code:
-            return {"stopped_by": result.stopped_by, "exit_code": result.exit_code,
-                    "steps": result.steps}  # fmt: skip
-        if not ranks.is_main:
-            return {"stopped_by": result.stopped_by, "exit_code": 0, "steps": result.steps}
-        return job.test(result, log)
-    finally:
-        del trainer
-        distributed.stop()
+    job, result, is_main = train_job(
+        lambda log, ranks: TaskJob(task, config, Path(out), resume, log, ranks),
+        config.device, out, resume, log, progress,
+    )  # fmt: skip
+    if result.exit_code or not is_main:
+        return {"stopped_by": result.stopped_by, "exit_code": result.exit_code,
+                "steps": result.steps}  # fmt: skip
+    return job.test(result, log)
 
 
 def resumed_config(run_dir: Path, task: Task, given: dict, log) -> TaskConfig:
     """The saved configuration of a task run, with the `given` settings (not None) over it;
     a change of the model, the vocabulary or the batches is refused."""
-    saved = read_task_run(run_dir, task)[0]
-    given = {k: v for k, v in given.items() if v is not None and getattr(saved, k) != v}
-    structural = [k for k in given if k in STRUCTURE_FIELDS]
-    if structural:
-        changes = "; ".join(f"{k} {getattr(saved, k)!r} -> {given[k]!r}" for k in structural)
-        raise UsageError(
-            f"cannot resume {run_dir} with {changes}: it would be another model or other "
-            "batches. Resume without these flags, or start a new run with --out"
-        )
-    if given:
-        log(
-            "resuming with changed settings: "
-            + "; ".join(f"{k} -> {v!r}" for k, v in given.items())
-        )
-    values = {**saved.to_json(), **given}
-    config = TaskConfig(**values)
-    config.validate()
-    return config
+    return read_task_run(run_dir, task)[0].resumed(run_dir, given, log)
 
 
 class TaskJob:
@@ -101,11 +69,8 @@ class TaskJob:
         self.device = device_for(config.device, ranks.local_rank)
         if resume:
             _, self.vocabularies, self.limit = read_task_run(run_dir, task)
-        elif checkpoint.complete_checkpoints(run_dir):
-            raise UsageError(
-                f"{run_dir} already holds a task run; continue it with --resume {run_dir}, or "
-                "choose a new directory with --out"
-            )
+        else:
+            refuse_started_run(run_dir, "task run")
         torch.manual_seed(config.seed + ranks.rank)  # the weights come from rank 0
         self.splits = splits = task.load_splits(config)
         if config.train_examples:
@@ -135,7 +100,7 @@ class TaskJob:
         self.settings = Settings(
             lr=config.lr,
             min_lr=config.min_lr,
-            warmup=min(config.warmup_steps, max(1, int(WARMUP_SHARE * step_limit))),
+            warmup=config.warmup_for(step_limit),
             weight_decay=config.weight_decay,
             betas=(0.9, 0.999),  # torch's defaults, which the tasks' settings were tuned with
             clip_norm=config.clip_norm,

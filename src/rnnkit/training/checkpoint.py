@@ -227,3 +227,26 @@ def load_chosen(run_dir: Path, which: str = "best", warn=print):
         except (ValueError, KeyError, TypeError):
             warn(f"warning: {best_file} is corrupted; using the latest checkpoint")
     return load_latest_good(run_dir, prefer=prefer, warn=warn)
+
+
+def load_weights(model: torch.nn.Module, weights: dict, path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected))
+        if wrong:
+            parts.append("shapes differ: " + "; ".join(wrong))
+        raise CheckpointError(
+            f"{path} does not fit the model described by config.json: " + "; ".join(parts)
+        )
+    model.load_state_dict(weights)

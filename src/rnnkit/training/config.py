@@ -6,14 +6,15 @@ file overrides it with the same keys: defaults (with a ``--time-budget``, those 
 """
 
 import argparse
-import dataclasses
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
-from rnnkit.cell_names import CELL_HELP, checked_cell_spec
-from rnnkit.config_fields import check_fields, from_document, option, read_toml
+from rnnkit.cell_names import CELL_HELP
+from rnnkit.config_fields import from_document, option, read_toml
 from rnnkit.errors import UsageError
+from rnnkit.training.settings import RunSettings
 
 BUDGET_DEFAULTS: tuple[tuple[float, dict], ...] = (
     # (budgets up to this many minutes, the defaults that replace the class's)
@@ -83,8 +84,23 @@ def describe_budget_defaults() -> str:
     )
 
 
+ARCHITECTURE_FIELDS = (
+    "cell",
+    "num_layers",
+    "hidden_size",
+    "embedding_size",
+    "tie_weights",
+    "encoding",
+)
+"""Fields a resumed run cannot change (they decide the shape of the weights or the vocabulary)."""
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(RunSettings):
+    """The character model's run; the settings every run has are in RunSettings."""
+
+    structure_fields: ClassVar[tuple[str, ...]] = ARCHITECTURE_FIELDS  # and the data: run.py
+
     # data
     data: str | None = option(
         None,
@@ -147,12 +163,6 @@ class TrainConfig:
         f"defaults of settings you do not give ({describe_budget_defaults()})",
         minimum=0.0,
     )
-    lr: float = option(3e-3, "peak learning rate (AdamW)", minimum=0.0)
-    min_lr: float = option(3e-4, "learning rate at the end of the cosine decay", minimum=0.0)
-    warmup_steps: int = option(
-        100, "linear warm-up steps (at most a tenth of a run counted in steps)", minimum=0
-    )
-    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0.0)
     activation_reg: float = option(
         0.0,
         "activation regularisation: add this times the mean square of the last layer's output "
@@ -164,22 +174,6 @@ class TrainConfig:
         "temporal activation regularisation: add this times the mean square of the change of "
         "the last layer's output from one character to the next, e.g. 1 (AWD-LSTM's TAR)",
         minimum=0.0,
-    )
-    ema_decay: float = option(
-        0.0,
-        "validate, keep the best of and sample from an exponential moving average of the "
-        "weights with this decay per step, e.g. 0.999 (0: the raw weights)",
-        minimum=0.0,
-        maximum=0.99999,
-    )
-    clip_norm: float = option(
-        1.0, "clip gradients to this global norm (0: no clipping)", minimum=0.0
-    )
-    nonfinite: str = option(
-        "skip",
-        "on a NaN/inf loss or gradient: skip the step, roll back to the last checkpoint with "
-        "half the learning rate, or abort",
-        ("skip", "rollback", "abort"),
     )
     # bookkeeping
     eval_chars: int = option(
@@ -197,18 +191,9 @@ class TrainConfig:
     keep_checkpoints: int = option(
         2, "recent checkpoints to keep (the best one is always kept)", minimum=1
     )
-    seed: int = option(1337, "random seed (weights, dropout)")
-    device: str = option("auto", "where to train", ("auto", "cpu", "cuda"))
-    threads: int = option(0, "CPU threads for torch (0: torch's default)", minimum=0)
 
     def validate(self) -> None:
-        check_fields(self)
-        self.cell = checked_cell_spec(self.cell)
-        if self.min_lr > self.lr:
-            raise UsageError(
-                f"--min-lr ({self.min_lr:g}) must not exceed --lr ({self.lr:g}); give a lower "
-                "--min-lr with a low --lr"
-            )
+        super().validate()
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise UsageError(
                 "--tie-weights needs --embedding-size equal to --hidden-size "
@@ -220,9 +205,8 @@ class TrainConfig:
         """The warm-up this run uses: --warmup-steps, but at most a tenth of a run whose length
         is counted in steps, so that a short run reaches its peak learning rate (a run that a
         time budget alone ends is not counted in steps: its warm-up stays as given)."""
-        if self.time_budget and not self.max_steps:
-            return self.warmup_steps
-        return min(self.warmup_steps, max(1, int(WARMUP_SHARE * self.step_limit)))
+        counted = not self.time_budget or self.max_steps
+        return self.warmup_for(self.step_limit if counted else None)
 
     @property
     def step_limit(self) -> int:
@@ -237,27 +221,13 @@ class TrainConfig:
         budget (`budget_defaults`); without a budget, the class defaults."""
         return cls(**(budget_defaults(given.get("time_budget", 0.0)) | given))
 
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_json(cls, data: dict, where: str = "config.json") -> "TrainConfig":
         return from_document(cls, data, where)
 
 
 DEFAULT_STEPS = 2000  # without a time budget
-WARMUP_SHARE = 0.1  # the warm-up is at most this share of a run counted in steps
 UNLIMITED_STEPS = 10**9  # with a time budget and no --max-steps: the budget decides
-
-ARCHITECTURE_FIELDS = (
-    "cell",
-    "num_layers",
-    "hidden_size",
-    "embedding_size",
-    "tie_weights",
-    "encoding",
-)
-"""Fields a resumed run cannot change (they decide the shape of the weights or the vocabulary)."""
 
 
 def build_config(args: argparse.Namespace, config_file: str | None) -> TrainConfig:

@@ -21,19 +21,13 @@ from rnnkit.data.batches import TrainingChunks, contiguous_split
 from rnnkit.data.corpora import corpus_path
 from rnnkit.data.text import load_corpus
 from rnnkit.models.charlm import count_parameters
-from rnnkit.training import distributed
 from rnnkit.training.activation_penalty import activation_penalty
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.data_sources import StreamBatches
 from rnnkit.training.evaluate import evaluate
+from rnnkit.training.launch import train_job
 from rnnkit.training.run import build_model, prepare_run_dir
-from rnnkit.training.trainer import (
-    Evaluation,
-    Settings,
-    Trainer,
-    device_for,
-    quiet,
-)
+from rnnkit.training.trainer import Evaluation, Settings, device_for
 
 
 def train(
@@ -46,23 +40,11 @@ def train(
     Launched by torchrun with several processes, this trains data-parallel (distributed.py).
     """
     config.validate()
-    ranks = distributed.start(config.device)
-    trainer = None
-    try:
-        log = log if ranks.is_main else quiet
-        job = LanguageModelJob(config, Path(out), resume, log, ranks, budget_spent)
-        trainer = Trainer(job, Path(out), resume, log, ranks)
-        if config.warmup < config.warmup_steps:
-            log(
-                f"warm-up: {config.warmup} steps instead of --warmup-steps "
-                f"{config.warmup_steps}: at most a tenth of this run's {config.step_limit} steps, "
-                "so that it reaches its peak learning rate"
-            )
-        show = sys.stderr.isatty() if progress is None else progress
-        return trainer.run(progress=show and ranks.is_main)
-    finally:
-        del trainer  # it holds tensors of the process group: free them first (distributed.stop)
-        distributed.stop()
+    show = sys.stderr.isatty() if progress is None else progress
+    return train_job(
+        lambda log, ranks: LanguageModelJob(config, Path(out), resume, log, ranks, budget_spent),
+        config.device, out, resume, log, show,
+    )[1]  # fmt: skip
 
 
 class LanguageModelJob:

@@ -9,22 +9,16 @@ RUN/checkpoints/       step-NNNNNNNN/ directories (see checkpoint.py)
 RUN/data/              the training text encoded as ids (a cache, safe to delete)
 """
 
-import csv
 import json
 from pathlib import Path
-
-import torch
 
 from rnnkit.data.text import Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.models.charlm import CharLM
 from rnnkit.training.cell_record import record_cell, run_cell
-from rnnkit.training.checkpoint import (
-    CheckpointError,
-    complete_checkpoints,
-    load_chosen,
-)
-from rnnkit.training.config import ARCHITECTURE_FIELDS, TrainConfig
+from rnnkit.training.checkpoint import load_chosen, load_weights
+from rnnkit.training.config import TrainConfig
+from rnnkit.training.settings import refuse_started_run
 
 
 def is_run(path: Path) -> bool:
@@ -90,42 +84,13 @@ def validation_ids(run_dir: Path, config: TrainConfig, vocabulary: Vocabulary):
     return corpus.ids[start:end]
 
 
-def load_weights(model: torch.nn.Module, weights: dict, path: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [
-        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in weights and weights[k].shape != v.shape
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append("missing " + ", ".join(missing))
-        if unexpected:
-            parts.append("unexpected " + ", ".join(unexpected))
-        if wrong:
-            parts.append("shapes differ: " + "; ".join(wrong))
-        raise CheckpointError(
-            f"{path} does not fit the model described by config.json: " + "; ".join(parts)
-        )
-    model.load_state_dict(weights)
-
-
 def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, ranks, log):
     """Check that `config` may start (or resume) the run in `run_dir`; create it if new.
 
     Returns the saved (config, vocabulary) when resuming, else None.
     """
     if not resume:
-        # A run that was stopped before its first checkpoint has nothing to lose: it may be
-        # started again in the same directory.
-        if complete_checkpoints(run_dir):
-            raise UsageError(
-                f"{run_dir} already holds a training run; continue it with --resume "
-                f"{run_dir}, or choose a new directory with --out"
-            )
+        refuse_started_run(run_dir, "training run")
         ranks.barrier()  # every rank has looked before rank 0 creates anything
         if ranks.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,47 +98,11 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool, ranks, log
         ranks.barrier()
         return None
     saved_config, saved_vocabulary = read_run(run_dir)
-    differences = _differences(saved_config, config, ARCHITECTURE_FIELDS)
-    if differences:
-        raise UsageError(
-            f"cannot resume {run_dir} with a different architecture: {differences}. Resume "
-            "without these flags, or start a new run with --out"
-        )
     if (config.data or None) != (saved_config.data or None):
         bundled = "the bundled Tiny Shakespeare"
         raise UsageError(
             f"cannot resume {run_dir} on other data: it trained on "
             f"{saved_config.data or bundled}, not {config.data or bundled}"
         )
-    changed = _differences(saved_config, config, TrainConfig.__dataclass_fields__)
-    if changed:
-        log(f"resuming with changed settings: {changed}")
+    saved_config.resumed(run_dir, config.to_json(), log)  # a change of architecture: refused
     return saved_config, saved_vocabulary
-
-
-def _differences(old: TrainConfig, new: TrainConfig, names) -> str:
-    return "; ".join(
-        f"{name} {getattr(old, name)!r} -> {getattr(new, name)!r}"
-        for name in names
-        if getattr(old, name) != getattr(new, name)
-    )
-
-
-def start_metrics(run_dir: Path, columns: list[str]) -> None:
-    with (run_dir / "metrics.csv").open("w", newline="") as file:
-        csv.writer(file).writerow(columns)
-
-
-def truncate_metrics(run_dir: Path, step: int) -> None:
-    """Keep the metrics rows up to `step` (resuming from the checkpoint of that step)."""
-    path = run_dir / "metrics.csv"
-    rows, columns = [], ["step"]
-    if path.exists():
-        with path.open(newline="") as file:
-            reader = csv.DictReader(file)
-            rows = [r for r in reader if int(r["step"]) <= step]
-            columns = reader.fieldnames or columns
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)

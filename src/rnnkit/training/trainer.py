@@ -30,7 +30,6 @@ from rnnkit.training.averaging import WeightAverage
 from rnnkit.training.distributed import Ranks
 from rnnkit.training.optimizer import build_optimizer, optimizer_from_plain, optimizer_to_plain
 from rnnkit.training.plot import write_loss_curve
-from rnnkit.training.run import load_weights, start_metrics, truncate_metrics
 from rnnkit.training.schedule import learning_rate
 from rnnkit.training.signals import stop_on_signals
 
@@ -73,6 +72,7 @@ class Evaluation:
 
 
 class Job(Protocol):
+    config: Any  # its run's settings (a RunSettings)
     settings: Settings
     model: torch.nn.Module
     data: Any  # a data source (data_sources.py)
@@ -133,7 +133,7 @@ class Trainer:
         if resume:
             self._restore(checkpoint.load_latest_good(run_dir, warn=log))
         elif ranks.is_main:
-            start_metrics(run_dir, self.columns)
+            _start_metrics(run_dir, self.columns)
         ranks.barrier()
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -197,7 +197,9 @@ class Trainer:
     def _restore(self, found) -> None:
         path, tensors, documents = found
         averaged = "training_weights" in tensors
-        load_weights(self.model, tensors["training_weights" if averaged else "model"], path)
+        checkpoint.load_weights(
+            self.model, tensors["training_weights" if averaged else "model"], path
+        )
         optimizer_from_plain(self.optimizer, tensors["optimizer"], documents["optimizer"])
         trainer = documents["trainer"]
         saved_ranks = trainer.get("world_size", 1)
@@ -223,7 +225,7 @@ class Trainer:
         self.data.load_state(tensors["trainer"])
         self.last_checkpoint = path
         if self.ranks.is_main:  # later rows will be written again
-            truncate_metrics(self.run_dir, self.step)
+            _truncate_metrics(self.run_dir, self.step)
         self.log(f"resumed from {path} (step {self.step})")
 
     # -- one step -----------------------------------------------------------------------------
@@ -447,3 +449,23 @@ def quiet(*args) -> None:
 
 def _rounded(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def _start_metrics(run_dir: Path, columns: list[str]) -> None:
+    with (run_dir / "metrics.csv").open("w", newline="") as file:
+        csv.writer(file).writerow(columns)
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """Keep the metrics rows up to `step` (resuming from the checkpoint of that step)."""
+    path = run_dir / "metrics.csv"
+    rows, columns = [], ["step"]
+    if path.exists():
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            rows = [r for r in reader if int(r["step"]) <= step]
+            columns = reader.fieldnames or columns
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
