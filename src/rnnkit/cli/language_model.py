@@ -208,11 +208,10 @@ def run_sample(args) -> int:
 
 def run_eval(args) -> int:
     from rnnkit.data.batches import contiguous_split
-    from rnnkit.data.corpora import corpus_path
     from rnnkit.data.text import load_corpus
     from rnnkit.errors import UsageError
     from rnnkit.training.evaluate import evaluate
-    from rnnkit.training.run import load_trained_model
+    from rnnkit.training.run import load_trained_model, run_corpus
 
     model, config, vocabulary, path = load_trained_model(args.run_dir, args.checkpoint, warn=log)
     if args.data is not None:
@@ -220,12 +219,11 @@ def run_eval(args) -> int:
 
         cache = Path(tempfile.mkdtemp(prefix="rnnkit-eval-"))
         corpus = load_corpus(args.data, vocabulary.encoding, cache, vocabulary)
+        split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
         split_name = args.split or "all"
     else:
-        source = corpus_path(config.data, args.run_dir / "data")
-        corpus = load_corpus(source, vocabulary.encoding, args.run_dir / "data", vocabulary)
+        corpus, split = run_corpus(args.run_dir, config, vocabulary)
         split_name = args.split or "val"
-    split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
     ranges = {
         "train": split.train,
         "val": split.val,

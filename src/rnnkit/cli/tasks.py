@@ -114,10 +114,9 @@ def run_task(args) -> int:
         from rnnkit.errors import UsageError
 
         raise UsageError(f"{args.run_dir} was trained with --attention none: it has no alignment")
-    ended = weights.shape[0] == len(output) + 1  # the last row is the step that wrote </s>
     draw_attention(
         task.source_labels(example),
-        [*output, "</s>"] if ended else output,
+        task.attention_rows(output, weights),
         weights,
         args.out,
         title=task.show(output),

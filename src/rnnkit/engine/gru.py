@@ -27,11 +27,11 @@ from torch import Tensor
 
 from rnnkit.cells import Parameters
 from rnnkit.cells.gru import GRU
-from rnnkit.engine import (
+from rnnkit.engine import ops
+from rnnkit.engine.bptt import (
     backward_may_come,
     backward_needs_a_graph,
     input_projection,
-    ops,
     projection_backward,
     time_order,
 )

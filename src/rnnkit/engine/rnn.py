@@ -19,11 +19,11 @@ from torch import Tensor
 
 from rnnkit.cells import Parameters
 from rnnkit.cells.rnn import ElmanRNN
-from rnnkit.engine import (
+from rnnkit.engine import ops
+from rnnkit.engine.bptt import (
     backward_may_come,
     backward_needs_a_graph,
     input_projection,
-    ops,
     projection_backward,
     time_order,
 )

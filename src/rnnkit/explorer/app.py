@@ -47,6 +47,7 @@ from rnnkit.explorer.runs import (
     TaskRun,
     TextTooLong,
     check_length,
+    unit_value,
 )
 from rnnkit.training.checkpoint import CheckpointError
 
@@ -224,11 +225,7 @@ def create_app(runs: dict, text: str = "", allowed_hosts: list[str] | None = Non
             symbols, values = [], []
             until = time.monotonic() + STREAM_EVERY
             for symbol, state in generated:
-                h, c = state if isinstance(state, tuple) else (state, None)
-                if part == "c":
-                    values.append(round(float(np.tanh(float(c[layer, 0, index]))), 3))
-                else:
-                    values.append(round(float(h[layer, 0, index]), 3))
+                values.append(round(unit_value(state, part, layer, index), 3))
                 symbols.append(symbol)
                 if time.monotonic() > until:
                     break

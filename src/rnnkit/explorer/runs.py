@@ -117,14 +117,14 @@ class TaskRun:
     checkpoint: Path
 
     def info(self) -> dict:
-        from rnnkit.tasks.catalogue import ATTENTION_TASKS
+        from rnnkit.tasks.catalogue import ATTENTION_TASKS, CATALOGUE
 
         return {
             "name": self.name,
             "type": "task",
             "task": self.task.name,
             "attention": self.task.name in ATTENTION_TASKS and self.config.attention != "none",
-            "example": EXAMPLES.get(self.task.name, ""),
+            "example": CATALOGUE[self.task.name].example,
             "checkpoint": self.checkpoint.name,
         }
 
@@ -141,25 +141,24 @@ class TaskRun:
         tokens, weights = translate(self.model, example, self.vocabularies, self.config)
         answer = {"output": self.task.show(tokens), "weights": None}
         if weights is not None:
-            ended = weights.shape[0] == len(tokens) + 1  # the last row wrote </s>
             image = self.task.source_image(example)
             answer.update(
                 weights=np.asarray(weights, dtype=float).round(4).tolist(),
                 source=[str(s) for s in self.task.source_labels(example)],
-                target=[*tokens, "</s>"] if ended else list(tokens),
+                target=self.task.attention_rows(tokens, weights),
                 image=None if image is None else np.asarray(image, dtype=float).round(3).tolist(),
             )
         return answer
 
 
-EXAMPLES = {
-    "translate": "i am happy .",
-    "dates": "the 3rd of march 1994",
-    "caption": "314",
-    "pos": "The cat sat on the mat .",
-    "sentiment": "a gripping , beautifully acted film",
-    "english": "the food was",
-}
+def unit_value(state, part: str, layer: int, index: int) -> float:
+    """What the explorer colours a sampled character by: unit `index` of `layer` in the state
+    after it (states (layers, 1, H): h, or (h, c) for an LSTM); for c, tanh(c), the cell's
+    contribution to h, which lies in [-1, 1] as h does."""
+    h, c = state if isinstance(state, tuple) else (state, None)
+    if part == "c":
+        return float(np.tanh(float(c[layer, 0, index])))
+    return float(h[layer, 0, index])
 
 
 def check_length(text: str) -> None:

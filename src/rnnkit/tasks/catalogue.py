@@ -12,6 +12,7 @@ class TaskInfo:
     summary: str
     fields: tuple[str, ...]  # the TaskConfig fields that apply (they become flags)
     defaults: dict = field(default_factory=dict)  # this task's defaults for those fields
+    example: str = ""  # an input to try (the explorer's first input)
 
 
 CATALOGUE = {
@@ -31,6 +32,7 @@ CATALOGUE = {
             "lexicon": True,
             "pooling": "concat",
         },
+        example="a gripping , beautifully acted film",
     ),
     "english": TaskInfo(
         "many-to-many (language model)",
@@ -47,6 +49,7 @@ CATALOGUE = {
             "max_epochs": 4,
             "min_count": 2,
         },
+        example="the food was",
     ),
     "pos": TaskInfo(
         "many-to-many (synchronous)",
@@ -61,6 +64,7 @@ CATALOGUE = {
             "max_epochs": 8,
             "min_count": 2,
         },
+        example="The cat sat on the mat .",
     ),
     "translate": TaskInfo(
         "many-to-many (encoder–decoder)",
@@ -79,6 +83,7 @@ CATALOGUE = {
             "min_count": 2,
             "beam_width": 5,
         },
+        example="i am happy .",
     ),
     "dates": TaskInfo(
         "many-to-many (encoder–decoder)",
@@ -95,6 +100,7 @@ CATALOGUE = {
             "min_lr": 2.5e-4,
             "max_epochs": 2,
         },
+        example="the 3rd of march 1994",
     ),
     "caption": TaskInfo(
         "one-to-many",
@@ -110,6 +116,7 @@ CATALOGUE = {
             "lr": 3e-3,
             "max_epochs": 8,
         },
+        example="314",
     ),
 }
 

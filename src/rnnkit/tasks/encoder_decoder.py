@@ -50,6 +50,12 @@ class EncoderDecoderTask(Task):
         """The attention map's column labels for a source."""
         return list(example[0])
 
+    def attention_rows(self, output: list[str], weights) -> list[str]:
+        """The attention map's row labels: the output tokens, and </s> when the last row of
+        `weights` is the step that wrote it (decoding stopped at </s>, not at the limit)."""
+        ended = weights.shape[0] == len(output) + 1
+        return [*output, "</s>"] if ended else list(output)
+
     def source_image(self, example):
         """A picture of the source drawn above the attention map (captioning), or None."""
         return None

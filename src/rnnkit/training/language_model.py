@@ -17,16 +17,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rnnkit.data.batches import TrainingChunks, contiguous_split
-from rnnkit.data.corpora import corpus_path
-from rnnkit.data.text import load_corpus
+from rnnkit.data.batches import TrainingChunks
 from rnnkit.models.charlm import count_parameters
 from rnnkit.training.activation_penalty import activation_penalty
 from rnnkit.training.config import TrainConfig
 from rnnkit.training.data_sources import StreamBatches
 from rnnkit.training.evaluate import evaluate
 from rnnkit.training.launch import train_job
-from rnnkit.training.run import build_model, prepare_run_dir
+from rnnkit.training.run import build_model, prepare_run_dir, run_corpus
 from rnnkit.training.trainer import Evaluation, Settings, device_for
 
 
@@ -73,12 +71,10 @@ class LanguageModelJob:
         vocabulary = saved[1] if saved else None
         if not ranks.is_main:
             ranks.barrier()  # rank 0 encodes the text; the others then read its cache
-        data_path = corpus_path(config.data, run_dir / "data")
-        corpus = load_corpus(data_path, config.encoding, run_dir / "data", vocabulary)
+        corpus, split = run_corpus(run_dir, config, vocabulary)
         if ranks.is_main:
             ranks.barrier()
         self.vocabulary = corpus.vocabulary
-        split = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
         self.train_ids = corpus.ids[split.train[0] : split.train[1]]
         self.val_ids = corpus.ids[split.val[0] : split.val[1]]
         if config.eval_chars:

@@ -72,15 +72,24 @@ def load_trained_model(run_dir: Path, which: str = "best", warn=print):
     return model, config, vocabulary, path
 
 
-def validation_ids(run_dir: Path, config: TrainConfig, vocabulary: Vocabulary):
-    """The ids of a run's validation split (memory-mapped), as training measured it."""
+def run_corpus(run_dir: Path, config: TrainConfig, vocabulary: Vocabulary | None = None):
+    """(the run's own text encoded as ids, its train / validation / test split) as training
+    cut it: the one place the split is made. The ids are cached in RUN/data; vocabulary None
+    builds it from the text (a new run)."""
     from rnnkit.data.batches import contiguous_split
     from rnnkit.data.corpora import corpus_path
     from rnnkit.data.text import load_corpus
 
+    encoding = vocabulary.encoding if vocabulary is not None else config.encoding
     source = corpus_path(config.data, run_dir / "data")
-    corpus = load_corpus(source, vocabulary.encoding, run_dir / "data", vocabulary)
-    start, end = contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction).val
+    corpus = load_corpus(source, encoding, run_dir / "data", vocabulary)
+    return corpus, contiguous_split(len(corpus.ids), config.val_fraction, config.test_fraction)
+
+
+def validation_ids(run_dir: Path, config: TrainConfig, vocabulary: Vocabulary):
+    """The ids of a run's validation split (memory-mapped), as training measured it."""
+    corpus, split = run_corpus(run_dir, config, vocabulary)
+    start, end = split.val
     return corpus.ids[start:end]
 
 
