@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast test-course course course-docs lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,26 @@ demo: $(VENV)/.installed
 # exact times depend on the machine). Each worker builds the session fixtures (tiny
 # trained runs) once.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 -m "not course"
 
 # The quick tier for your own loop (under a minute on 2 cores): everything not marked slow.
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not course"
+
+# The course (course/NN_name.py, jupytext percent files): `make course` opens them in Jupyter
+# as notebooks (course/notebooks/, made where missing, so your edits there stay);
+# `make test-course` executes every one with its assertions (CI runs it after `make test`);
+# `make course-docs` executes them again and writes the pages in docs/course/.
+course: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,course]"
+	$(BIN)/python course/build.py notebooks
+	$(BIN)/jupyter notebook course/notebooks
+
+test-course: $(VENV)/.installed
+	$(BIN)/python -m pytest -n 2 -m course tests/test_course.py
+
+course-docs: $(VENV)/.installed
+	$(BIN)/python course/build.py docs
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -12,10 +12,9 @@ import numpy as np
 
 def draw_attention(source, target, weights, path: Path, title: str = "", image=None) -> None:
     """source: S column labels; target: T row labels; weights: (T, S); image: (H, S) or None."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: drawing a file never changes the backend of the
+    # program that called it (a notebook keeps its inline plots)
+    from matplotlib.figure import Figure
 
     weights = np.asarray(weights, dtype=float)
     rows, columns = weights.shape
@@ -23,10 +22,12 @@ def draw_attention(source, target, weights, path: Path, title: str = "", image=N
     width = min(16.0, 2.5 + cell * columns)
     height = min(12.0, 1.5 + 0.32 * rows + (1.2 if image is not None else 0.0))
     if image is None:
-        figure, axis = plt.subplots(figsize=(width, height), dpi=110)
+        figure = Figure(figsize=(width, height), dpi=110)
+        axis = figure.subplots()
     else:
-        figure, (top, axis) = plt.subplots(
-            2, 1, figsize=(width, height), dpi=110, sharex=True,
+        figure = Figure(figsize=(width, height), dpi=110)
+        top, axis = figure.subplots(
+            2, 1, sharex=True,
             gridspec_kw={"height_ratios": [np.asarray(image).shape[0], rows]},
         )  # fmt: skip
         top.imshow(np.asarray(image), cmap="gray_r", aspect="auto")
@@ -43,4 +44,3 @@ def draw_attention(source, target, weights, path: Path, title: str = "", image=N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)

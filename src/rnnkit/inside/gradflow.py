@@ -206,10 +206,9 @@ def format_report(flows: list[GradientFlow], clip_norm: float) -> str:
 def plot(flows: list[GradientFlow], clip_norm: float, png) -> None:
     """One log-scale PNG: left the cell types, right the RNN at each spectral radius (with the
     clipped gradient dashed where clipping changes it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: drawing a file never changes the backend of the
+    # program that called it (a notebook keeps its inline plots)
+    from matplotlib.figure import Figure
 
     cells = [f for f in flows if "ρ=" not in f.label]
     radii = [f for f in flows if "ρ=" in f.label]
@@ -221,7 +220,8 @@ def plot(flows: list[GradientFlow], clip_norm: float, png) -> None:
         )
         if group
     ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), dpi=100)
+    figure = Figure(figsize=(6.5 * len(panels), 4.5), dpi=100)
+    axes = figure.subplots(1, len(panels))
     axes = [axes] if len(panels) == 1 else list(axes)
     for axis, (title, group) in zip(axes, panels, strict=True):
         for flow in group:
@@ -243,4 +243,3 @@ def plot(flows: list[GradientFlow], clip_norm: float, png) -> None:
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(png)
-    plt.close(figure)

@@ -227,13 +227,13 @@ def format_table(results: list[dict], cells: list[str]) -> str:
 
 def plot(results: list[dict], png) -> None:
     """One panel per task: the metric against the delay, one line per cell type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: drawing a file never changes the backend of the
+    # program that called it (a notebook keeps its inline plots)
+    from matplotlib.figure import Figure
 
     tasks = list(dict.fromkeys(r["task"] for r in results))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), dpi=100)
+    figure = Figure(figsize=(6 * len(tasks), 4), dpi=100)
+    axes = figure.subplots(1, len(tasks))
     axes = [axes] if len(tasks) == 1 else list(axes)
     for axis, task in zip(axes, tasks, strict=True):
         for cell in dict.fromkeys(r["cell"] for r in results):
@@ -263,4 +263,3 @@ def plot(results: list[dict], png) -> None:
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(png)
-    plt.close(figure)

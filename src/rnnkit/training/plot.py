@@ -7,10 +7,9 @@ from pathlib import Path
 def write_loss_curve(
     metrics_csv: Path, png: Path, ylabel: str = "loss (nats per character)"
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: drawing a file never changes the backend of the
+    # program that called it (a notebook keeps its inline plots)
+    from matplotlib.figure import Figure
 
     steps, train, val_steps, val = [], [], [], []
     with metrics_csv.open(newline="") as file:
@@ -23,7 +22,8 @@ def write_loss_curve(
                 val.append(float(row["val_loss"]))
     if not steps:
         return
-    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
+    figure = Figure(figsize=(7, 4), dpi=100)
+    axis = figure.subplots()
     axis.plot(steps, train, linewidth=0.8, alpha=0.7, label="train (per batch)")
     if val:
         axis.plot(val_steps, val, marker="o", linewidth=1.5, label="validation (full pass)")
@@ -34,5 +34,4 @@ def write_loss_curve(
     figure.tight_layout()
     temporary = png.with_suffix(".tmp.png")
     figure.savefig(temporary)
-    plt.close(figure)
     temporary.replace(png)
