@@ -8,7 +8,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "rnnkit"
 COURSE = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "course").glob("[0-9][0-9]_*.py"))
-DOCS = ["README.md", "docs/architecture.md", "docs/cells.md", *COURSE]
+PAGES = [
+    "README.md",
+    *(f"docs/{name}.md" for name in ("architecture", "cells", "language-model", "tasks", "layers")),
+]
+DOCS = [*PAGES, *COURSE]
 NAMED = re.compile(r"(?<![\w./*-])((?:[\w-]+/)*[\w-]+\.(?:py|cpp|h|md|json|jsonl|toml))\b")
 # Files a run or a user makes, and placeholders: named in the docs, never in the repository.
 NOT_OURS = {"config.json", "task.json", "vocab.json", "test_metrics.json", "cell.json",

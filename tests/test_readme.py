@@ -1,4 +1,4 @@
-"""The README's Python example runs as written."""
+"""The Python examples of the README and the pages it points to run as written."""
 
 import re
 from pathlib import Path
@@ -7,12 +7,15 @@ import pytest
 
 pytestmark = pytest.mark.slow  # subprocesses and training runs: `make test` runs them
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["README.md", "docs/layers.md", "docs/tasks.md"]
 
 
-def test_readme_example_runs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", PAGES)
+def test_python_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the examples write run directories
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-    assert blocks, "README.md has no Python example"
+    path = ROOT / page
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL)
+    assert blocks, f"{page} has no Python example"
     for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+        exec(compile(block, str(path), "exec"), {})
