@@ -10,7 +10,9 @@ from torch.nn.utils.rnn import pack_sequence
 import rnnkit
 
 
-def layer_pair(kind, *args, **kwargs):
+def theirs_and_ours(kind, *args, **kwargs):
+    """(torch.nn layer, rnnkit layer) of the same arguments, in that order; the weights are not
+    copied, since these tests only need both to refuse the same input with the same message."""
     torch.manual_seed(0)
     theirs = getattr(nn, kind)(*args, **kwargs)
     ours = getattr(rnnkit, kind)(*args, **kwargs)
@@ -62,7 +64,7 @@ LAYER_CALLS = {
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", LAYER_CALLS)
 def test_layer_call_errors_are_torch_nns(kind, case):
-    theirs, ours = layer_pair(kind, 5, 3, num_layers=2)
+    theirs, ours = theirs_and_ours(kind, 5, 3, num_layers=2)
     inputs = LAYER_CALLS[case](kind)
     # torch.nn.LSTM does not check packed data's dimensions: its kernel fails on a broadcast.
     text_is_torchs = not (kind == "LSTM" and case == "packed data of 3-D")
@@ -112,14 +114,14 @@ CELL_CALLS = {
 @pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
 @pytest.mark.parametrize("case", CELL_CALLS)
 def test_cell_call_errors_are_torch_nns(kind, case):
-    theirs, ours = layer_pair(kind, 5, 3)
+    theirs, ours = theirs_and_ours(kind, 5, 3)
     inputs = CELL_CALLS[case](kind.removesuffix("Cell"))
     assert_same_error(lambda: theirs(*inputs), lambda: ours(*inputs))
 
 
 @pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
 def test_a_cell_of_hidden_size_zero_works_as_torch_nns(kind):
-    theirs, ours = layer_pair(kind, 5, 0)
+    theirs, ours = theirs_and_ours(kind, 5, 0)
     x = torch.randn(2, 5)
     expected, got = theirs(x), ours(x)
     for e, g in zip(
