@@ -1,6 +1,8 @@
 """`rnnkit cells` and `rnnkit viz`: the features, the ranking on a feature whose answer is known,
 and the HTML page (parses, one span per character, escaped, nothing external)."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from rnnkit.cli import main
 from rnnkit.errors import UsageError
 from rnnkit.inside import viz
-from rnnkit.inside.cell_ranking import rank_cells, roc_auc
+from rnnkit.inside.cell_ranking import CellRanking, rank_cells, roc_auc
 from rnnkit.inside.features import feature_values
 
 CODE = 'def f(x):\n    s = "a(b" + \'c\'  # note "q"\n    return [s, (x)]\n'
@@ -166,3 +168,29 @@ def test_ranking_every_cell_at_once_equals_counting_pairs_one_cell_at_a_time():
             correlation = np.corrcoef(values, numeric)[0, 1]
             assert r[layer, cell].score == pytest.approx(abs(correlation), abs=1e-12)
             assert r[layer, cell].sign == (1 if correlation >= 0 else -1)
+
+
+def test_one_ranking_asked_from_many_threads_at_once_gives_each_the_answer_alone():
+    """The explorer serves requests on several threads with one ranking per text: the first
+    to need the centred rows or the ranks makes them, and no thread sees them half made."""
+    rng = np.random.default_rng(2)
+    activations = rng.standard_normal((2, 4000, 64)).astype(np.float32)
+    numeric = rng.integers(0, 4, 4000).astype(float)
+    labels = (rng.random(4000) > 0.6).astype(float)
+    alone = [
+        rank_cells(activations, numeric, "brackets"),
+        rank_cells(activations, labels, "quotes"),
+    ]
+    for _ in range(5):
+        ranking = CellRanking(activations)
+        start = threading.Barrier(8)
+
+        def ask(k, ranking=ranking, start=start):
+            start.wait()
+            return (
+                ranking.rank(numeric, "brackets") if k % 2 == 0 else ranking.rank(labels, "quotes")
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(8)))
+        assert all(answer == alone[k % 2] for k, answer in enumerate(answers))

@@ -8,6 +8,7 @@ numeric feature (brackets, line-position, indent):  |Pearson correlation| betwee
     activation and the feature, with its sign.
 """
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,21 +103,33 @@ class CellRanking:
         # float64.
         self.rows = rows.astype(np.promote_types(rows.dtype, np.float32))
         self._ranks: SortedRows | None = None
-        self._centred: np.ndarray | None = None
+        self._centred_and_norms: tuple[np.ndarray, np.ndarray] | None = None
+        # The explorer answers requests on several threads with one ranking per model: the
+        # first request to need the ranks or the centred rows makes them while the others wait,
+        # and each is stored whole, so none reads a half-made one.
+        self._making = threading.Lock()
+
+    def _sorted_rows(self) -> SortedRows:
+        with self._making:
+            if self._ranks is None:
+                self._ranks = SortedRows(self.rows)
+            return self._ranks
+
+    def _centred_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._making:
+            if self._centred_and_norms is None:
+                rows = self.rows.astype(np.float64)
+                centred = rows - rows.mean(axis=1, keepdims=True)
+                self._centred_and_norms = centred, np.sqrt((centred**2).sum(axis=1))
+            return self._centred_and_norms
 
     def rank(self, feature: np.ndarray, name: str) -> list[CellScore]:
         """feature (T,) -> every cell, best first."""
         if name in BINARY:
-            if self._ranks is None:
-                self._ranks = SortedRows(self.rows)
-            auc = auc_from_ranks(self._ranks, feature)
+            auc = auc_from_ranks(self._sorted_rows(), feature)
             scores, signs = np.maximum(auc, 1 - auc), np.where(auc >= 0.5, 1, -1)
         else:
-            if self._centred is None:
-                rows = self.rows.astype(np.float64)
-                self._centred = rows - rows.mean(axis=1, keepdims=True)
-                self._norms = np.sqrt((self._centred**2).sum(axis=1))
-            r = correlations(self._centred, self._norms, feature)
+            r = correlations(*self._centred_rows(), feature)
             scores, signs = np.abs(r), np.where(r >= 0, 1, -1)
         order = np.argsort(-scores, kind="stable")
         return [
