@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.training.budget import choose, curves, predicted_loss
+from rnnkit.training.budget import another_step_fits, choose, curves, predicted_loss
 
 SHAKESPEARE = 1_115_394
 SLOW = {"1x256": 0.062, "1x512": 0.167, "2x512": 0.407}  # 1 thread here, ms per step / 1000
@@ -40,6 +40,12 @@ def test_the_curves_interpolate_in_log_steps_and_hold_beyond_the_last_point():
 def test_the_probe_costs_what_it_measured_and_the_choice_counts_it():
     choice = choose(2, SLOW, SHAKESPEARE, probe_seconds=3.0)
     assert choice.steps["1x256"] == int((120 - 3.0) / SLOW["1x256"])
+
+
+def test_the_probe_stops_a_size_before_a_step_that_would_end_past_its_share():
+    assert another_step_fits(now=10.0, until=10.5, last_step=0.4)
+    assert not another_step_fits(now=10.2, until=10.5, last_step=0.4)  # would end at 10.6
+    assert not another_step_fits(now=10.6, until=10.5, last_step=0.01)
 
 
 @pytest.mark.slow

@@ -145,7 +145,8 @@ def probe(config, vocabulary_size: int, device: torch.device, seconds: float) ->
     """Seconds per training step of each candidate here: a CharLM at its size, AdamW, a
     random batch of the run's shape; the median of the steps after a warm-up one, within
     ``seconds`` in all (a size that cannot fit a warm-up and one timed step in its share
-    still gets them: the only overshoot)."""
+    still gets them: the only overshoot). A size stops before a step that would end past its
+    share."""
     from rnnkit.models.charlm import CharLM
 
     generator = torch.Generator().manual_seed(0)
@@ -175,10 +176,17 @@ def probe(config, vocabulary_size: int, device: torch.device, seconds: float) ->
                 torch.cuda.synchronize(device)
             if k > 0:  # the first step builds and warms up
                 times.append(time.perf_counter() - begin)
-            if times and time.perf_counter() >= until:
+            if times and not another_step_fits(time.perf_counter(), until, times[-1]):
                 break
         measured[size] = statistics.median(times)
     return measured
+
+
+def another_step_fits(now: float, until: float, last_step: float) -> bool:
+    """Whether one more step, as long as the last, would end by ``until``: stopping only once
+    past it would overshoot each size's share by up to a step (a large model's step is a
+    large part of a short budget's share)."""
+    return now + last_step <= until
 
 
 PROBE_VOCABULARY = 100  # a character vocabulary's usual size: the output layer of the probe
