@@ -25,7 +25,14 @@ DEMO_RUN := runs/demo
 # The model, chunk length, dropout and learning rates are the defaults for a short --time-budget.
 DEMO_TRAIN := --time-budget 2
 
-demo: $(VENV)/.installed
+# The C++ time loops (src/rnnkit/engine/kernels) are compiled here, once, rather than inside
+# the first test or training that needs them; the build is cached per CPU and torch version
+# (src/rnnkit/engine/compiled.py), and without a compiler rnnkit runs its Python loops.
+$(VENV)/.kernels: $(VENV)/.installed $(wildcard src/rnnkit/engine/kernels/*)
+	$(BIN)/python -m rnnkit.engine.compiled
+	touch $@
+
+demo: $(VENV)/.kernels
 	$(BIN)/rnnkit demo
 	rm -rf $(DEMO_RUN)
 	$(BIN)/rnnkit train --out $(DEMO_RUN) $(DEMO_TRAIN)
@@ -36,11 +43,11 @@ demo: $(VENV)/.installed
 # Two worker processes (pytest-xdist): on 2 cores they take about half the time of one (the
 # exact times depend on the machine). Each worker builds the session fixtures (tiny
 # trained runs) once.
-test: $(VENV)/.installed
+test: $(VENV)/.kernels
 	$(BIN)/python -m pytest -n 2 -m "not course"
 
 # The quick tier for your own loop (under a minute on 2 cores): everything not marked slow.
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.kernels
 	$(BIN)/python -m pytest -q -m "not slow and not course"
 
 # The course (course/NN_name.py, jupytext percent files): `make course` opens them in Jupyter
@@ -52,10 +59,10 @@ course: $(VENV)/.installed
 	$(BIN)/python course/build.py notebooks
 	$(BIN)/jupyter notebook course/notebooks
 
-test-course: $(VENV)/.installed
+test-course: $(VENV)/.kernels
 	$(BIN)/python -m pytest -n 2 -m course tests/test_course.py
 
-course-docs: $(VENV)/.installed
+course-docs: $(VENV)/.kernels
 	$(BIN)/python course/build.py docs
 
 lint: $(VENV)/.installed

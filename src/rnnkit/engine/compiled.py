@@ -157,3 +157,11 @@ def _build_tag() -> str:
     except OSError:
         pass
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+if __name__ == "__main__":  # `python -m rnnkit.engine.compiled`: build now (make does, once)
+    print(
+        "rnnkit's C++ loops: built and cached"
+        if loops() is not None
+        else "rnnkit's C++ loops: not used here; the Python loops run"
+    )
