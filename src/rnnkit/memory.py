@@ -9,9 +9,13 @@ mmap threshold and the trim threshold keeps freed blocks in the heap for the nex
 cost is that the process keeps its peak memory until it exits.
 
 ``rnnkit``'s commands call :func:`reuse_large_allocations` at start; code that uses the library
-may call it too. It does nothing outside glibc. On glibc 2.36 with torch 2.13 it has no effect
-that can be seen: a freed 100 MB tensor comes back with one page fault per page either way
-(tests/test_cli.py holds this as an expected failure, so that the day it works is noticed).
+may call it too. It does nothing outside glibc. What it guarantees is that large blocks come
+from the heap instead of a fresh mapping each (tests/test_cli.py checks this). Whether a freed
+block's pages then serve the next block of the same size is not guaranteed: torch asks for
+64-byte-aligned blocks (``posix_memalign``), and glibc serves an aligned request from a free
+chunk only if it is larger than the block by the alignment, so a freed block is reused when it
+merges with free memory beside it (the heap's top) and not when a small allocation has landed
+after it; then the heap grows and the new pages fault as before.
 """
 
 import ctypes
