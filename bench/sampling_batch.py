@@ -14,6 +14,30 @@ from rnnkit.generation.sampling import generate, generate_many
 from rnnkit.models.charlm import CharLM
 
 
+def characters_per_second(
+    model, length: int, num_samples: int, repetitions: int
+) -> tuple[float, float]:
+    """(one sample's, ``num_samples`` at once's) characters per second, medians of interleaved
+    rounds after a warm-up round."""
+    prime = [1, 2, 3]
+    seeds = list(range(num_samples))
+
+    def one():
+        return sum(1 for _ in generate(model, prime, length, seed=0))
+
+    def many():
+        return sum(len(s) for s in generate_many(model, prime, length, seeds))
+
+    rates: tuple[list[float], list[float]] = ([], [])
+    for repetition in range(repetitions + 1):  # the first round warms up
+        for rate, function in zip(rates, (one, many), strict=True):
+            started = time.perf_counter()
+            characters = function()
+            if repetition:
+                rate.append(characters / (time.perf_counter() - started))
+    return statistics.median(rates[0]), statistics.median(rates[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden-size", type=int, default=512)
@@ -24,29 +48,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = CharLM(65, "lstm", 64, args.hidden_size, args.num_layers).eval()
-    prime = [1, 2, 3]
-    seeds = list(range(args.num_samples))
-
-    def one():
-        return sum(1 for _ in generate(model, prime, args.length, seed=0))
-
-    def many():
-        return sum(len(s) for s in generate_many(model, prime, args.length, seeds))
-
-    rates = {"1 sample": [], f"{args.num_samples} samples at once": []}
-    for repetition in range(args.repetitions + 1):  # the first round warms up
-        for name, function in zip(rates, (one, many), strict=True):
-            started = time.perf_counter()
-            characters = function()
-            if repetition:
-                rates[name].append(characters / (time.perf_counter() - started))
+    one, many = characters_per_second(model, args.length, args.num_samples, args.repetitions)
     print(f"LSTM {args.num_layers}x{args.hidden_size}, {args.length} characters per sample, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    for name, median in medians.items():
-        print(f"| {name} | {median:,.0f} characters/s |")
-    first, second = medians.values()
-    print(f"ratio: {second / first:.2f}x the characters per second of one sample")
+    print(f"| 1 sample | {one:,.0f} characters/s |")
+    print(f"| {args.num_samples} samples at once | {many:,.0f} characters/s |")
+    print(f"ratio: {many / one:.2f}x the characters per second of one sample")
 
 
 if __name__ == "__main__":
