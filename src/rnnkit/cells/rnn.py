@@ -14,11 +14,12 @@ class ElmanRNN(Cell):
     name = "rnn"
     paper = "Elman, Finding structure in time, Cognitive Science 1990"
     gates = ("h",)
-    kernel = "rnn"  # its registered fast paths (rnnkit.engine.routing)
 
     def __init__(self, nonlinearity: str = "tanh") -> None:
         self.nonlinearity = nonlinearity
         self.activation = torch.tanh if nonlinearity == "tanh" else torch.relu
+        # its registered fast paths (engine/registered.py): one set per activation
+        self.kernel = f"rnn_{nonlinearity}"
 
     def step(self, x, hh, state, p):
         (h,) = state

@@ -8,5 +8,6 @@ ops.py           their time loops as custom operators; compiled.py builds the C+
 second_order.py  the differentiable backward that second-order gradients take
 scan.py          a linear cell's recurrence solved at once (sequential or parallel scan)
 cell_loop.py     any cell's loop as one custom operator (torch.compile, torch.export)
+traced.py        any cell's step traced into ATen operators that a C++ loop runs (eager CPU)
 bptt.py          what the hand-written BPTT of every cell shares
 """

@@ -46,7 +46,11 @@ equations, one pass over the gates a step. A linear cell (h_t = a_t ⊙ h_{t-1} 
 and minLSTM: cells/linear.py) computes a and b for every step at once and solves the
 recurrence by a scan (engine/scan.py): sequential on the CPU, where it is the faster of the
 two (docs/performance.md), parallel on CUDA; under jit.trace, the ONNX exporters and torch.func's
-transforms, or when recording, it runs its step. Every other cell always runs its own step.
+transforms, or when recording, it runs its step. Every other cell runs its own step: where the
+C++ steps would serve a registered cell (and nothing is recorded, no exporter or transform
+watches), the step traced once into the ATen operators it calls, which a C++ loop runs
+(loop "traced", engine/traced.py: the same operators, so the same values and gradients, without
+a trip through Python per operation), else the Python step itself.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
@@ -104,7 +108,9 @@ class Route:
                (the cell's step under autograd)
     loop       how the reference's time loop runs: "python" (the cell's own step, any cell),
                "cpp" (the registered C++ steps, which autograd records), "cpp_inference"
-               (the registered C++ inference loop: nothing needs a gradient), or for a linear
+               (the registered C++ inference loop: nothing needs a gradient), "traced" (any
+               other cell's step traced into ATen operators that a C++ loop runs, which
+               autograd records: engine/traced.py), or for a linear
                cell "scan" (one multiply-add per step, a custom operator) or "parallel_scan"
                (log2(T) rounds of tensor operations: CUDA), or under torch.compile and
                torch.export "operator" (any cell's step loop as one custom operator,
@@ -244,6 +250,8 @@ def route(requested: str, call: Call) -> Route:
         elif call.kernel is not None and call.cpp_steps and not call.recording:
             inference = not (call.needs_gradient or call.projected)
             loop = "cpp_inference" if inference else "cpp"
+        elif call.cpp_steps and not (call.recording or onnx_or_jit() or transforming()):
+            loop = "traced"  # any other cell: its step traced once, run by a C++ loop
     return Route(engine, loop, per_layer=call.variational, trace=trace)
 
 

@@ -123,12 +123,9 @@ REGISTERED: dict[str, FastPaths] = {
 def kernel_of(cell: Cell) -> str | None:
     """The registered name of this definition's fast paths, or None. Only the built-in class
     itself qualifies: a subclass (a user's LSTM with its own step) runs its own step."""
-    kernel = getattr(cell, "kernel", None)
-    if type(cell) is not {"lstm": LSTM, "gru": GRU, "rnn": ElmanRNN}.get(kernel):
+    if type(cell) not in (LSTM, GRU, ElmanRNN):
         return None
-    if kernel == "rnn":
-        return f"rnn_{cell.nonlinearity}"  # type: ignore[attr-defined]
-    return kernel if kernel in REGISTERED else None
+    return cell.kernel if cell.kernel in REGISTERED else None
 
 
 def fast_paths(cell: Cell) -> FastPaths | None:

@@ -25,7 +25,9 @@ from torch import Tensor
 
 from rnnkit.cells import Parameters
 from rnnkit.engine import compiled
+from rnnkit.engine.dispatch import cell_steps
 from rnnkit.engine.registered import REGISTERED, kernel_of
+from rnnkit.engine.traced import traced_step
 from rnnkit.models.charlm import CharLM, State
 
 
@@ -42,6 +44,8 @@ class Stepper:
         self.cell = layer.cell
         self.kernel = kernel_of(layer.cell)
         self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
+        self.extra_named: list[dict[str, Tensor]] = []  # the cell's own parameters, by name
+        self.extra_values: list[list[Tensor]] = []  # the same, in order, for the traced step
         for weights in layer._direction_weights():
             w = weights[0]
             bias, b_hh = w.b_ih, w.b_hh
@@ -57,6 +61,8 @@ class Stepper:
             self.bias.append(bias.detach())
             self.b_hh.append(None if b_hh is None else b_hh.detach().contiguous())
             self.extra.append(Parameters({k: v.detach() for k, v in w.extra.items()}))
+            self.extra_named.append({k: v.detach() for k, v in w.extra.items()})
+            self.extra_values.append(list(self.extra_named[-1].values()))
         # The first layer reads an embedding: fold it into its input projection.
         self.table = torch.addmm(self.bias[0], model.embedding.weight, self.w_ih[0].t())
         self.head_weight = model.head.weight.detach()
@@ -99,12 +105,24 @@ class Stepper:
     def head(self, h: Tensor) -> Tensor:
         return torch.addmm(self.head_bias, h, self.head_weight.t())  # (N, V)
 
+    def traced_step(self, layer: int, x_proj: Tensor, hh: Tensor | None, state):
+        """The cell's step traced into ATen operators (engine/traced.py) for this layer, or
+        None where the C++ steps are not used or the step cannot be traced."""
+        loops = cell_steps(x_proj)
+        if loops is None:
+            return None
+        width = None if hh is None else hh.shape[-1]
+        return traced_step(loops, self.cell, x_proj, width, state, self.extra_named[layer])
+
     def layer_step(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
         """One layer's step: the registered loop for one step where the cell has one (the
         recurrent product and the gates in one call), else the cell's own step."""
         w_hh = self.w_hh[layer]
         if self.kernel is None:
             hh = None if w_hh is None else F.linear(state[0], w_hh, self.b_hh[layer])
+            traced = self.traced_step(layer, x_proj, hh, state)
+            if traced is not None:  # the cell's step traced once, run in C++
+                return tuple(traced.run(x_proj, hh, list(state), self.extra_values[layer]))
             new_state, _ = self.cell.run_step(x_proj, hh, state, self.extra[layer])
             return new_state
         registered = REGISTERED[self.kernel]

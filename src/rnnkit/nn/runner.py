@@ -28,6 +28,7 @@ from rnnkit.engine.cell_loop import cell_loop
 from rnnkit.engine.dispatch import Route, cell_steps
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.engine.registered import fast_paths
+from rnnkit.engine.traced import traced_step
 from rnnkit.nn.dropout import mask_packed_rows, sequence_mask
 from rnnkit.nn.recurrence import (
     DirectionWeights,
@@ -144,7 +145,7 @@ def _time_major(route: Route, stack: Stack, data: Tensor, initial_state: State):
 def _reference(route, stack, data, sizes, initial_state, records, probe):
     """The cell's step per time step over a packed batch (N, I), direction by direction."""
     registered = fast_paths(stack.cell)
-    compiled = cell_steps(data) if route.loop in ("cpp", "cpp_inference") else None
+    compiled = cell_steps(data) if route.loop in ("cpp", "cpp_inference", "traced") else None
     loop = compiled.packed_inference if route.loop == "cpp_inference" else None
 
     def direction(layer_input, initial, weights, reverse, layer, index):
@@ -158,7 +159,16 @@ def _reference(route, stack, data, sizes, initial_state, records, probe):
             output, *final = loop(registered.cpp_code, x_proj, sizes, initial[0], cell_state,
                                   weights.w_hh, weights.b_hh, reverse)  # fmt: skip
             return output, tuple(final)
-        if compiled is not None:
+        if compiled is not None and route.loop == "traced":
+            width = None if weights.w_hh is None else weights.w_hh.shape[0]
+            step = traced_step(compiled, stack.cell, x_proj, width, initial, weights.extra)
+            if step is not None:  # else the step could not be traced: its own step runs
+                output, *final = compiled.traced_direction(
+                    step, x_proj, sizes, list(initial), weights.w_hh, weights.b_hh,
+                    list(weights.extra.values()), reverse,
+                )  # fmt: skip
+                return output, tuple(final)
+        elif compiled is not None:
             return compiled_direction(
                 compiled, registered.cpp_code, weights, x_proj, sizes, initial, reverse
             )

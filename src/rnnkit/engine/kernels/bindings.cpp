@@ -4,6 +4,8 @@
 
 #include "loops.h"
 
+void bind_traced_steps(pybind11::module& m);  // traced_steps.cpp
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, "LSTM forward time loop");
   m.def("lstm_backward", &lstm_backward, "LSTM backward time loop");
@@ -20,4 +22,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");
+  bind_traced_steps(m);
 }

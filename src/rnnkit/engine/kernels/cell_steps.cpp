@@ -1,8 +1,9 @@
-// One step of each cell: the equations of rnnkit/nn/equations.py written as ATen calls from
-// C++. rnnkit's cells (rnnkit/nn/cells.py) call the *_cell_step functions; the layers'
-// step-by-step reference engine (rnnkit/nn/recurrence.py), which has every step's input
-// projection already, calls packed_direction (at the end of this file), the loop over one
-// direction whose steps are the *_projected_step functions.
+// One step of each built-in cell: the equations of rnnkit/cells/rnn.py, lstm.py and gru.py
+// written as ATen calls from C++. rnnkit's cells (rnnkit/nn/cells.py) call the *_cell_step
+// functions; the layers' step-by-step reference engine (rnnkit/nn/recurrence.py), which has
+// every step's input projection already, calls packed_direction (at the end of this file): the
+// loop over one direction, packed_loop, whose steps are the *_projected_step functions (any
+// other cell's traced step runs in the same loop: traced_steps.cpp).
 // rnnkit/engine/dispatch.py (cell_steps) says when these run.
 //
 // Autograd records each call as it records the Python reference's, so the gradients, second
@@ -71,25 +72,18 @@ at::Tensor gru_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Ten
   return gru_projected_step(at::linear(x, w_ih, b_ih), h, w_hh, b_hh);
 }
 
-// One direction of one layer over a packed batch: rnnkit/nn/recurrence.py's run_direction with
-// every step one of the *_projected_step functions, the loop in C++ too. Autograd records the
-// steps and the slicing, so the gradients are those of the Python loop. (When nothing needs a
-// gradient, rnnkit/engine/dispatch.py routes the call to packed_inference.cpp instead.)
-//   kind: a CellKind (loops.h). x_proj: (N, G·H), the input projection of
-//   every step in packed order; batch_sizes: the T sizes (non-increasing); h0, c0 (LSTM only):
-//   (B, ·). Returns the outputs (N, P) in packed order, the final h and (LSTM) the final c,
-//   each (B, ·): a sequence's final state is the one after its own last step.
-std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
-                                         const std::vector<int64_t>& batch_sizes,
-                                         const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
-                                         const at::Tensor& w_hh,
-                                         const c10::optional<at::Tensor>& b_hh,
-                                         const c10::optional<at::Tensor>& w_hr, bool reverse) {
+// The loop of one direction over a packed batch, rnnkit/nn/recurrence.py's run_direction in C++:
+// x_proj (N, G·H), the input projection of every step in packed order; batch_sizes: the T sizes
+// (non-increasing); initial: the state, each (B, ·); step(x_proj_t, state) -> state. Returns the
+// outputs (N, ·) in packed order, then the final state, each (B, ·): a sequence's final state
+// is the one after its own last step. Autograd records the steps and the slicing, so the
+// gradients are those of the Python loop.
+std::vector<at::Tensor> packed_loop(const at::Tensor& x_proj,
+                                    const std::vector<int64_t>& batch_sizes,
+                                    const std::vector<at::Tensor>& initial, bool reverse,
+                                    const PackedStep& step) {
   const int64_t steps = static_cast<int64_t>(batch_sizes.size());
-  const bool lstm = kind == kLstm;
   std::vector<at::Tensor> x_steps = x_proj.split_with_sizes(batch_sizes);
-  std::vector<at::Tensor> initial = lstm ? std::vector<at::Tensor>{h0, *c0}
-                                         : std::vector<at::Tensor>{h0};
   std::vector<at::Tensor> outputs(steps);
   std::vector<std::vector<at::Tensor>> ended;  // states of sequences that stopped, latest last
   std::vector<at::Tensor> state;
@@ -114,13 +108,7 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
         state[k] = at::cat({state[k], initial[k].narrow(0, running, size - running)});
       }
     }
-    if (lstm) {
-      state = lstm_projected_step(x_steps[t], state[0], state[1], w_hh, b_hh, w_hr);
-    } else if (kind == kGru) {
-      state = {gru_projected_step(x_steps[t], state[0], w_hh, b_hh)};
-    } else {
-      state = {rnn_projected_step(x_steps[t], state[0], w_hh, b_hh, kind == kRnnRelu)};
-    }
+    state = step(x_steps[t], state);
     outputs[t] = state[0];
   }
   ended.push_back(state);
@@ -132,4 +120,26 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
     result.push_back(at::cat(blocks));
   }
   return result;
+}
+
+// One direction of one layer over a packed batch, every step one of the *_projected_step
+// functions: packed_loop with a built-in cell's step. (When nothing needs a gradient,
+// rnnkit/engine/dispatch.py routes the call to packed_inference.cpp instead.)
+//   kind: a CellKind (loops.h); h0, c0 (LSTM only): (B, ·). Returns the outputs (N, P), the
+//   final h and (LSTM) the final c.
+std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
+                                         const std::vector<int64_t>& batch_sizes,
+                                         const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
+                                         const at::Tensor& w_hh,
+                                         const c10::optional<at::Tensor>& b_hh,
+                                         const c10::optional<at::Tensor>& w_hr, bool reverse) {
+  const bool lstm = kind == kLstm;
+  std::vector<at::Tensor> initial = lstm ? std::vector<at::Tensor>{h0, *c0}
+                                         : std::vector<at::Tensor>{h0};
+  auto step = [&](const at::Tensor& x_t, const std::vector<at::Tensor>& state) {
+    if (lstm) return lstm_projected_step(x_t, state[0], state[1], w_hh, b_hh, w_hr);
+    if (kind == kGru) return std::vector<at::Tensor>{gru_projected_step(x_t, state[0], w_hh, b_hh)};
+    return std::vector<at::Tensor>{rnn_projected_step(x_t, state[0], w_hh, b_hh, kind == kRnnRelu)};
+  };
+  return packed_loop(x_proj, batch_sizes, initial, reverse, step);
 }

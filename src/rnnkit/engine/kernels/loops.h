@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -95,3 +96,11 @@ std::vector<at::Tensor> packed_inference(int64_t kind, const at::Tensor& x_proj,
                                          const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh, bool reverse);
+
+// One step of packed_loop (cell_steps.cpp): (x_proj_t (b, G·H), state) -> state.
+using PackedStep =
+    std::function<std::vector<at::Tensor>(const at::Tensor&, const std::vector<at::Tensor>&)>;
+std::vector<at::Tensor> packed_loop(const at::Tensor& x_proj,
+                                    const std::vector<int64_t>& batch_sizes,
+                                    const std::vector<at::Tensor>& initial, bool reverse,
+                                    const PackedStep& step);

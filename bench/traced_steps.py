@@ -1,0 +1,72 @@
+"""A cell's step traced into ATen operators and run by a C++ loop (engine/traced.py) against
+the same cell's Python step, side by side in one process.
+
+    .venv/bin/python bench/traced_steps.py [--repeats 8]
+
+Each row alternates the two paths on the same layer and input (RNNKIT_KERNELS=python gives the
+Python step) and prints the medians and their ratio (below 1: the traced loop is faster), for
+a training step (forward + backward of the output's sum) and for inference under no_grad.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from cells import UsersLSTM
+
+from rnnkit.cells import CELLS
+from rnnkit.engine import dispatch
+from rnnkit.nn.layers import Recurrent
+
+SHAPES = ((32, 128, 256), (4, 256, 64))  # (B, T, H): the cell bench's shape and a small one
+
+
+def seconds(layer, x, train: bool, python: bool) -> float:
+    if python:
+        os.environ["RNNKIT_KERNELS"] = "python"
+    try:
+        start = time.perf_counter()
+        if train:
+            layer(x)[0].sum().backward()
+        else:
+            with torch.no_grad():
+                layer(x)
+        return time.perf_counter() - start
+    finally:
+        os.environ.pop("RNNKIT_KERNELS", None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=8)
+    args = parser.parse_args()
+    os.environ.pop("RNNKIT_KERNELS", None)
+    dispatch._CELL_STEPS.clear()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| cell | B, T, H | mode | traced ms | Python step ms | traced ÷ Python |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for batch, steps, hidden in SHAPES:
+        torch.manual_seed(0)
+        x = torch.randn(steps, batch, hidden)
+        cells = {
+            "an LSTM as a user's cell": UsersLSTM(),
+            "layernorm_lstm": CELLS["layernorm_lstm"](),
+            "ligru": CELLS["ligru"](),
+        }
+        for name, cell in cells.items():
+            layer = Recurrent(cell, hidden, hidden)
+            for train in (True, False):
+                times: dict[bool, list[float]] = {True: [], False: []}
+                for _ in range(args.repeats + 1):  # the first round warms up (and traces)
+                    for python in (False, True):
+                        times[python].append(seconds(layer, x, train, python))
+                traced, python = (statistics.median(times[p][1:]) for p in (False, True))
+                mode = "train" if train else "infer"
+                print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * traced:.1f} | "
+                      f"{1000 * python:.1f} | {traced / python:.2f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

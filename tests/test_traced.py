@@ -1,0 +1,146 @@
+"""Any cell's step traced into ATen operators and run by a C++ loop (engine/traced.py): it is the
+path every cell without registered loops takes on the CPU, it gives the Python step's values
+and gradients, and a step that cannot be traced runs its own step instead, still right.
+(tests/test_cell_grid.py holds every cell, through this path, to its step-by-step definition,
+gradcheck and gradgradcheck included.)"""
+
+import os
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_sequence
+from torch.testing import assert_close
+
+from helpers import skip_without_a_compiler
+from rnnkit.cells import CELLS, Cell
+from rnnkit.engine.registered import kernel_of
+from rnnkit.engine.traced import traced_steps
+from rnnkit.models.charlm import CharLM
+from rnnkit.models.stepping import Stepper
+from rnnkit.nn.layers import Recurrent
+
+
+@pytest.fixture(autouse=True)
+def the_cpp_steps():
+    skip_without_a_compiler()
+
+
+TRACED = [name for name in CELLS if kernel_of(CELLS[name]()) is None and not CELLS[name].linear]
+
+
+def run(layer, x, python: bool):
+    """The layer's output, final state and gradients, through the traced loop or (python) the
+    cell's own Python step."""
+    previous = os.environ.get("RNNKIT_KERNELS")
+    if python:
+        os.environ["RNNKIT_KERNELS"] = "python"
+    try:
+        output, state = layer(x)
+        data = output.data if hasattr(output, "batch_sizes") else output
+        state = state if isinstance(state, tuple) else (state,)
+        loss = data.pow(2).sum() + sum(s.sum() for s in state)
+        gradients = torch.autograd.grad(loss, [*layer.parameters()])
+        return data, state, gradients
+    finally:
+        if previous is None:
+            os.environ.pop("RNNKIT_KERNELS", None)
+        else:
+            os.environ["RNNKIT_KERNELS"] = previous
+
+
+def packed_batch(dtype):
+    generator = torch.Generator().manual_seed(1)
+    lengths = (6, 4, 4, 1)
+    return pack_sequence([torch.randn(n, 3, generator=generator, dtype=dtype) for n in lengths])
+
+
+@pytest.mark.parametrize("name", TRACED)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_cell_without_registered_loops_takes_the_traced_loop_and_gives_its_steps_results(
+    name, dtype
+):
+    torch.manual_seed(0)
+    layer = Recurrent(CELLS[name](), 3, 5, num_layers=2, bidirectional=True).to(dtype)
+    x = packed_batch(dtype)
+    traced = run(layer, x, python=False)
+    programs = traced_steps(layer.cell)
+    assert programs and all(step is not None for step in programs.values()), (
+        f"{name}'s step was not traced: it ran its own Python step"
+    )
+    tolerance = {"rtol": 0, "atol": 0} if dtype == torch.float64 else {}
+    assert_close(traced, run(layer, x, python=True), **tolerance)  # the same operators
+
+
+class ReadsItsInput(Cell):
+    """A step whose Python looks at a tensor's value: it cannot be traced, and a trace that
+    kept one branch would be wrong at the steps that take the other."""
+
+    gates = ("n",)
+
+    def step(self, x, hh, state, p):
+        if x.sum() > 0:
+            return torch.tanh(x + hh), {}
+        return torch.sigmoid(x + hh), {}
+
+
+class ShapedByTheBatch(Cell):
+    """A step whose operators carry the batch size as a constant (a view to (B, 1, H)): its
+    trace at one batch size would be wrong at another, so it is not used."""
+
+    gates = ("n",)
+
+    def step(self, x, hh, state, p):
+        (h,) = state
+        pre = (x + hh).view(x.shape[0], 1, -1)
+        return torch.tanh(pre).flatten(1) * 0.5 + 0.5 * h, {}
+
+
+@pytest.mark.parametrize("cell", [ReadsItsInput, ShapedByTheBatch])
+def test_a_step_that_cannot_be_traced_runs_its_own_step(cell):
+    torch.manual_seed(0)
+    layer = Recurrent(cell(), 3, 4).double()
+    x = packed_batch(torch.float64)  # batch sizes 4, 3, 3, 3, 1, 1
+    assert_close(run(layer, x, python=False), run(layer, x, python=True))
+    programs = traced_steps(layer.cell)
+    assert programs and all(step is None for step in programs.values())
+
+
+@pytest.mark.parametrize("name", ["layernorm_lstm", "sru"])
+def test_sampling_steps_through_the_traced_step_as_the_model_reads(name):
+    torch.manual_seed(0)
+    model = CharLM(11, name, 6, 8, 2).double().eval()
+    ids = torch.randint(11, (1, 9))
+    with torch.no_grad():
+        expected, _ = model(ids)
+    stepper, state, logits = Stepper(model), None, []
+    for t in range(ids.shape[1]):
+        step_logits, state = stepper.step(ids[0, t], state)
+        logits.append(step_logits[0])
+    assert_close(torch.stack(logits), expected[0])
+    assert traced_steps(stepper.cell), "the stepper did not trace the step"
+
+
+class Scaled(Cell):
+    """A step that reads a setting of its class and one of its own: both end up as constants
+    of the trace, so changing either after a call must give a new trace."""
+
+    gates = ("n",)
+    gain = 1.0
+
+    def __init__(self, leak: float = 0.5) -> None:
+        self.leak = leak
+
+    def step(self, x, hh, state, p):
+        (h,) = state
+        return self.leak * h + torch.tanh(self.gain * (x + hh)), {}
+
+
+def test_a_setting_changed_after_a_call_is_not_kept_from_the_old_trace():
+    torch.manual_seed(0)
+    layer = Recurrent(Scaled(), 3, 4).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    run(layer, x, python=False)
+    for change in (lambda: setattr(layer.cell, "leak", 0.9), lambda: setattr(Scaled, "gain", 2.0)):
+        change()
+        assert_close(run(layer, x, python=False), run(layer, x, python=True))
+    Scaled.gain = 1.0
