@@ -46,6 +46,7 @@ class Stepper:
         self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
         self.extra_named: list[dict[str, Tensor]] = []  # the cell's own parameters, by name
         self.extra_values: list[list[Tensor]] = []  # the same, in order, for the traced step
+        self.traced: dict[int, object] = {}  # layer -> its traced step or None (traced_step)
         for weights in layer._direction_weights():
             w = weights[0]
             bias, b_hh = w.b_ih, w.b_hh
@@ -107,12 +108,18 @@ class Stepper:
 
     def traced_step(self, layer: int, x_proj: Tensor, hh: Tensor | None, state):
         """The cell's step traced into ATen operators (engine/traced.py) for this layer, or
-        None where the C++ steps are not used or the step cannot be traced."""
-        loops = cell_steps(x_proj)
-        if loops is None:
-            return None
-        width = None if hh is None else hh.shape[-1]
-        return traced_step(loops, self.cell, x_proj, width, state, self.extra_named[layer])
+        None where the C++ steps are not used or the step cannot be traced. Looked up at the
+        layer's first step and kept: finding it again costs more than a step at batch 1, and
+        a stepper holds the model as it was when made."""
+        if layer not in self.traced:
+            loops = cell_steps(x_proj)
+            width = None if hh is None else hh.shape[-1]
+            self.traced[layer] = (
+                None
+                if loops is None
+                else traced_step(loops, self.cell, x_proj, width, state, self.extra_named[layer])
+            )
+        return self.traced[layer]
 
     def layer_step(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
         """One layer's step: the registered loop for one step where the cell has one (the
