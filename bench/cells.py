@@ -6,7 +6,8 @@ Training steps (forward + backward of ``layer(x)[0].sum()``) alternate rnnkit's 
 torch.nn layer it is compared with, and each row is the median of the per-round ratios, so a
 noisy machine slows both sides alike. Printed: the machine, the matrix-product ceiling
 measured in the same run, then one markdown table, each row beside the target it answers to.
-Paths: "its own step" is the cell's Python step per time step under autograd; "scan" is a
+Paths: "traced step" is the cell's step traced into the ATen operators it calls and run by a
+C++ loop (engine/traced.py; its Python step where the C++ steps are not built); "scan" is a
 linear cell's coefficients for every step at once and engine/scan.py's sequential operator;
 "parallel scan" its prefix scan; "rnnkit BPTT (C++)" the hand-written loops;
 "torch's kernel" is torch's code (oneDNN on the CPU), not ours.
@@ -188,12 +189,12 @@ def main() -> None:
     _, _, vs_torch = ratio(users, torch_lstm, x, args.repeats)
     (built_in,) = on_device(make_layer("lstm", 256, 256, engine="bptt"))
     _, _, vs_ours = ratio(users, built_in, x, args.repeats)
-    row("an LSTM as a user's cell, B=32 T=128 H=256", "its own step",
+    row("an LSTM as a user's cell, B=32 T=128 H=256", "traced step",
         f"{vs_torch:.2f}x torch.nn.LSTM; {vs_ours:.2f}x rnnkit's LSTM BPTT (C++)",
         "<= 1.5x; <= 1.2x", vs_torch <= 1.5 and vs_ours <= 1.2)  # fmt: skip
     (layernorm,) = on_device(Recurrent(CELLS["layernorm_lstm"], 256, 256))
     _, _, vs_torch = ratio(layernorm, torch_lstm, x, args.repeats)
-    row("LayerNorm LSTM", "its own step", f"{vs_torch:.2f}x torch.nn.LSTM", "<= 2.0x",
+    row("LayerNorm LSTM", "traced step", f"{vs_torch:.2f}x torch.nn.LSTM", "<= 2.0x",
         vs_torch <= 2.0)  # fmt: skip
     (gru,) = on_device(make_layer("gru", 256, 256))
     _, _, vs_torch = ratio(gru, torch_gru, x, args.repeats)
@@ -202,7 +203,7 @@ def main() -> None:
         None)  # fmt: skip
     for name in ("peephole_lstm", "cifg_lstm", "indrnn", "ligru", "sru", "minlstm"):
         (layer,) = on_device(Recurrent(CELLS[name], 256, 256))
-        path = "scan" if layer.cell.linear else "its own step"
+        path = "scan" if layer.cell.linear else "traced step"
         _, _, vs_torch = ratio(layer, torch_lstm, x, args.repeats)
         row(name, path, f"{vs_torch:.2f}x torch.nn.LSTM", "(no target)", None)
 
@@ -217,7 +218,7 @@ def main() -> None:
         chosen = "parallel scan" if DEVICE.type == "cuda" else "scan"
         row(f"minGRU, B=8 T={steps} H=256", chosen,
             f"{scanned:.2f}x torch.nn.GRU ({ms:.0f} vs {gru_ms:.0f} ms); {other.replace('_', ' ')} "
-            f"{parallel:.2f}x; its own step {stepped:.2f}x", "<= 0.2x", scanned <= 0.2)  # fmt: skip
+            f"{parallel:.2f}x; traced {stepped:.2f}x", "<= 0.2x", scanned <= 0.2)  # fmt: skip
 
     for dtype, tolerance in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
         sequential, parallel = scan_error(4096, dtype)
@@ -241,7 +242,7 @@ def main() -> None:
         hidden = hidden_size_for_budget(name, 64, 65, budget)
         ms, to_lstm = sampling_ratio(name, hidden)
         row(f"sampling, {name} (H={hidden}, ~{budget // 1000}k parameters), batch 1",
-            "its own step" if name not in ("rnn", "lstm", "gru") else "registered step",
+            "traced step" if name not in ("rnn", "lstm", "gru") else "registered step",
             f"{ms:.3f} ms/char, {to_lstm:.2f}x the LSTM's", "<= 1.2x", to_lstm <= 1.2)  # fmt: skip
 
 
