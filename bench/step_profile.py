@@ -4,6 +4,7 @@ the per-step matrix product measured in the layouts a loop could use.
     .venv/bin/python bench/step_profile.py LSTM --shape 32 128 512 1 --engine bptt --infer
     .venv/bin/python bench/step_profile.py GRU --shape 64 128 512 1          # a training step
     .venv/bin/python bench/step_profile.py char --shape 32 128 512 1 --engine auto bptt
+    .venv/bin/python bench/step_profile.py user-LSTM --shape 32 128 256 1   # its traced step
     .venv/bin/python bench/step_profile.py --products     # the per-step product, four ways
 
 The profile runs 3 steps after 3 warm-up steps and prints the operators by their own time. The
@@ -43,7 +44,14 @@ def profile(kind: str, shape: tuple[int, int, int, int], engine: str, infer: boo
             logits, _ = model(ids[:, :-1])
             return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
     else:
-        model = layer_pair(kind, hidden, layers)[0]
+        if kind == "user-LSTM":  # the LSTM's equations as a user's cell (bench/cells.py)
+            from cells import UsersLSTM
+
+            from rnnkit.nn.layers import Recurrent
+
+            model = Recurrent(UsersLSTM(), INPUT_SIZE, hidden, layers)
+        else:
+            model = layer_pair(kind, hidden, layers)[0]
         x = torch.randn(steps, batch, INPUT_SIZE)
 
         def run():
@@ -131,7 +139,7 @@ def product_row(batch: int, hidden: int, kind: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", nargs="?", choices=("LSTM", "GRU", "RNN", "char"))
+    parser.add_argument("kind", nargs="?", choices=("LSTM", "GRU", "RNN", "char", "user-LSTM"))
     parser.add_argument("--shape", nargs=4, type=int, metavar=("B", "T", "H", "L"),
                         default=[32, 128, 512, 1])  # fmt: skip
     parser.add_argument("--engine", nargs="+", default=["auto"],

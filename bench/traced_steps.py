@@ -6,6 +6,8 @@ the same cell's Python step, side by side in one process.
 Each row alternates the two paths on the same layer and input (RNNKIT_KERNELS=python gives the
 Python step) and prints the medians and their ratio (below 1: the traced loop is faster), for
 a training step (forward + backward of the output's sum) and for inference under no_grad.
+A second table puts the three built-in cells' definitions through the traced path (as a
+subclass, which runs its own step) beside their registered, hand-written loops.
 """
 
 import argparse
@@ -17,10 +19,20 @@ import torch
 from cells import UsersLSTM
 
 from rnnkit.cells import CELLS
+from rnnkit.cells.gru import GRU
+from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine import dispatch
-from rnnkit.nn.layers import Recurrent
+from rnnkit.nn.layers import Recurrent, make_layer
 
 SHAPES = ((32, 128, 256), (4, 256, 64))  # (B, T, H): the cell bench's shape and a small one
+
+
+class UsersGRU(GRU):
+    """The GRU's equations as a user's cell (a subclass runs its own step)."""
+
+
+class UsersRNN(ElmanRNN):
+    """The Elman RNN's equations as a user's cell."""
 
 
 def seconds(layer, x, train: bool, python: bool) -> float:
@@ -66,6 +78,24 @@ def main() -> None:
                 mode = "train" if train else "infer"
                 print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * traced:.1f} | "
                       f"{1000 * python:.1f} | {traced / python:.2f} |", flush=True)  # fmt: skip
+
+    print("\n| built-in cell | B, T, H | mode | traced ms | registered loops ms | traced ÷ loops |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for batch, steps, hidden in SHAPES:
+        torch.manual_seed(0)
+        x = torch.randn(steps, batch, hidden)
+        for name, users in (("lstm", UsersLSTM()), ("gru", UsersGRU()), ("rnn", UsersRNN())):
+            traced_layer = Recurrent(users, hidden, hidden)
+            registered = make_layer(name, hidden, hidden, engine="bptt")
+            for train in (True, False):
+                times = {0: [], 1: []}
+                for _ in range(args.repeats + 1):
+                    for k, layer in enumerate((traced_layer, registered)):
+                        times[k].append(seconds(layer, x, train, python=False))
+                traced, loops = (statistics.median(times[k][1:]) for k in (0, 1))
+                mode = "train" if train else "infer"
+                print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * traced:.1f} | "
+                      f"{1000 * loops:.1f} | {traced / loops:.2f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -144,3 +144,25 @@ def test_a_setting_changed_after_a_call_is_not_kept_from_the_old_trace():
         change()
         assert_close(run(layer, x, python=False), run(layer, x, python=True))
     Scaled.gain = 1.0
+
+
+class WithNumbers(Cell):
+    """A step that mixes Python numbers into tensor arithmetic: the trace holds them as
+    torch's argument parser does (wrapped numbers), so a float32 step stays float32."""
+
+    gates = ("n",)
+
+    def step(self, x, hh, state, p):
+        (h,) = state
+        return torch.tanh(0.5 * x + 2 * hh - 1) * (1 - 0.25) + h / 4, {}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_python_numbers_in_a_step_keep_its_dtype_and_values(dtype):
+    torch.manual_seed(0)
+    layer = Recurrent(WithNumbers(), 3, 4).to(dtype)
+    x = packed_batch(dtype)
+    traced = run(layer, x, python=False)
+    assert traced[0].dtype == dtype
+    assert all(step is not None for step in traced_steps(layer.cell).values())
+    assert_close(traced, run(layer, x, python=True))

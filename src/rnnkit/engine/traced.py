@@ -203,6 +203,8 @@ def _argument(value, argument, slots):
     elif value is None:
         pass
     elif isinstance(value, bool):
+        if takes_tensor:
+            raise NotTraceable("a bool where a tensor goes")
         blank[0], blank[2] = BOOL, int(value)
     elif isinstance(value, int):
         blank[0], blank[2] = (INT_NUMBER if takes_tensor else INT), value

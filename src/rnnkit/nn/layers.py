@@ -383,6 +383,8 @@ class RNN(Recurrent):
 
     kind = "RNN"
 
+    # torch.nn.RNN's arguments spelled out on purpose, as in LSTM and GRU: the same names,
+    # order and defaults as torch.nn's, so that signatures, help() and editors show them.
     def __init__(
         self,
         input_size: int,
@@ -426,6 +428,7 @@ class LSTM(Recurrent):
 
     kind = "LSTM"
 
+    # torch.nn.LSTM's arguments spelled out on purpose (see RNN.__init__).
     def __init__(
         self,
         input_size: int,
@@ -465,6 +468,7 @@ class GRU(Recurrent):
 
     kind = "GRU"
 
+    # torch.nn.GRU's arguments spelled out on purpose (see RNN.__init__).
     def __init__(
         self,
         input_size: int,
