@@ -5,15 +5,23 @@ import torch
 
 from rnnkit.engine import dispatch
 from rnnkit.engine.dispatch import Call, auto, choose
+from rnnkit.engine.registered import REGISTERED
 
 CPU = torch.device("cpu")
+
+
+def registered(kind: str) -> dict:
+    """A layer's kernel and what its fast paths prefer (None: a library cell)."""
+    kernel = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}.get(kind)
+    first = kernel is not None and REGISTERED[kernel].torch_kernel_first
+    return {"kernel": kernel, "torch_kernel_first": first}
 
 
 def call(
     kind="GRU", dtype=torch.float32, device=CPU, packed=False, projected=False, recording=False
 ):
-    kernel = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}.get(kind)  # None: a library cell
-    return Call(kernel, dtype, torch.device(device), packed, projected, recording)
+    return Call(dtype=dtype, device=torch.device(device), packed=packed, projected=projected,
+                recording=recording, **registered(kind))  # fmt: skip
 
 
 @pytest.fixture
@@ -108,9 +116,8 @@ def test_under_compile_only_a_call_off_the_bptt_and_the_scan_runs_eagerly(state)
 
 
 def path(kind="GRU", dtype=torch.float64, packed=False, **flags):
-    kernel = {"RNN": "rnn_tanh", "LSTM": "lstm", "GRU": "gru"}.get(kind)
     fields = {"projected": False, "recording": False, "cpp_steps": True} | flags
-    return Call(kernel, dtype, CPU, packed, **fields)
+    return Call(dtype=dtype, device=CPU, packed=packed, **registered(kind), **fields)
 
 
 @pytest.mark.parametrize(

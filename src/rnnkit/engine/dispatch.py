@@ -29,6 +29,7 @@ Three engines compute the same recurrence (tests hold each to the reference in f
     not float32 / float64                     reference  the loops are written for these two
     CUDA                                      fused      cuDNN (the loops run in Python there)
     float32 LSTM on the CPU                   fused      oneDNN is faster than our loops
+                                                         (its torch_kernel_first, registered.py)
     everything else                           bptt       faster than torch.nn (performance.md)
 
 ``route`` turns the engine into the concrete path of the call (``Route``): whether the trace is
@@ -98,6 +99,7 @@ class Call:
     needs_gradient: bool = True  # autograd records this call (backward or forward mode)
     cpp_steps: bool = False  # the C++ steps of kernels/cell_steps.cpp serve this call
     linear: bool = False  # the cell's recurrence is linear in h (cells/linear.py)
+    torch_kernel_first: bool = False  # its fast paths prefer torch's kernel (float32, CPU)
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,9 @@ def auto(call: Call) -> str:
         return "reference"
     if autocasting(call.device):
         return "fused"
-    projected_lstm = call.projected and call.kernel == "lstm" and not call.packed
-    if projected_lstm and call.device.type == "cpu" and call.dtype == torch.float32:
+    # (only a projectable cell takes proj_size, and of the registered ones that is the LSTM)
+    projected = call.projected and not call.packed
+    if projected and call.device.type == "cpu" and call.dtype == torch.float32:
         return "fused"
     if call.packed or call.projected or call.dtype not in (torch.float32, torch.float64):
         return "reference"
@@ -225,7 +228,7 @@ def auto(call: Call) -> str:
         return "fused"
     if call.device.type != "cpu":
         return "reference"
-    if call.kernel == "lstm" and call.dtype == torch.float32:
+    if call.torch_kernel_first and call.dtype == torch.float32:
         return "fused"
     return "bptt"
 

@@ -38,7 +38,7 @@ def fused_rnn(
     as torch.nn; ``training`` is the module's mode, passed as torch.nn passes it.
     """
     kernel = _KERNELS[mode]
-    hx = initial_state if mode == "LSTM" else initial_state[0]
+    hx = initial_state if len(initial_state) > 1 else initial_state[0]  # LSTM: (h, c)
     settings = (has_biases, num_layers, dropout, training, bidirectional)
     if batch_sizes is None:
         result = kernel(data, hx, flat_weights, *settings, False)  # batch_first=False

@@ -42,6 +42,9 @@ class FastPaths:
     loops: ModuleType
     forward_step: Callable
     sums_biases: bool  # b_hh enters every gate as b_ih does: the loops take b_ih + b_hh
+    # torch's fused kernel measured faster than rnnkit's loops for this cell in float32 on the
+    # CPU (oneDNN's LSTM; docs/performance.md), so auto takes it there
+    torch_kernel_first: bool = False
 
 
 def _summed_bias(weights):
@@ -115,7 +118,7 @@ REGISTERED: dict[str, FastPaths] = {
                           _rnn_forward_step(relu=False), True),
     "rnn_relu": FastPaths("RNN_RELU", 1, _rnn_bptt(relu=True), _rnn_step(relu=True), rnn,
                           _rnn_forward_step(relu=True), True),
-    "lstm": FastPaths("LSTM", 2, _lstm_bptt, _lstm_step, lstm, _lstm_forward_step, True),
+    "lstm": FastPaths("LSTM", 2, _lstm_bptt, _lstm_step, lstm, _lstm_forward_step, True, True),
     "gru": FastPaths("GRU", 3, _gru_bptt, _gru_step, gru, _gru_forward_step, False),
 }  # fmt: skip
 

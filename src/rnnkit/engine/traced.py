@@ -86,8 +86,7 @@ def _build(loops, cell, x_proj, hidden_side_width, state, extra):
     if not _same(first, second):
         return None  # the step depends on the batch size: it keeps its own step
     slot_count, results, operations = first
-    step = loops.TracedStep(slot_count, len(state), hidden_side_width is not None, len(extra),
-                            results)  # fmt: skip
+    step = loops.TracedStep(slot_count, hidden_side_width is not None, results)
     for operation in operations:
         step.add(*operation)
     return step

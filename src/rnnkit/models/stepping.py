@@ -44,8 +44,7 @@ class Stepper:
         self.cell = layer.cell
         self.kernel = kernel_of(layer.cell)
         self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
-        self.extra_named: list[dict[str, Tensor]] = []  # the cell's own parameters, by name
-        self.extra_values: list[list[Tensor]] = []  # the same, in order, for the traced step
+        self.extra_values: list[list[Tensor]] = []  # self.extra's tensors, for the traced step
         self.traced: dict[int, object] = {}  # layer -> its traced step or None (traced_step)
         for weights in layer._direction_weights():
             w = weights[0]
@@ -62,8 +61,7 @@ class Stepper:
             self.bias.append(bias.detach())
             self.b_hh.append(None if b_hh is None else b_hh.detach().contiguous())
             self.extra.append(Parameters({k: v.detach() for k, v in w.extra.items()}))
-            self.extra_named.append({k: v.detach() for k, v in w.extra.items()})
-            self.extra_values.append(list(self.extra_named[-1].values()))
+            self.extra_values.append(list(vars(self.extra[-1]).values()))
         # The first layer reads an embedding: fold it into its input projection.
         self.table = torch.addmm(self.bias[0], model.embedding.weight, self.w_ih[0].t())
         self.head_weight = model.head.weight.detach()
@@ -117,7 +115,7 @@ class Stepper:
             self.traced[layer] = (
                 None
                 if loops is None
-                else traced_step(loops, self.cell, x_proj, width, state, self.extra_named[layer])
+                else traced_step(loops, self.cell, x_proj, width, state, vars(self.extra[layer]))
             )
         return self.traced[layer]
 

@@ -23,6 +23,10 @@ TORCH_CLASSES = {
 }
 
 
+# The constructor arguments that only some of torch.nn's classes take (GRU refuses proj_size).
+OWN_ARGUMENTS = {"RNN": ("nonlinearity",), "RNNCell": ("nonlinearity",), "LSTM": ("proj_size",)}
+
+
 def _class_name(module: nn.Module) -> str:
     """The torch.nn class an rnnkit module stands in for ("LSTM", "GRUCell", ...): a cell is
     the one without num_layers."""
@@ -35,8 +39,8 @@ def constructor_arguments(module: nn.Module) -> dict:
     arguments["bias"] = module.bias
     name = type(module).__name__ if isinstance(module, tuple(TORCH_CLASSES.values())) else None
     name = name or _class_name(module)
-    if name in ("RNN", "RNNCell"):
-        arguments["nonlinearity"] = module.nonlinearity
+    for argument in OWN_ARGUMENTS.get(name, ()):
+        arguments[argument] = getattr(module, argument)
     if not name.endswith("Cell"):
         arguments |= {
             "num_layers": module.num_layers,
@@ -44,8 +48,6 @@ def constructor_arguments(module: nn.Module) -> dict:
             "dropout": float(module.dropout),
             "bidirectional": module.bidirectional,
         }
-        if name == "LSTM":
-            arguments["proj_size"] = module.proj_size
     weight = next(module.parameters())
     return arguments | {"device": weight.device, "dtype": weight.dtype}
 

@@ -50,9 +50,9 @@ def time_major(layer, input) -> tuple[Tensor, bool]:
         )
     if input.dim() not in (2, 3):
         layout = "(B, T, I)" if layer.batch_first else "(T, B, I)"
-        tensor = " tensor" if name == "RNN" else ""  # torch.nn's wording, kept
         raise InputShapeError(
-            f"{layer.kind}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead "
+            f"{layer.kind}: Expected input to be 2D or 3D, got {input.dim()}D"
+            f"{layer.dimension_noun} instead "
             f"({name}: the input is (T, I) unbatched or {layout} batched; got shape "
             f"{tuple(input.shape)})"
         )

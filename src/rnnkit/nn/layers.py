@@ -54,7 +54,7 @@ from rnnkit.engine.dispatch import (
     needs_gradient,
     runs_eagerly_under_compile,
 )
-from rnnkit.engine.registered import kernel_of
+from rnnkit.engine.registered import REGISTERED, kernel_of
 from rnnkit.nn.conversion import TorchTwin
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
 from rnnkit.nn.recurrence import DirectionWeights, StepRecord
@@ -76,6 +76,7 @@ class Recurrent(TorchTwin, nn.Module):
     """
 
     kind = ""  # the name in torch.nn's messages: the class name, or the cell's name
+    dimension_noun = ""  # torch.nn.RNN says "got 4D tensor instead", LSTM and GRU "got 4D instead"
 
     def __init__(
         self,
@@ -293,8 +294,9 @@ class Recurrent(TorchTwin, nn.Module):
         if sorted_indices is not None:
             # The caller's h_0 rows are in the caller's order; the packed data is sorted.
             initial_state = tuple(s.index_select(1, sorted_indices) for s in initial_state)
+        kernel = kernel_of(self.cell)
         call = Call(
-            kernel_of(self.cell),
+            kernel,
             data.dtype,
             data.device,
             packed,
@@ -306,6 +308,7 @@ class Recurrent(TorchTwin, nn.Module):
             needs_gradient=needs_gradient(data, *initial_state, *self.parameters()),
             cpp_steps=cell_steps(data) is not None,
             linear=self.cell.linear,
+            torch_kernel_first=kernel is not None and REGISTERED[kernel].torch_kernel_first,
         )
         route = dispatch.route(self.engine, call)
         if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route):
@@ -382,6 +385,7 @@ class RNN(Recurrent):
     """
 
     kind = "RNN"
+    dimension_noun = " tensor"
 
     # torch.nn.RNN's arguments spelled out on purpose, as in LSTM and GRU: the same names,
     # order and defaults as torch.nn's, so that signatures, help() and editors show them.

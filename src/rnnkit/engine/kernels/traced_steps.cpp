@@ -45,10 +45,8 @@ struct Operation {
 
 class TracedStep {
  public:
-  TracedStep(int64_t slot_count, int64_t state_count, bool has_hidden_side,
-             int64_t extra_count, std::vector<int64_t> result_slots)
-      : slot_count_(slot_count), state_count_(state_count),
-        has_hidden_side_(has_hidden_side), extra_count_(extra_count),
+  TracedStep(int64_t slot_count, bool has_hidden_side, std::vector<int64_t> result_slots)
+      : slot_count_(slot_count), has_hidden_side_(has_hidden_side),
         result_slots_(std::move(result_slots)) {}
 
   // One operator of the step; kinds[k] says how argument k is given (ArgumentKind), and the
@@ -133,13 +131,10 @@ class TracedStep {
     return next_state;
   }
 
-  int64_t state_count() const { return state_count_; }
-  int64_t extra_count() const { return extra_count_; }
 
  private:
-  int64_t slot_count_, state_count_;
+  int64_t slot_count_;
   bool has_hidden_side_;
-  int64_t extra_count_;
   std::vector<int64_t> result_slots_;
   std::vector<Operation> operations_;
 };
@@ -164,7 +159,7 @@ std::vector<at::Tensor> traced_direction(const TracedStep& step, const at::Tenso
 
 void bind_traced_steps(pybind11::module& m) {
   pybind11::class_<TracedStep, std::shared_ptr<TracedStep>>(m, "TracedStep")
-      .def(pybind11::init<int64_t, int64_t, bool, int64_t, std::vector<int64_t>>())
+      .def(pybind11::init<int64_t, bool, std::vector<int64_t>>())
       .def("add", &TracedStep::add, "append one operator of the step")
       .def("run", &TracedStep::run, "one step: (x_proj, hidden side, state, extra) -> state");
   m.def("traced_direction", &traced_direction,
