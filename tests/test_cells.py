@@ -206,3 +206,26 @@ def test_a_wrong_state_is_reported_before_a_wrong_dtype_as_torch_nn_does(kind, h
     with pytest.raises(Exception) as ours:
         getattr(rnnkit, kind)(10, 20)(x, state)
     assert str(theirs.value).split(": ")[-1] in str(ours.value)
+
+
+@pytest.mark.parametrize("kind", ["RNNCell", "LSTMCell", "GRUCell"])
+def test_a_parametrized_weight_is_the_one_a_call_in_a_loop_uses(kind):
+    """A call on the quick path reads the weights from the parameter table; a
+    parametrization (or weight norm) takes a weight out of it, and the computed one counts."""
+    torch.manual_seed(0)
+    theirs = getattr(nn, kind)(3, 4).double()
+    ours = getattr(rnnkit, kind)(3, 4).double()
+    ours.load_state_dict(theirs.state_dict())
+    for module in (ours, theirs):
+        nn.utils.parametrizations.weight_norm(module, "weight_hh")
+        nn.utils.parametrize.register_parametrization(module, "weight_ih", Doubled())
+    x = torch.randn(2, 3, dtype=torch.float64)
+    state = torch.randn(2, 4, dtype=torch.float64)
+    hx = (state, state.flip(0)) if kind == "LSTMCell" else state
+    assert ours._plain(x, hx)  # the quick path, without the checks
+    assert_close(ours(x, hx), theirs(x, hx))
+
+
+class Doubled(nn.Module):
+    def forward(self, weight):
+        return 2 * weight

@@ -23,6 +23,10 @@ Three engines compute the same recurrence (tests hold each to the reference in f
                                                          behave as torch.nn's
     a torch.func transform (vmap, grad, ...)  reference  plain tensor operations compose
     autocast                                  fused      the precisions torch.nn runs in
+                                              reference  where torch's kernel cannot run
+                                                         under it (oneDNN's bfloat16 LSTM on
+                                                         a CPU without the instructions:
+                                                         engine/fused.py)
     float32 LSTM with proj_size on the CPU    fused      our loops have no projection, and
                                                          the reference is slower than torch's
     packed input or proj_size                 reference  the loops need equal lengths
@@ -182,6 +186,15 @@ def autocasting(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda") and torch.is_autocast_enabled(device.type)
 
 
+def kernel_autocasts(call: Call) -> bool:
+    """torch's kernel runs under this autocast on this device (not so for the LSTM on a CPU
+    without bfloat16 instructions: engine/fused.py)."""
+    from rnnkit.engine.fused import runs_under_autocast
+    from rnnkit.engine.registered import REGISTERED
+
+    return runs_under_autocast(REGISTERED[call.kernel].torch_mode, call.device)
+
+
 def supports(engine: str, call: Call) -> bool:
     """Whether ``engine`` can run ``call`` (in the current transform and compile state)."""
     if engine == "reference":
@@ -189,7 +202,8 @@ def supports(engine: str, call: Call) -> bool:
     if call.recording or call.kernel is None:
         return False
     if engine == "fused":  # under vmap torch.nn's own kernel fails too (docs/compatibility.md)
-        return call.device.type in ("cpu", "cuda") and not transforming()
+        return (call.device.type in ("cpu", "cuda") and not transforming()
+                and not (autocasting(call.device) and not kernel_autocasts(call)))  # fmt: skip
     # bptt: hand-written loops over plain storage, equal lengths, no projection; custom
     # operators that torch.compile and torch.export hold as nodes (engine/ops.py), but that
     # jit.trace and the ONNX exporters cannot translate.
@@ -217,7 +231,7 @@ def auto(call: Call) -> str:
     if transforming():
         return "reference"
     if autocasting(call.device):
-        return "fused"
+        return "fused" if kernel_autocasts(call) else "reference"
     # (only a projectable cell takes proj_size, and of the registered ones that is the LSTM)
     projected = call.projected and not call.packed
     if projected and call.device.type == "cpu" and call.dtype == torch.float32:
@@ -301,11 +315,17 @@ def needs_gradient(*tensors: torch.Tensor | None) -> bool:
 def cell_steps(x: torch.Tensor):
     """The compiled cell steps (kernels/cell_steps.cpp) for a cell called on ``x``, or None
     where the reference equations are to run (see the module docstring)."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+    # A cell called in a Python loop asks this every step, so each test is the cheapest that
+    # answers it: CPU autocast is asked of the CPU (x is on it by then), and recording a graph
+    # is jit.trace or torch.export (torch.compile's tracing aside), which both ONNX exporters
+    # run under: torch.onnx.is_in_onnx_export, which would say it again, costs more than the
+    # rest of the tests together.
+    if not x.is_cpu or x.dtype not in _STEP_DTYPES:
         return None
-    if exporting() or compiling() or transforming() or autocasting(x.device):
+    if (compiling() or transforming() or torch.is_autocast_enabled("cpu")
+            or torch.jit.is_tracing() or torch.compiler.is_exporting()):  # fmt: skip
         return None
-    choice = os.environ.get("RNNKIT_KERNELS")  # a step is ~100 µs: decide once per choice
+    choice = os.environ.get("RNNKIT_KERNELS")  # read each call: tests switch it at run time
     if choice not in _CELL_STEPS:
         from rnnkit.engine.compiled import loops
 
@@ -313,5 +333,6 @@ def cell_steps(x: torch.Tensor):
     return _CELL_STEPS[choice]
 
 
+_STEP_DTYPES = (torch.float32, torch.float64)
 _CELL_STEPS: dict = {}
 """RNNKIT_KERNELS's value -> the compiled steps, or None (the Python reference)."""

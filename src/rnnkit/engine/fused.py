@@ -13,6 +13,9 @@ order, which is rnnkit's registration order. Three things make it worth calling:
 - under autocast they run in the precisions torch.nn runs in.
 """
 
+import functools
+
+import torch
 from torch import _VF, Tensor
 
 _KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
@@ -46,3 +49,30 @@ def fused_rnn(
         result = kernel(data, batch_sizes, hx, flat_weights, *settings)
     output, *final = result
     return output, tuple(final)
+
+
+def runs_under_autocast(mode: str, device: torch.device) -> bool:
+    """Whether torch's kernel for ``mode`` runs under the autocast now active on ``device``.
+
+    On CUDA it does. On the CPU, oneDNN's fused LSTM in bfloat16 needs instructions that some
+    processors lack (AVX-512 BF16 or AMX): there torch.nn's own LSTM fails under autocast
+    ("could not create a primitive descriptor"), and rnnkit runs the cell's step instead,
+    whose matrix products autocast lowers as it lowers any torch.nn.Linear."""
+    if device.type != "cpu":
+        return True
+    return _runs_on_cpu(mode, torch.get_autocast_dtype("cpu"))
+
+
+@functools.cache
+def _runs_on_cpu(mode: str, dtype: torch.dtype) -> bool:
+    states = 2 if mode == "LSTM" else 1
+    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    x = torch.zeros(1, 1, 1)
+    hx = tuple(torch.zeros(1, 1, 1) for _ in range(states))
+    weights = [torch.zeros(gates, 1), torch.zeros(gates, 1), torch.zeros(gates), torch.zeros(gates)]
+    try:
+        with torch.autocast("cpu", dtype), torch.no_grad():
+            fused_rnn(mode, weights, True, x, None, hx, 1, 0.0, False, False)
+    except RuntimeError:
+        return False
+    return True

@@ -65,6 +65,7 @@ class RecurrentCell(TorchTwin, nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self._names = list(shapes)
+        self._state_count = len(self.cell.states)
         self._registered = fast_paths(self.cell)
         self.reset_parameters()
 
@@ -105,22 +106,30 @@ class RecurrentCell(TorchTwin, nn.Module):
         the checks ask for (the cheap test that lets a loop of calls skip them)."""
         if not isinstance(input, Tensor) or input.dim() != 2:
             return False
-        weight = self.weight_ih
-        if input.dtype != weight.dtype or input.shape[1] != self.input_size:
+        dtype = self._parameter("weight_ih").dtype
+        if input.dtype != dtype or input.shape[1] != self.input_size:
             return False
-        if len(self.cell.states) == 1:
+        if self._state_count == 1:
             if not isinstance(hx, Tensor):
                 return False
             states = (hx,)
-        elif isinstance(hx, tuple) and len(hx) == len(self.cell.states):
+        elif type(hx) is tuple and len(hx) == self._state_count:
             states = hx
         else:
             return False
         expected = (input.shape[0], self.hidden_size)
-        return all(
-            isinstance(s, Tensor) and s.shape == expected and s.dtype == weight.dtype
-            for s in states
-        )
+        for s in states:
+            if not isinstance(s, Tensor) or s.shape != expected or s.dtype != dtype:
+                return False
+        return True
+
+    def _parameter(self, name: str):
+        """self.<name>, read from the parameter table where it is there: a cell called in a
+        loop reads its four weights every step, and nn.Module's attribute lookup costs more
+        than the check it serves. A parametrization or weight norm, which replaces the
+        parameter by a computed tensor, takes it out of the table: then the attribute."""
+        parameter = self._parameters.get(name)
+        return parameter if parameter is not None else getattr(self, name)
 
     def _run(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """One step on checked (B, I) input: the registered C++ step (the same equations,
@@ -225,7 +234,9 @@ class RecurrentCell(TorchTwin, nn.Module):
         return batched
 
     def _weights(self) -> tuple:
-        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        parameter = self._parameter
+        return (parameter("weight_ih"), parameter("weight_hh"), parameter("bias_ih"),
+                parameter("bias_hh"))  # fmt: skip
 
     def _input_projection(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight_ih, self.bias_ih)  # (B, G·H)
