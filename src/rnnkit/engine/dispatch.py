@@ -104,6 +104,9 @@ class Call:
     cpp_steps: bool = False  # the C++ steps of kernels/cell_steps.cpp serve this call
     linear: bool = False  # the cell's recurrence is linear in h (cells/linear.py)
     torch_kernel_first: bool = False  # its fast paths prefer torch's kernel (float32, CPU)
+    # torch's kernel runs under the autocast active now (not so for the LSTM on a CPU without
+    # bfloat16 instructions: engine/fused.py's runs_under_autocast)
+    kernel_autocasts: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,15 +189,6 @@ def autocasting(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda") and torch.is_autocast_enabled(device.type)
 
 
-def kernel_autocasts(call: Call) -> bool:
-    """torch's kernel runs under this autocast on this device (not so for the LSTM on a CPU
-    without bfloat16 instructions: engine/fused.py)."""
-    from rnnkit.engine.fused import runs_under_autocast
-    from rnnkit.engine.registered import REGISTERED
-
-    return runs_under_autocast(REGISTERED[call.kernel].torch_mode, call.device)
-
-
 def supports(engine: str, call: Call) -> bool:
     """Whether ``engine`` can run ``call`` (in the current transform and compile state)."""
     if engine == "reference":
@@ -203,7 +197,7 @@ def supports(engine: str, call: Call) -> bool:
         return False
     if engine == "fused":  # under vmap torch.nn's own kernel fails too (docs/compatibility.md)
         return (call.device.type in ("cpu", "cuda") and not transforming()
-                and not (autocasting(call.device) and not kernel_autocasts(call)))  # fmt: skip
+                and not (autocasting(call.device) and not call.kernel_autocasts))  # fmt: skip
     # bptt: hand-written loops over plain storage, equal lengths, no projection; custom
     # operators that torch.compile and torch.export hold as nodes (engine/ops.py), but that
     # jit.trace and the ONNX exporters cannot translate.
@@ -231,7 +225,7 @@ def auto(call: Call) -> str:
     if transforming():
         return "reference"
     if autocasting(call.device):
-        return "fused" if kernel_autocasts(call) else "reference"
+        return "fused" if call.kernel_autocasts else "reference"
     # (only a projectable cell takes proj_size, and of the registered ones that is the LSTM)
     projected = call.projected and not call.packed
     if projected and call.device.type == "cpu" and call.dtype == torch.float32:

@@ -49,11 +49,13 @@ from rnnkit.engine import dispatch
 from rnnkit.engine.cell_loop import operator_for
 from rnnkit.engine.dispatch import (
     Call,
+    autocasting,
     cell_steps,
     check_engine,
     needs_gradient,
     runs_eagerly_under_compile,
 )
+from rnnkit.engine.fused import runs_under_autocast
 from rnnkit.engine.registered import REGISTERED, kernel_of
 from rnnkit.nn.conversion import TorchTwin
 from rnnkit.nn.inputs import check_data, checked_initial_state, time_major
@@ -309,6 +311,9 @@ class Recurrent(TorchTwin, nn.Module):
             cpp_steps=cell_steps(data) is not None,
             linear=self.cell.linear,
             torch_kernel_first=kernel is not None and REGISTERED[kernel].torch_kernel_first,
+            kernel_autocasts=kernel is None
+            or not autocasting(data.device)
+            or runs_under_autocast(REGISTERED[kernel].torch_mode, data.device),
         )
         route = dispatch.route(self.engine, call)
         if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route):
