@@ -16,9 +16,12 @@ WRONG = [5, {"a": 1}, "x", None]
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     lm, task = root / "lm", root / "task"
+    # a short text of its own, so that each of the many `eval`s below scores a short split
+    text = root / "text.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox, {i * i % 97}.\n" for i in range(600)))
     small = ["--hidden-size", "16", "--embedding-size", "8", "--threads", "1"]
-    assert main(["train", "--out", str(lm), "--max-steps", "4", "--eval-interval", "2",
-                 "--eval-chars", "2000", *small]) == 0  # fmt: skip
+    assert main(["train", "--out", str(lm), "--data", str(text), "--max-steps", "4",
+                 "--eval-interval", "2", "--eval-chars", "2000", *small]) == 0  # fmt: skip
     assert main(["task", "sentiment", "train", "--out", str(task), "--max-epochs", "1",
                  "--train-examples", "64", "--eval-examples", "16", "--hidden-size", "8",
                  "--embedding-size", "4"]) == 0  # fmt: skip
