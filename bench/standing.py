@@ -230,7 +230,11 @@ def render(results: dict) -> str:
             lines.append(f"| {target.goal} | not measured | - | - | [section](#{target.section}) |")
             continue
         status = "met" if row["met"] else "**open**"
-        lines.append(f"| {target.goal} | {row['now']} | {status} | {row['date']} | "
+        repetitions = row.get("repetitions", results["repetitions"])
+        date = row["date"] + (
+            f" ({repetitions} repetitions)" if repetitions != results["repetitions"] else ""
+        )
+        lines.append(f"| {target.goal} | {row['now']} | {status} | {date} | "
                      f"[section](#{target.section}) |")  # fmt: skip
     return "\n".join([*lines, "", END])
 
@@ -272,7 +276,8 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
             "loops": "C++" if compiled.loops() is not None else "Python (no compiler)",
-            "repetitions": args.repetitions,
+            # the header's count is the full run's; a row measured with --only keeps its own
+            "repetitions": saved.get("repetitions", args.repetitions),
             "rows": [row for row in saved.get("rows", []) if row["name"] not in args.only]
             if saved
             else [],
@@ -286,6 +291,7 @@ def main() -> None:
                 "now": now,
                 "met": bool(met),
                 "date": str(datetime.date.today()),
+                "repetitions": args.repetitions,
             }
             results["rows"].append(row)
             print(f"{target.goal}: {now} ({'met' if met else 'open'})", flush=True)
