@@ -2,11 +2,18 @@
 machine, from injected speeds, and a resumed run keeps what it chose."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.training.budget import another_step_fits, choose, curves, predicted_loss
+from rnnkit.training.budget import (
+    Validation,
+    another_step_fits,
+    choose,
+    curves,
+    predicted_loss,
+)
 
 SHAKESPEARE = 1_115_394
 SLOW = {"1x256": 0.062, "1x512": 0.167, "2x512": 0.407}  # 1 thread here, ms per step / 1000
@@ -40,6 +47,24 @@ def test_the_curves_interpolate_in_log_steps_and_hold_beyond_the_last_point():
 def test_the_probe_costs_what_it_measured_and_the_choice_counts_it():
     choice = choose(2, SLOW, SHAKESPEARE, probe_seconds=3.0)
     assert choice.steps["1x256"] == int((120 - 3.0) / SLOW["1x256"])
+
+
+def test_the_steps_leave_time_for_the_validation_passes():
+    # python-stdlib's 720,000 validation characters in batches of 64 x 64: 176 forwards of
+    # twice a training batch, a third of a step each -> a pass costs about 117 steps
+    config = SimpleNamespace(val_fraction=0.1, eval_chars=2_000_000, seq_len=64,
+                             eval_interval=500, batch_size=32)  # fmt: skip
+    validation = Validation.of(config, 7_186_139)
+    assert validation == Validation(interval=500, pass_steps=pytest.approx(176 * 2 / 3))
+    choice = choose(4.7, {"1x256": 0.069}, 7_186_139, 7.4, validation)
+    # what the 4.7-minute python-stdlib run then made: 3,001 steps (3,970 without the passes)
+    assert 3_000 < choice.steps["1x256"] < 3_200
+    steps = choice.steps["1x256"]
+    spent = steps * 0.069 + (steps / 500 + 1) * validation.pass_steps * 0.069
+    assert spent <= 4.7 * 60 - 7.4 < spent + 0.069 * 1.3  # one step more would not fit
+    # a shorter validation text (eval_chars) costs less
+    shorter = Validation.of(SimpleNamespace(**{**vars(config), "eval_chars": 100_000}), 7_186_139)
+    assert shorter.pass_steps < validation.pass_steps / 5
 
 
 def test_the_probe_stops_a_size_before_a_step_that_would_end_past_its_share():

@@ -12,7 +12,11 @@ smaller model; so a faster machine never gets a worse model from the same comman
     1. probe    a few training steps of each candidate on the run's device and threads, with
                 a synthetic batch of the run's shape (at most PROBE_SHARE of the budget,
                 counted in it)
-    2. steps    each candidate's affordable steps: (budget − probe) / its time per step
+    2. steps    each candidate's affordable steps: (budget − probe) / its time per step, less
+                the validation passes the run will make (one every eval_interval steps and
+                one at the end; a pass costs the forward of every validation batch, taken as a
+                third of a training step per batch of its size: backward is about twice the
+                forward)
     3. choose   the lowest predicted loss: the curve of the corpus nearest in length,
                 interpolated in log(steps), held at its last point beyond it (no
                 extrapolation of gains that were never measured)
@@ -117,14 +121,46 @@ def nearest_corpus(characters: int) -> str:
     return min(curves(), key=lambda c: abs(math.log(curves()[c]["characters"] / characters)))
 
 
+@dataclass(frozen=True)
+class Validation:
+    """What the run's validation passes cost, in training steps of the same model."""
+
+    interval: int  # a pass every this many steps (and one at the end)
+    pass_steps: float  # one pass costs about this many training steps
+
+    @classmethod
+    def of(cls, config, characters: int) -> "Validation":
+        from rnnkit.training.language_model import EVALUATION_BATCH
+
+        validation_characters = characters * config.val_fraction
+        if config.eval_chars:
+            validation_characters = min(validation_characters, config.eval_chars)
+        batches = math.ceil(validation_characters / (EVALUATION_BATCH * config.seq_len))
+        # a forward of EVALUATION_BATCH rows against a training step's forward and backward
+        # (three forwards) of batch_size rows
+        return cls(config.eval_interval, batches * EVALUATION_BATCH / config.batch_size / 3)
+
+    def steps(self, seconds_left: float, step_seconds: float) -> int:
+        """Steps that fit beside their passes: n·step + (n/interval + 1)·pass ≤ seconds_left."""
+        return max(0, int((seconds_left / step_seconds - self.pass_steps)
+                          / (1 + self.pass_steps / self.interval)))  # fmt: skip
+
+
+NO_VALIDATION = Validation(interval=1, pass_steps=0.0)
+
+
 def choose(
-    minutes: float, step_seconds: dict[str, float], characters: int, probe_seconds: float = 0.0
+    minutes: float,
+    step_seconds: dict[str, float],
+    characters: int,
+    probe_seconds: float = 0.0,
+    validation: Validation = NO_VALIDATION,
 ) -> Choice:
     """The candidate with the lowest predicted loss for this budget and these speeds."""
     corpus = nearest_corpus(characters)
     measured = curves()[corpus]["sizes"]
     usable = max(0.0, 60 * minutes - probe_seconds)
-    steps = {size: int(usable / seconds) for size, seconds in step_seconds.items()}
+    steps = {size: validation.steps(usable, seconds) for size, seconds in step_seconds.items()}
     predicted = {
         size: predicted_loss(measured[size], max(n, 1))
         for size, n in steps.items()
@@ -228,7 +264,8 @@ def fit_to_machine(config, given: set[str]):
         seconds = PROBE_AIM * 60 * config.time_budget
         speeds = probe(config, PROBE_VOCABULARY, device, seconds)
     characters = corpus_characters(config.data)
-    choice = choose(config.time_budget, speeds, characters, time.perf_counter() - started)
+    choice = choose(config.time_budget, speeds, characters, time.perf_counter() - started,
+                    Validation.of(config, characters))  # fmt: skip
     choice.injected = injected_step_seconds() is not None
     for name, value in choice.settings.items():
         if name not in given:

@@ -27,6 +27,8 @@ from rnnkit.training.launch import train_job
 from rnnkit.training.run import build_model, prepare_run_dir, run_corpus
 from rnnkit.training.trainer import Evaluation, Settings, device_for
 
+EVALUATION_BATCH = 64  # rows of a validation batch: a pass over the text in as few calls as fit
+
 
 def train(
     config: TrainConfig, out: Path, resume: bool = False, log=print, progress=None,
@@ -136,7 +138,12 @@ class LanguageModelJob:
     def evaluate(self, step: int, should_stop) -> Evaluation | None:
         """A full pass over the validation text (its first eval_chars characters)."""
         result = evaluate(
-            self.model, self.val_ids, 64, self.config.seq_len, self.device, should_stop
+            self.model,
+            self.val_ids,
+            EVALUATION_BATCH,
+            self.config.seq_len,
+            self.device,
+            should_stop,
         )
         if result is None:
             return None
