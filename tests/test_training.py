@@ -228,6 +228,24 @@ def test_time_budget_stops_the_run(small_text, tmp_path):
     assert result.steps < 100000
 
 
+def test_a_budget_that_runs_out_during_an_evaluation_ends_on_it(small_text, tmp_path, monkeypatch):
+    import rnnkit.training.language_model as language_model
+
+    def slow(*args, **kwargs):  # an evaluation that takes the rest of the 1.2 s budget
+        time.sleep(1.3)
+        return real(*args, **kwargs)
+
+    real = language_model.evaluate
+    monkeypatch.setattr(language_model, "evaluate", slow)
+    run = tmp_path / "run"
+    result = train(tiny(small_text, max_steps=100000, time_budget=0.02, eval_interval=5), run,
+                   log=quiet, progress=False)  # fmt: skip
+    assert result.stopped_by == "time_budget"
+    # one evaluation, at the last step: not a step more and a second evaluation past the budget
+    assert len([loss for loss in losses(run, "val_loss") if loss]) == 1
+    assert result.steps <= 5
+
+
 def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(small_text, tmp_path):
     run = tmp_path / "run"
     train(tiny(small_text, max_steps=4), run, log=quiet, progress=False)

@@ -361,6 +361,10 @@ class Trainer:
                         self._save_and_plot()
                     self.elapsed += time.perf_counter() - started  # the step, eval and saving
                     bar.update(min(round(self.elapsed), round(budget)) - bar.n if budget else 1)
+                    if evaluation is not None and not out_of_time:
+                        # the budget ran out during this step's evaluation: stop on it, rather
+                        # than take one more step and evaluate it again past the budget
+                        out_of_time = self.ranks.any(budget > 0 and self.elapsed >= budget)
                     if stopping or out_of_time:
                         stopped_by = (stop.name or "SIGTERM") if stopping else "time_budget"
                         break
