@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 # The candidate sizes and their settings beside the steps to try: the short-budget defaults of
-# the 1x256 model, the same recipe at 512 with dropout, and the long-budget 2x512 recipe.
+# the 1x256 model, the same recipe at 384 and 512 with more dropout the wider (and the 512 with
+# less), and the long-budget 2x512 recipe.
 COMMON = [
     "--seq-len",
     "64",
@@ -35,9 +36,16 @@ COMMON = [
 SIZES = {
     "1x256": (["--hidden-size", "256", "--dropout", "0", "--lr", "5e-3", "--warmup-steps", "50"],
               (1000, 2000, 4000, 8000, 16000)),
+    "1x384": (["--hidden-size", "384", "--dropout", "0.15", "--lr", "5e-3",
+               "--warmup-steps", "50"],
+              (1000, 2000, 4000, 8000)),
     "1x512": (["--hidden-size", "512", "--dropout", "0.25", "--lr", "5e-3",
                "--warmup-steps", "50"],
               (500, 1000, 2000, 4000, 8000)),
+    # the 1x512 with less dropout: a short budget gives it only a few epochs
+    "1x512-d0.1": (["--hidden-size", "512", "--dropout", "0.1", "--lr", "5e-3",
+                    "--warmup-steps", "50"],
+                   (1000, 2000, 4000)),
     "2x512": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
                "--weight-decay", "0.1"],
               (500, 1000, 2000, 4000)),
