@@ -5,9 +5,11 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from rnnkit.cli import main
 from rnnkit.training.budget import (
+    CANDIDATES,
     Validation,
     another_step_fits,
     choose,
@@ -21,9 +23,10 @@ FAST = {size: seconds / 8 for size, seconds in SLOW.items()}  # a machine 8x fas
 
 
 def test_a_faster_machine_gets_a_larger_model_and_a_lower_predicted_loss():
-    slow, fast = choose(4.7, SLOW, SHAKESPEARE), choose(4.7, FAST, SHAKESPEARE)
+    slower = {size: 2 * seconds for size, seconds in SLOW.items()}  # one thread beside a run
+    slow, fast = choose(4.7, slower, SHAKESPEARE), choose(4.7, FAST, SHAKESPEARE)
     assert slow.size == "1x256"
-    assert fast.size in ("1x512", "2x512")
+    assert fast.size in ("1x512", "1x512-d0.1", "2x512")
     assert fast.predicted[fast.size] < slow.predicted[slow.size]
     # the small model, given the fast machine's steps, would over-fit: its curve rises again
     assert fast.predicted["1x256"] > slow.predicted["1x256"]
@@ -41,7 +44,40 @@ def test_the_curves_interpolate_in_log_steps_and_hold_beyond_the_last_point():
     assert predicted_loss(points, 2000) == pytest.approx(1.5)
     assert predicted_loss(points, 10**6) == 1.4  # no gain that was never measured
     assert predicted_loss(points, 500) > 1.6
-    assert set(curves()["tinyshakespeare"]["sizes"]) == {"1x256", "1x512", "2x512"}
+    assert set(curves()["tinyshakespeare"]["sizes"]) == set(CANDIDATES)
+
+
+def test_candidates_of_one_shape_share_one_measurement():
+    # the 1x512 recipes differ in dropout only: the 1x512's time serves both
+    choice = choose(4.7, SLOW, SHAKESPEARE)
+    assert choice.step_seconds["1x512-d0.1"] == SLOW["1x512"]
+    assert choice.steps["1x512-d0.1"] == choice.steps["1x512"]
+    assert "1x512-d0.1" in choice.predicted
+
+
+def test_a_candidate_without_a_curve_for_the_corpus_is_not_chosen():
+    # python-stdlib was swept with the 1x512 at dropout 0.25 only
+    choice = choose(4.7, FAST, 7_186_139)
+    assert "1x512-d0.1" in choice.steps and "1x512-d0.1" not in choice.predicted
+    assert choice.size != "1x512-d0.1"
+
+
+def test_the_probe_measures_each_shape_once(monkeypatch):
+    from rnnkit.models import charlm
+    from rnnkit.training.budget import probe
+
+    built = []
+    original = charlm.CharLM.__init__
+
+    def counting(self, vocabulary, cell, embedding, hidden, layers, **kwargs):
+        built.append((layers, hidden))
+        original(self, vocabulary, cell, embedding, hidden, layers, **kwargs)
+
+    monkeypatch.setattr(charlm.CharLM, "__init__", counting)
+    config = SimpleNamespace(batch_size=2, seq_len=4, cell="lstm", embedding_size=8)
+    measured = probe(config, 10, torch.device("cpu"), seconds=0.0)
+    assert sorted(built) == [(1, 256), (1, 512), (2, 512)]
+    assert len(measured) == 3 and all(seconds > 0 for seconds in measured.values())
 
 
 def test_the_probe_costs_what_it_measured_and_the_choice_counts_it():

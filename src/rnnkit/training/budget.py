@@ -9,9 +9,9 @@ by its time per step. A faster machine affords a larger model (a small one over-
 many steps: the 1x256 curve rises again after 4,000 steps on Tiny Shakespeare), a slower one a
 smaller model; so a faster machine never gets a worse model from the same command.
 
-    1. probe    a few training steps of each candidate on the run's device and threads, with
-                a synthetic batch of the run's shape (at most PROBE_SHARE of the budget,
-                counted in it)
+    1. probe    a few training steps of each candidate shape (layers x hidden size) on the
+                run's device and threads, with a synthetic batch of the run's shape (at most
+                PROBE_SHARE of the budget, counted in it)
     2. steps    each candidate's affordable steps: (budget − probe) / its time per step, less
                 the validation passes the run will make (one every eval_interval steps and
                 one at the end; a pass costs the forward of every validation batch, taken as a
@@ -26,7 +26,7 @@ A flag that sets the size (--hidden-size, --num-layers) skips the choice, and so
 under a minute (measuring would take more than its share); any other flag still overrides the
 chosen settings. The choice lands in the run's config.json, so --resume keeps it.
 RNNKIT_BUDGET_STEP_SECONDS="1x256=0.06,1x512=0.17,2x512=0.4" replaces the probe by those times
-(for tests and for trying the rule).
+(for tests and for trying the rule); a candidate not named takes the time of one of its shape.
 """
 
 import functools
@@ -51,6 +51,7 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     # the rest of CANDIDATE_FIELDS at TrainConfig's class defaults, as the sweep ran them
     "1x256": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=5e-3, warmup_steps=50),
     "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
+    "1x512-d0.1": dict(num_layers=1, hidden_size=512, dropout=0.1, lr=5e-3, warmup_steps=50),
     "2x512": dict(num_layers=2, hidden_size=512, variational_dropout=True, weight_decay=0.1),
 }
 CANDIDATE_FIELDS = ("num_layers", "hidden_size", "dropout", "lr", "warmup_steps",
@@ -159,6 +160,7 @@ def choose(
     """The candidate with the lowest predicted loss for this budget and these speeds."""
     corpus = nearest_corpus(characters)
     measured = curves()[corpus]["sizes"]
+    step_seconds = every_candidate(step_seconds)
     usable = max(0.0, 60 * minutes - probe_seconds)
     steps = {size: validation.steps(usable, seconds) for size, seconds in step_seconds.items()}
     predicted = {
@@ -179,12 +181,29 @@ def injected_step_seconds() -> dict[str, float] | None:
     return {size.strip(): float(value) for size, value in pairs}
 
 
+def model_shape(size: str) -> tuple[int, int]:
+    """(layers, hidden size) of a candidate: what its speed depends on. Candidates of one
+    shape differ only in regularisation (dropout, weight decay), which costs next to nothing
+    beside the products, so one measurement serves them all."""
+    settings = candidate_settings(size)
+    return settings["num_layers"], settings["hidden_size"]
+
+
+def every_candidate(step_seconds: dict[str, float]) -> dict[str, float]:
+    """The speeds given for some candidates, extended to every candidate of a shape given."""
+    by_shape = {model_shape(size): seconds for size, seconds in step_seconds.items()
+                if size in CANDIDATES}  # fmt: skip
+    extended = {size: by_shape[model_shape(size)] for size in CANDIDATES
+                if model_shape(size) in by_shape}  # fmt: skip
+    return extended | step_seconds
+
+
 def probe(config, vocabulary_size: int, device: torch.device, seconds: float) -> dict[str, float]:
-    """Seconds per training step of each candidate here: a CharLM at its size, AdamW, a
-    random batch of the run's shape; the median of the steps after a warm-up one, within
-    ``seconds`` in all (a size that cannot fit a warm-up and one timed step in its share
-    still gets them: the only overshoot). A size stops before a step that would end past its
-    share."""
+    """Seconds per training step here of one candidate of each model shape: a
+    CharLM of that shape, AdamW, a random batch of the run's shape; the median of the steps
+    after a warm-up one, within ``seconds`` in all (a shape that cannot fit a warm-up and one
+    timed step in its share still gets them: the only overshoot). A shape stops before a step
+    that would end past its share."""
     from rnnkit.models.charlm import CharLM
 
     generator = torch.Generator().manual_seed(0)
@@ -192,8 +211,9 @@ def probe(config, vocabulary_size: int, device: torch.device, seconds: float) ->
     ids = torch.randint(vocabulary_size, shape, generator=generator).to(device)
     deadline = time.perf_counter() + seconds
     measured = {}
-    for left, size in zip(range(len(CANDIDATES), 0, -1), CANDIDATES, strict=True):
-        # this size's share of what is left, model building and warm-up included
+    shapes = list({model_shape(size): size for size in CANDIDATES}.values())  # one of each
+    for left, size in zip(range(len(shapes), 0, -1), shapes, strict=True):
+        # this shape's share of what is left, model building and warm-up included
         until = time.perf_counter() + max(0.0, deadline - time.perf_counter()) / left
         settings = candidate_settings(size)
         model = CharLM(vocabulary_size, config.cell, config.embedding_size,
