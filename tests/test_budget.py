@@ -140,3 +140,13 @@ def test_a_size_given_on_the_command_line_is_not_chosen(tmp_path, monkeypatch, c
     said = capsys.readouterr()
     assert "chose" not in said.out + said.err
     assert json.loads((run / "config.json").read_text())["hidden_size"] == 32
+
+
+@pytest.mark.parametrize("raw", ["1x256", "1x256=fast", "1x999=0.1", "1x256=0"])
+def test_a_malformed_injected_speed_is_a_clear_error(monkeypatch, raw):
+    from rnnkit.errors import UsageError
+    from rnnkit.training.budget import injected_step_seconds
+
+    monkeypatch.setenv("RNNKIT_BUDGET_STEP_SECONDS", raw)
+    with pytest.raises(UsageError, match=r"RNNKIT_BUDGET_STEP_SECONDS.*candidates: 1x256"):
+        injected_step_seconds()

@@ -166,7 +166,7 @@ def choose(
     predicted = {
         size: predicted_loss(measured[size], max(n, 1))
         for size, n in steps.items()
-        if size in measured
+        if size in measured and size in CANDIDATES
     }
     best = min(predicted, key=predicted.get)
     return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
@@ -177,8 +177,20 @@ def injected_step_seconds() -> dict[str, float] | None:
     raw = os.environ.get("RNNKIT_BUDGET_STEP_SECONDS")
     if not raw:
         return None
-    pairs = (item.split("=") for item in raw.split(","))
-    return {size.strip(): float(value) for size, value in pairs}
+    from rnnkit.errors import UsageError
+
+    try:
+        pairs = (item.split("=") for item in raw.split(","))
+        speeds = {size.strip(): float(value) for size, value in pairs}
+    except ValueError:
+        speeds = {}
+    if not speeds or not set(speeds) <= set(CANDIDATES) or min(speeds.values()) <= 0:
+        raise UsageError(
+            f"RNNKIT_BUDGET_STEP_SECONDS={raw!r}: give seconds per step (above 0) by candidate, "
+            f"e.g. 1x256=0.06,1x512=0.17,2x512=0.4 (candidates: {', '.join(CANDIDATES)}), "
+            "or unset it to measure this machine"
+        )
+    return speeds
 
 
 def model_shape(size: str) -> tuple[int, int]:
