@@ -21,7 +21,7 @@ from pathlib import Path
 
 # The candidate sizes and their settings beside the steps to try: the short-budget defaults of
 # the 1x256 model, the same recipe at 384 and 512 with more dropout the wider (and the 512 with
-# less), and the long-budget 2x512 recipe.
+# less), and the long-budget 2x512 recipe (and with less dropout).
 COMMON = [
     "--seq-len",
     "64",
@@ -49,6 +49,9 @@ SIZES = {
     "2x512": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
                "--weight-decay", "0.1"],
               (500, 1000, 2000, 4000)),
+    "2x512-d0.1": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
+                    "--dropout", "0.1", "--weight-decay", "0.1"],
+                   (1000, 2000, 4000)),
 }  # fmt: skip
 
 DONE = re.compile(r"done: (\d+) steps, validation ([0-9.]+) nats/char")
