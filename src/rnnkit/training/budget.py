@@ -53,8 +53,9 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
     "1x512-d0.1": dict(num_layers=1, hidden_size=512, dropout=0.1, lr=5e-3, warmup_steps=50),
     "2x512": dict(num_layers=2, hidden_size=512, variational_dropout=True, weight_decay=0.1),
-    "2x512-d0.1": dict(num_layers=2, hidden_size=512, dropout=0.1, variational_dropout=True,
-                       weight_decay=0.1),
+    "2x512-d0.1": dict(
+        num_layers=2, hidden_size=512, dropout=0.1, variational_dropout=True, weight_decay=0.1
+    ),
 }
 CANDIDATE_FIELDS = ("num_layers", "hidden_size", "dropout", "lr", "warmup_steps",
                     "variational_dropout", "weight_decay")  # fmt: skip
