@@ -51,8 +51,9 @@ def fused_rnn(
     return output, tuple(final)
 
 
-def runs_under_autocast(mode: str, device: torch.device) -> bool:
-    """Whether torch's kernel for ``mode`` runs under the autocast now active on ``device``.
+def runs_under_autocast(mode: str, states: int, gates: int, device: torch.device) -> bool:
+    """Whether torch's kernel for ``mode`` runs under the autocast now active on ``device``:
+    tried once per dtype on the smallest call, with the cell's number of states and of gates.
 
     On CUDA it does. On the CPU, oneDNN's fused LSTM in bfloat16 needs instructions that some
     processors lack (AVX-512 BF16 or AMX): there torch.nn's own LSTM fails under autocast
@@ -60,13 +61,11 @@ def runs_under_autocast(mode: str, device: torch.device) -> bool:
     whose matrix products autocast lowers as it lowers any torch.nn.Linear."""
     if device.type != "cpu":
         return True
-    return _runs_on_cpu(mode, torch.get_autocast_dtype("cpu"))
+    return _runs_on_cpu(mode, states, gates, torch.get_autocast_dtype("cpu"))
 
 
 @functools.cache
-def _runs_on_cpu(mode: str, dtype: torch.dtype) -> bool:
-    states = 2 if mode == "LSTM" else 1
-    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+def _runs_on_cpu(mode: str, states: int, gates: int, dtype: torch.dtype) -> bool:
     x = torch.zeros(1, 1, 1)
     hx = tuple(torch.zeros(1, 1, 1) for _ in range(states))
     weights = [torch.zeros(gates, 1), torch.zeros(gates, 1), torch.zeros(gates), torch.zeros(gates)]

@@ -313,7 +313,12 @@ class Recurrent(TorchTwin, nn.Module):
             torch_kernel_first=kernel is not None and REGISTERED[kernel].torch_kernel_first,
             kernel_autocasts=kernel is None
             or not autocasting(data.device)
-            or runs_under_autocast(REGISTERED[kernel].torch_mode, data.device),
+            or runs_under_autocast(
+                REGISTERED[kernel].torch_mode,
+                len(self.cell.states),
+                len(self.cell.gates),
+                data.device,
+            ),
         )
         route = dispatch.route(self.engine, call)
         if route.trace != "recomputed" and runs_eagerly_under_compile(self.engine, route):

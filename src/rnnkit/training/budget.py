@@ -169,7 +169,7 @@ def choose(
     predicted = {
         size: predicted_loss(measured[size], max(n, 1))
         for size, n in steps.items()
-        if size in measured and size in CANDIDATES
+        if size in measured
     }
     best = min(predicted, key=predicted.get)
     return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
@@ -206,8 +206,7 @@ def model_shape(size: str) -> tuple[int, int]:
 
 def every_candidate(step_seconds: dict[str, float]) -> dict[str, float]:
     """The speeds given for some candidates, extended to every candidate of a shape given."""
-    by_shape = {model_shape(size): seconds for size, seconds in step_seconds.items()
-                if size in CANDIDATES}  # fmt: skip
+    by_shape = {model_shape(size): seconds for size, seconds in step_seconds.items()}
     extended = {size: by_shape[model_shape(size)] for size in CANDIDATES
                 if model_shape(size) in by_shape}  # fmt: skip
     return extended | step_seconds
