@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pack_sequence, unpack_sequence
 from torch.testing import assert_close
 
 from rnnkit.cells import CELLS, Cell, LinearCell
-from rnnkit.engine import dispatch
+from rnnkit.engine import compiled, dispatch, scan
 from rnnkit.engine.scan import linear_scan, parallel_scan
 from rnnkit.nn.layers import Recurrent
 
@@ -64,6 +64,55 @@ def test_the_scan_operator_under_vmap():
     many = torch.rand(5, *a.shape, dtype=torch.float64)
     assert_close(torch.vmap(linear_scan, in_dims=(0, None, None))(many, b, h0),
                  torch.stack([step_loop(m, b, h0) for m in many]))  # fmt: skip
+
+
+def test_the_scan_operator_with_batched_gradients():
+    # autograd.grad(is_grads_batched=True) vmaps the backward operator: whole Jacobians, and
+    # the Jacobian of a gradient, against the step loop's
+    a, b, h0 = (t.requires_grad_() for t in coefficients(6, torch.float64, batch=2, hidden=3))
+    jacobian = torch.autograd.functional.jacobian
+    for vectorize in (False, True):
+        assert_close(jacobian(linear_scan, (a, b, h0), vectorize=vectorize),
+                     jacobian(step_loop, (a, b, h0)))  # fmt: skip
+
+    def slope(f):
+        (grad,) = torch.autograd.grad((f(a, b, h0) ** 2).sum(), a, create_graph=True)
+        return grad
+
+    probes = torch.randn(4, *a.shape, dtype=torch.float64)
+    mine = torch.autograd.grad(slope(linear_scan), (a, b, h0), probes, is_grads_batched=True)
+    reference = torch.autograd.grad(slope(step_loop), (a, b, h0), probes, is_grads_batched=True)
+    assert_close(mine, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_scan_loops_equal_their_python_twins(dtype):
+    loops = compiled.loops()
+    if loops is None:
+        pytest.skip("the C++ loops are not built here (RNNKIT_KERNELS=python or no compiler)")
+    a, b, h0 = coefficients(300, dtype, batch=3, hidden=70)  # features not a multiple of 8
+    h = loops.linear_scan_forward(a, b, h0)
+    assert_close(h, scan.linear_scan_forward(a, b, h0))
+    grad = torch.randn_like(h)
+    for mine, twin in zip(loops.linear_scan_backward(a, h0, h, grad),
+                          scan.linear_scan_backward(a, h0, h, grad), strict=True):  # fmt: skip
+        assert_close(mine, twin)
+
+
+def test_the_python_scan_loops_give_exact_gradients(monkeypatch):
+    # the loops that run where the C++ ones did not build (and for other dtypes and devices)
+    monkeypatch.setattr(scan, "_loops", lambda a: scan)
+    a, b, h0 = (t.requires_grad_() for t in coefficients(9, torch.float64, batch=2, hidden=3))
+    assert torch.autograd.gradcheck(linear_scan, (a, b, h0))
+    assert torch.autograd.gradgradcheck(linear_scan, (a, b, h0))
+
+
+def test_the_scan_takes_an_h0_that_broadcasts():
+    a, b, h0 = (t.requires_grad_() for t in coefficients(5, torch.float64, batch=2, hidden=3))
+    h0 = h0[:1].detach().requires_grad_()  # (1, H) for a batch of 2
+    assert_close(linear_scan(a, b, h0), step_loop(a, b, h0))
+    assert torch.autograd.gradcheck(linear_scan, (a, b, h0))
+    assert torch.autograd.gradgradcheck(linear_scan, (a, b, h0))
 
 
 class StepMinGRU(Cell):

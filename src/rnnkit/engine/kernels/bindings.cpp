@@ -19,6 +19,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("packed_direction", &packed_direction, "one direction of a layer over a packed batch");
   m.def("packed_inference", &packed_inference,
         "one direction over a packed batch when nothing needs a gradient");
+  m.def("linear_scan_forward", &linear_scan_forward, "h_t = a_t * h_{t-1} + b_t for every t");
+  m.def("linear_scan_backward", &linear_scan_backward, "the gradients of linear_scan_forward");
   m.def("rnn_cell_step", &rnn_cell_step, "one Elman RNN cell step (autograd records it)");
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");

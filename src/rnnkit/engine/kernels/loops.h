@@ -1,6 +1,6 @@
-// The compiled time loops of rnnkit's bptt engine: what each file defines, and the two helpers
+// The compiled time loops of rnnkit's engines: what each file defines, and the two helpers
 // they share. The meaning of every argument is in the Python twin of each loop
-// (rnnkit/engine/lstm.py, gru.py, rnn.py).
+// (rnnkit/engine/lstm.py, gru.py, rnn.py, scan.py).
 
 #pragma once
 
@@ -63,6 +63,11 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& x_proj, const at::Tensor& 
 std::vector<at::Tensor> rnn_backward(const at::Tensor& outputs, const at::Tensor& w_hh,
                                      const at::Tensor& grad_outputs, const at::Tensor& grad_h_n,
                                      bool relu);
+
+// The linear recurrence h_t = a_t ⊙ h_{t-1} + b_t (scan_loops.cpp), forward and backward.
+at::Tensor linear_scan_forward(const at::Tensor& a, const at::Tensor& b, const at::Tensor& h0);
+std::vector<at::Tensor> linear_scan_backward(const at::Tensor& a, const at::Tensor& h0,
+                                             const at::Tensor& h, const at::Tensor& grad);
 
 // One step of each cell (cell_steps.cpp): ATen calls that autograd records.
 at::Tensor rnn_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
