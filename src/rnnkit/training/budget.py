@@ -52,6 +52,7 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     "1x256": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=5e-3, warmup_steps=50),
     "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
     "1x512-d0.1": dict(num_layers=1, hidden_size=512, dropout=0.1, lr=5e-3, warmup_steps=50),
+    "1x512-d0.05": dict(num_layers=1, hidden_size=512, dropout=0.05, lr=5e-3, warmup_steps=50),
     "2x512": dict(num_layers=2, hidden_size=512, variational_dropout=True, weight_decay=0.1),
     "2x512-d0.1": dict(
         num_layers=2, hidden_size=512, dropout=0.1, variational_dropout=True, weight_decay=0.1
