@@ -56,6 +56,14 @@ SIZES = {
     "1x512-d0.05": (["--hidden-size", "512", "--dropout", "0.05", "--lr", "5e-3",
                      "--warmup-steps", "50"],
                     (1000, 2000, 4000)),
+    # a higher learning rate for the short runs of a slow machine (the 1x512's 1,400-1,700
+    # steps, the 1x256's 4,000-5,000 on one thread beside another run at 4.7 minutes)
+    "1x512-d0.05-lr0.01": (["--hidden-size", "512", "--dropout", "0.05", "--lr", "1e-2",
+                            "--warmup-steps", "50"],
+                           (1000, 2000, 4000)),
+    "1x256-lr0.01": (["--hidden-size", "256", "--dropout", "0", "--lr", "1e-2",
+                      "--warmup-steps", "50"],
+                     (1000, 2000, 4000, 8000)),
     "2x512": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
                "--weight-decay", "0.1"],
               (500, 1000, 2000, 4000)),

@@ -14,6 +14,7 @@ from rnnkit.training.budget import (
     another_step_fits,
     choose,
     curves,
+    model_shape,
     predicted_loss,
 )
 
@@ -25,8 +26,8 @@ FAST = {size: seconds / 8 for size, seconds in SLOW.items()}  # a machine 8x fas
 def test_a_faster_machine_gets_a_larger_model_and_a_lower_predicted_loss():
     slower = {size: 2 * seconds for size, seconds in SLOW.items()}  # one thread beside a run
     slow, fast = choose(4.7, slower, SHAKESPEARE), choose(4.7, FAST, SHAKESPEARE)
-    assert slow.size == "1x256"
-    assert fast.size in ("1x512", "1x512-d0.1", "1x512-d0.05", "2x512", "2x512-d0.1")
+    assert model_shape(slow.size) == (1, 256)
+    assert model_shape(fast.size) in ((1, 512), (2, 512))
     assert fast.predicted[fast.size] < slow.predicted[slow.size]
     # the small model, given the fast machine's steps, would over-fit: its curve rises again
     assert fast.predicted["1x256"] > slow.predicted["1x256"]
@@ -56,10 +57,11 @@ def test_candidates_of_one_shape_share_one_measurement():
 
 
 def test_a_candidate_without_a_curve_for_the_corpus_is_not_chosen():
-    # python-stdlib was swept with the heavier dropouts only
+    # python-stdlib was swept with the heavier dropouts and the lower learning rate only
     for minutes in (2, 4.7, 10, 30):
         choice = choose(minutes, FAST, 7_186_139)
-        for lighter in ("1x512-d0.1", "1x512-d0.05", "2x512-d0.1"):
+        for lighter in ("1x512-d0.1", "1x512-d0.05", "2x512-d0.1", "1x256-lr0.01",
+                        "1x512-d0.05-lr0.01"):
             assert lighter in choice.steps and lighter not in choice.predicted
             assert choice.size != lighter
 

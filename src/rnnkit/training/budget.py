@@ -53,6 +53,11 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
     "1x512-d0.1": dict(num_layers=1, hidden_size=512, dropout=0.1, lr=5e-3, warmup_steps=50),
     "1x512-d0.05": dict(num_layers=1, hidden_size=512, dropout=0.05, lr=5e-3, warmup_steps=50),
+    # a higher peak learning rate: ahead at every step count swept (up to 2,000 and 8,000)
+    "1x256-lr0.01": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=1e-2, warmup_steps=50),
+    "1x512-d0.05-lr0.01": dict(
+        num_layers=1, hidden_size=512, dropout=0.05, lr=1e-2, warmup_steps=50
+    ),
     "2x512": dict(num_layers=2, hidden_size=512, variational_dropout=True, weight_decay=0.1),
     "2x512-d0.1": dict(
         num_layers=2, hidden_size=512, dropout=0.1, variational_dropout=True, weight_decay=0.1
@@ -200,7 +205,8 @@ def injected_step_seconds() -> dict[str, float] | None:
 def model_shape(size: str) -> tuple[int, int]:
     """(layers, hidden size) of a candidate: what its speed depends on. Candidates of one
     shape differ only in regularisation (dropout, weight decay), which costs next to nothing
-    beside the products, so one measurement serves them all."""
+    beside the products, or in learning rate, which costs nothing, so one measurement serves
+    them all."""
     settings = candidate_settings(size)
     return settings["num_layers"], settings["hidden_size"]
 
