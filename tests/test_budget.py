@@ -56,16 +56,17 @@ def test_candidates_of_one_shape_share_one_measurement():
     assert "1x512-d0.1" in choice.predicted
 
 
-LIGHTER = ("1x512-d0.1", "1x512-d0.05", "2x512-d0.1", "1x256-lr0.01", "1x512-d0.05-lr0.01")
+NOT_SWEPT_ON_STDLIB = ("1x512-d0.1", "1x512-d0.05", "2x512-d0.1", "1x256-lr0.01",
+                       "1x512-d0.05-lr0.01")  # fmt: skip
 
 
 def test_a_candidate_without_a_curve_for_the_corpus_is_not_chosen():
     # python-stdlib was swept with the heavier dropouts and the lower learning rate only
     for minutes in (2, 4.7, 10, 30):
         choice = choose(minutes, FAST, 7_186_139)
-        for lighter in LIGHTER:
-            assert lighter in choice.steps and lighter not in choice.predicted
-            assert choice.size != lighter
+        for recipe in NOT_SWEPT_ON_STDLIB:
+            assert recipe in choice.steps and recipe not in choice.predicted
+            assert choice.size != recipe
 
 
 def test_the_probe_measures_each_shape_once(monkeypatch):
