@@ -206,3 +206,11 @@ def test_a_linear_cell_with_two_states_is_refused():
 
     with pytest.raises(ValueError, match="one state h"):
         Recurrent(TwoStates(), 3, 4)
+
+
+def test_the_scan_of_no_steps():
+    a, b, h0 = (t.requires_grad_() for t in coefficients(0, torch.float64, batch=2, hidden=3))
+    h = linear_scan(a, b, h0)
+    assert h.shape == (0, 2, 3)
+    (grad_h0,) = torch.autograd.grad(h.sum() + h0.sum(), h0)
+    assert_close(grad_h0, torch.ones_like(h0))  # only the direct term: no step carries h0

@@ -88,6 +88,8 @@ def linear_scan_gradients(
     """∂L/∂a, ∂L/∂b, ∂L/∂h0 (at the full (*S) shape) of linear_scan from ∂L/∂h, in one pass
     backwards in time."""
     a, _, h0 = _dense(a, a, h0)
+    if a.shape[0] == 0:  # no steps: nothing flows back, h0 included
+        return torch.zeros_like(a), torch.zeros_like(a), torch.zeros_like(h0)
     grad_a, grad_b, grad_h0 = _loops(a).linear_scan_backward(
         a, h0, h.contiguous(), grad.contiguous()
     )
@@ -100,15 +102,15 @@ def _(a, h0, h, grad):
 
 
 def _setup(ctx, inputs, output) -> None:
-    a, _, h0 = inputs
-    ctx.h0_shape = h0.shape
+    a, b, h0 = inputs
+    ctx.shapes = a.shape, b.shape, h0.shape  # an input that broadcast gets its sum
     ctx.save_for_backward(a, h0, output)
 
 
 def _backward(ctx, grad: Tensor):
     a, h0, h = ctx.saved_tensors
-    grad_a, grad_b, grad_h0 = linear_scan_gradients(a, h0, h, grad)
-    return grad_a, grad_b, grad_h0.sum_to_size(ctx.h0_shape)
+    grads = linear_scan_gradients(a, h0, h, grad)
+    return tuple(g.sum_to_size(shape) for g, shape in zip(grads, ctx.shapes, strict=True))
 
 
 linear_scan.register_autograd(_backward, setup_context=_setup)
@@ -116,7 +118,7 @@ linear_scan.register_autograd(_backward, setup_context=_setup)
 
 def _setup_gradients(ctx, inputs, output) -> None:
     a, h0, h, _ = inputs
-    ctx.h0_shape = h0.shape
+    ctx.a_shape, ctx.h0_shape = a.shape, h0.shape
     ctx.save_for_backward(a, h0, h, output[1])
 
 
@@ -128,6 +130,8 @@ def _backward_of_gradients(ctx, grad_a: Tensor | None, grad_b: Tensor | None,
     g, whose adjoint is the forward scan v_t = w_t + a_t ⊙ v_{t-1} from 0; then ∂/∂grad = v,
     ∂/∂a_t = v_{t-1} ⊙ g_t (t ≥ 1; at t = 0, u_h0 ⊙ g_0), ∂/∂h_prev = u_a ⊙ g."""
     a, h0, h, g = ctx.saved_tensors
+    if g.shape[0] == 0:  # no steps: the gradients were zeros, constant in everything
+        return None, None, None, None
     a, _, h0 = _dense(a, a, h0)
     previous = torch.cat([h0.unsqueeze(0), h[:-1]])
     w = torch.zeros_like(g)
@@ -139,7 +143,7 @@ def _backward_of_gradients(ctx, grad_a: Tensor | None, grad_b: Tensor | None,
         w = torch.cat([(w[0] + a[0] * grad_h0).unsqueeze(0), w[1:]])
     v = linear_scan(a, w, torch.zeros_like(h0))
     first = grad_h0 * g[0] if grad_h0 is not None else torch.zeros_like(g[0])
-    d_a = torch.cat([first.unsqueeze(0), v[:-1] * g[1:]])
+    d_a = torch.cat([first.unsqueeze(0), v[:-1] * g[1:]]).sum_to_size(ctx.a_shape)
     d_h0 = d_h = None
     if grad_a is not None:
         d_previous = grad_a * g

@@ -58,6 +58,7 @@ std::vector<at::Tensor> linear_scan_backward(const at::Tensor& a, const at::Tens
               "linear scan backward: grad must be a contiguous tensor like a");
   const int64_t steps = a.size(0), features = h0.numel();
   at::Tensor grad_a = at::empty_like(a), g = at::empty_like(a), grad_h0 = at::empty_like(h0);
+  if (steps == 0) return {grad_a, g, grad_h0.zero_()};  // no steps: a_0 does not exist
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_backward", [&] {
     const scalar_t* ap = a.data_ptr<scalar_t>();
     const scalar_t* h0p = h0.data_ptr<scalar_t>();
