@@ -53,7 +53,7 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     "1x512": dict(num_layers=1, hidden_size=512, dropout=0.25, lr=5e-3, warmup_steps=50),
     "1x512-d0.1": dict(num_layers=1, hidden_size=512, dropout=0.1, lr=5e-3, warmup_steps=50),
     "1x512-d0.05": dict(num_layers=1, hidden_size=512, dropout=0.05, lr=5e-3, warmup_steps=50),
-    # the same recipes at a higher peak learning rate, for the short runs of a slow machine
+    # the same recipes at a higher peak learning rate: ahead in runs of few steps, over-fit sooner
     "1x256-lr0.01": dict(num_layers=1, hidden_size=256, dropout=0.0, lr=1e-2, warmup_steps=50),
     "1x512-d0.05-lr0.01": dict(
         num_layers=1, hidden_size=512, dropout=0.05, lr=1e-2, warmup_steps=50
