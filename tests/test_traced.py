@@ -4,6 +4,7 @@ and gradients, and a step that cannot be traced runs its own step instead, still
 (tests/test_cell_grid.py holds every cell, through this path, to its step-by-step definition,
 gradcheck and gradgradcheck included.)"""
 
+import contextlib
 import os
 
 import pytest
@@ -31,24 +32,31 @@ def the_cpp_steps():
 TRACED = [name for name in CELLS if kernel_of(CELLS[name]()) is None and not CELLS[name].linear]
 
 
-def run(layer, x, python: bool):
-    """The layer's output, final state and gradients, through the traced loop or (python) the
-    cell's own Python step."""
+@contextlib.contextmanager
+def python_steps(python: bool = True):
+    """Every cell runs its own Python step inside (with python), not the traced loop."""
     previous = os.environ.get("RNNKIT_KERNELS")
     if python:
         os.environ["RNNKIT_KERNELS"] = "python"
     try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RNNKIT_KERNELS", None)
+        else:
+            os.environ["RNNKIT_KERNELS"] = previous
+
+
+def run(layer, x, python: bool):
+    """The layer's output, final state and gradients, through the traced loop or (python) the
+    cell's own Python step."""
+    with python_steps(python):
         output, state = layer(x)
         data = output.data if hasattr(output, "batch_sizes") else output
         state = state if isinstance(state, tuple) else (state,)
         loss = data.pow(2).sum() + sum(s.sum() for s in state)
         gradients = torch.autograd.grad(loss, [*layer.parameters()])
         return data, state, gradients
-    finally:
-        if previous is None:
-            os.environ.pop("RNNKIT_KERNELS", None)
-        else:
-            os.environ["RNNKIT_KERNELS"] = previous
 
 
 def packed_batch(dtype):
@@ -70,8 +78,13 @@ def test_every_cell_without_registered_loops_takes_the_traced_loop_and_gives_its
     assert programs and all(step is not None for step in programs.values()), (
         f"{name}'s step was not traced: it ran its own Python step"
     )
-    tolerance = {"rtol": 0, "atol": 0} if dtype == torch.float64 else {}
-    assert_close(traced, run(layer, x, python=True), **tolerance)  # the same operators
+    python = run(layer, x, python=True)
+    exact = {"rtol": 0, "atol": 0} if dtype == torch.float64 else {}
+    assert_close(traced[:2], python[:2], **exact)  # the same operators: the same values
+    # W_hh's and b_hh's gradients are one product over all steps (kernels/hidden_side.cpp)
+    # where the Python step adds one per step: the same sum in another order
+    summed = {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {}
+    assert_close(traced[2], python[2], **summed)
 
 
 class ReadsItsInput(Cell):
@@ -169,3 +182,58 @@ def test_python_numbers_in_a_step_keep_its_dtype_and_values(dtype):
     assert traced[0].dtype == dtype
     assert all(step is not None for step in traced_steps(layer.cell).values())
     assert_close(traced, run(layer, x, python=True))
+
+
+def backward_nodes(tensor) -> set[str]:
+    found, seen, todo = set(), set(), [tensor.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        found.add(node.name())
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+def test_the_hidden_sides_weight_gradient_is_one_product_and_right_however_asked():
+    """W_hh's and b_hh's gradients come from one node after every step's (one product over all
+    steps, kernels/hidden_side.cpp); asked twice of one graph, asked after a gradient of the
+    input alone, or asked with a graph of the gradient, they are the Python step's."""
+    torch.manual_seed(0)
+    layer = Recurrent(CELLS["layernorm_lstm"](), 3, 5, num_layers=2).double()
+    x = packed_batch(torch.float64)
+    output, _ = layer(x)
+    loss = output.data.pow(2).sum()
+    assert any("WeightsOfTheLoop" in name for name in backward_nodes(loss))
+    weights = [*layer.parameters()]
+    with python_steps():
+        expected = torch.autograd.grad(layer(x)[0].data.pow(2).sum(), weights)
+    summed = {"rtol": 1e-12, "atol": 1e-14}
+    for _ in range(2):
+        assert_close(torch.autograd.grad(loss, weights, retain_graph=True), expected, **summed)
+    data = x.data.detach().requires_grad_()
+    output, _ = layer(type(x)(data, x.batch_sizes))
+    loss = output.data.pow(2).sum()
+    torch.autograd.grad(loss, data, retain_graph=True)  # the weights' rows are not kept
+    assert_close(torch.autograd.grad(loss, weights, retain_graph=True), expected, **summed)
+    with_graph = torch.autograd.grad(loss, weights, create_graph=True)
+    assert all(g.requires_grad for g in with_graph)
+    assert_close(with_graph, expected, **summed)
+
+
+# torch's forward mode loads its decompositions with torch.jit.script, which torch deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_forward_mode_runs_the_traced_loop_without_the_deferred_weight_gradient():
+    import torch.autograd.forward_ad as forward_ad
+
+    torch.manual_seed(0)
+    layer = Recurrent(CELLS["layernorm_lstm"](), 3, 5).double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    tangent = torch.randn_like(x)
+    results = []
+    for python in (False, True):
+        with python_steps(python), forward_ad.dual_level():
+            output, _ = layer(forward_ad.make_dual(x, tangent))
+            results.append(forward_ad.unpack_dual(output).tangent)
+    assert_close(results[0], results[1])

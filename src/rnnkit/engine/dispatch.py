@@ -306,6 +306,17 @@ def needs_gradient(*tensors: torch.Tensor | None) -> bool:
     return any(forward_ad.unpack_dual(t).tangent is not None for t in present)
 
 
+def only_backward_mode(*tensors: torch.Tensor | None) -> bool:
+    """Autograd records a call on these tensors in backward mode and no forward-mode
+    (torch.autograd.forward_ad) level is open: what a C++ loop's own autograd nodes, which
+    have no forward-mode formula, need (kernels/hidden_side.cpp)."""
+    from torch.autograd import forward_ad
+
+    present = [t for t in tensors if t is not None]
+    recorded = torch.is_grad_enabled() and any(t.requires_grad for t in present)
+    return recorded and forward_ad._current_level < 0
+
+
 def cell_steps(x: torch.Tensor):
     """The compiled cell steps (kernels/cell_steps.cpp) for a cell called on ``x``, or None
     where the reference equations are to run (see the module docstring)."""

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rnnkit.cells import Cell
 from rnnkit.engine.cell_loop import cell_loop
-from rnnkit.engine.dispatch import Route, cell_steps
+from rnnkit.engine.dispatch import Route, cell_steps, only_backward_mode
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.engine.registered import fast_paths
 from rnnkit.engine.traced import traced_step
@@ -166,6 +166,7 @@ def _reference(route, stack, data, sizes, initial_state, records, probe):
                 output, *final = compiled.traced_direction(
                     step, x_proj, sizes, list(initial), weights.w_hh, weights.b_hh,
                     list(weights.extra.values()), reverse,
+                    only_backward_mode(weights.w_hh, weights.b_hh),
                 )  # fmt: skip
                 return output, tuple(final)
         elif compiled is not None:

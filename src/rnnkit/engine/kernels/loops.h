@@ -102,6 +102,19 @@ std::vector<at::Tensor> packed_inference(int64_t kind, const at::Tensor& x_proj,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh, bool reverse);
 
+// The hidden side W_hh h + b_hh of every step of one time loop (hidden_side.cpp). With
+// `defer`, the steps keep their rows for one product that makes the weights' gradient
+// (first order; a graph of the gradient is recorded step by step, as at::linear's).
+class HiddenSide {
+ public:
+  HiddenSide(const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh, bool defer);
+  at::Tensor operator()(const at::Tensor& h) const;
+
+ private:
+  at::Tensor w_hh_, b_hh_;
+  c10::intrusive_ptr<torch::CustomClassHolder> kept_;  // the kept rows, when deferred
+};
+
 // One step of packed_loop (cell_steps.cpp): (x_proj_t (b, G·H), state) -> state.
 using PackedStep =
     std::function<std::vector<at::Tensor>(const at::Tensor&, const std::vector<at::Tensor>&)>;

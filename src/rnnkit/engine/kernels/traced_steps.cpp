@@ -142,17 +142,21 @@ class TracedStep {
 // One direction of one layer over a packed batch with a traced step: packed_loop
 // (cell_steps.cpp) with the hidden side W_hh h + b_hh computed from h before each step when
 // w_hh is given. x_proj (N, G·H) in packed order; initial: each (B, ·). Returns the outputs
-// (N, ·) and the final state, each (B, ·).
+// (N, ·) and the final state, each (B, ·). defer_weight_gradients: autograd records the loop
+// (backward mode only) and W_hh's gradient is to be one product for all steps (HiddenSide).
 std::vector<at::Tensor> traced_direction(const TracedStep& step, const at::Tensor& x_proj,
                                          const std::vector<int64_t>& batch_sizes,
                                          const std::vector<at::Tensor>& initial,
                                          const c10::optional<at::Tensor>& w_hh,
                                          const c10::optional<at::Tensor>& b_hh,
-                                         const std::vector<at::Tensor>& extra, bool reverse) {
+                                         const std::vector<at::Tensor>& extra, bool reverse,
+                                         bool defer_weight_gradients) {
+  c10::optional<HiddenSide> hidden_side_of;
+  if (w_hh.has_value()) hidden_side_of.emplace(*w_hh, b_hh, defer_weight_gradients);
   return packed_loop(x_proj, batch_sizes, initial, reverse,
                      [&](const at::Tensor& x_t, const std::vector<at::Tensor>& state) {
                        c10::optional<at::Tensor> hidden_side;
-                       if (w_hh.has_value()) hidden_side = at::linear(state[0], *w_hh, b_hh);
+                       if (hidden_side_of.has_value()) hidden_side = (*hidden_side_of)(state[0]);
                        return step.run(x_t, hidden_side, state, extra);
                      });
 }
