@@ -184,44 +184,6 @@ def test_python_numbers_in_a_step_keep_its_dtype_and_values(dtype):
     assert_close(traced, run(layer, x, python=True))
 
 
-def backward_nodes(tensor) -> set[str]:
-    found, seen, todo = set(), set(), [tensor.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        found.add(node.name())
-        todo.extend(next_node for next_node, _ in node.next_functions)
-    return found
-
-
-def test_the_hidden_sides_weight_gradient_is_one_product_and_right_however_asked():
-    """W_hh's and b_hh's gradients come from one node after every step's (one product over all
-    steps, kernels/hidden_side.cpp); asked twice of one graph, asked after a gradient of the
-    input alone, or asked with a graph of the gradient, they are the Python step's."""
-    torch.manual_seed(0)
-    layer = Recurrent(CELLS["layernorm_lstm"](), 3, 5, num_layers=2).double()
-    x = packed_batch(torch.float64)
-    output, _ = layer(x)
-    loss = output.data.pow(2).sum()
-    assert any("WeightsOfTheLoop" in name for name in backward_nodes(loss))
-    weights = [*layer.parameters()]
-    with python_steps():
-        expected = torch.autograd.grad(layer(x)[0].data.pow(2).sum(), weights)
-    summed = {"rtol": 1e-12, "atol": 1e-14}
-    for _ in range(2):
-        assert_close(torch.autograd.grad(loss, weights, retain_graph=True), expected, **summed)
-    data = x.data.detach().requires_grad_()
-    output, _ = layer(type(x)(data, x.batch_sizes))
-    loss = output.data.pow(2).sum()
-    torch.autograd.grad(loss, data, retain_graph=True)  # the weights' rows are not kept
-    assert_close(torch.autograd.grad(loss, weights, retain_graph=True), expected, **summed)
-    with_graph = torch.autograd.grad(loss, weights, create_graph=True)
-    assert all(g.requires_grad for g in with_graph)
-    assert_close(with_graph, expected, **summed)
-
-
 # torch's forward mode loads its decompositions with torch.jit.script, which torch deprecates
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_forward_mode_runs_the_traced_loop_without_the_deferred_weight_gradient():

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.cells import Cell, Parameters
+from rnnkit.engine.dispatch import only_backward_mode
 
 State = tuple[Tensor, ...]  # in the order of the cell's states: (h,), (h, c), ...
 
@@ -88,6 +89,7 @@ def compiled_direction(
     output, *final = compiled.packed_direction(
         code, x_proj, batch_sizes, initial_state[0], cell,
         weights.w_hh, weights.b_hh, weights.w_hr, reverse,
+        only_backward_mode(weights.w_hh, weights.b_hh),
     )  # fmt: skip
     return output, tuple(final)
 

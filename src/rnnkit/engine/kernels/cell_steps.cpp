@@ -17,20 +17,20 @@
 
 #include "loops.h"
 
-at::Tensor rnn_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
-                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
-                              bool relu) {
+namespace {
+
+// Each cell's step from its hidden side W_hh h + b_hh (computed by the caller, and written over).
+at::Tensor rnn_step_from(at::Tensor hidden_side, const at::Tensor& x_proj, bool relu) {
   // h' = act(x_proj + W_hh h + b_hh), x_proj = W_ih x + b_ih
-  at::Tensor pre_activation = at::linear(h, w_hh, b_hh).add_(x_proj);
+  at::Tensor pre_activation = hidden_side.add_(x_proj);
   return relu ? at::relu(pre_activation) : at::tanh(pre_activation);
 }
 
-std::vector<at::Tensor> lstm_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
-                                            const at::Tensor& c, const at::Tensor& w_hh,
-                                            const c10::optional<at::Tensor>& b_hh,
-                                            const c10::optional<at::Tensor>& w_hr) {
+std::vector<at::Tensor> lstm_step_from(at::Tensor hidden_side, const at::Tensor& x_proj,
+                                       const at::Tensor& c,
+                                       const c10::optional<at::Tensor>& w_hr) {
   // gates = x_proj + W_hh h + b_hh, in the order i, f, g, o
-  at::Tensor gates = at::linear(h, w_hh, b_hh).add_(x_proj);
+  at::Tensor gates = hidden_side.add_(x_proj);
   std::vector<at::Tensor> ifgo = gates.unsafe_chunk(4, 1);
   at::Tensor i = ifgo[0].sigmoid_();
   at::Tensor f = ifgo[1].sigmoid_();
@@ -42,14 +42,33 @@ std::vector<at::Tensor> lstm_projected_step(const at::Tensor& x_proj, const at::
   return {h_next, c_next};
 }
 
-at::Tensor gru_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
-                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
-  std::vector<at::Tensor> xs = x_proj.unsafe_chunk(3, 1);                     // W_i· x + b_i·
-  std::vector<at::Tensor> hs = at::linear(h, w_hh, b_hh).unsafe_chunk(3, 1);  // W_h· h + b_h·
+at::Tensor gru_step_from(at::Tensor hidden_side, const at::Tensor& x_proj, const at::Tensor& h) {
+  std::vector<at::Tensor> xs = x_proj.unsafe_chunk(3, 1);       // W_i· x + b_i·
+  std::vector<at::Tensor> hs = hidden_side.unsafe_chunk(3, 1);  // W_h· h + b_h·
   at::Tensor r = hs[0].add_(xs[0]).sigmoid_();     // r = σ(x_r + h_r)
   at::Tensor z = hs[1].add_(xs[1]).sigmoid_();     // z = σ(x_z + h_z)
   at::Tensor n = xs[2].add(hs[2].mul(r)).tanh_();  // n = tanh(x_n + r ⊙ h_n)
   return (h - n).mul_(z).add_(n);                  // h' = n + z ⊙ (h − n)
+}
+
+}  // namespace
+
+at::Tensor rnn_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                              bool relu) {
+  return rnn_step_from(at::linear(h, w_hh, b_hh), x_proj, relu);
+}
+
+std::vector<at::Tensor> lstm_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                                            const at::Tensor& c, const at::Tensor& w_hh,
+                                            const c10::optional<at::Tensor>& b_hh,
+                                            const c10::optional<at::Tensor>& w_hr) {
+  return lstm_step_from(at::linear(h, w_hh, b_hh), x_proj, c, w_hr);
+}
+
+at::Tensor gru_projected_step(const at::Tensor& x_proj, const at::Tensor& h,
+                              const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
+  return gru_step_from(at::linear(h, w_hh, b_hh), x_proj, h);
 }
 
 at::Tensor rnn_cell_step(const at::Tensor& x, const at::Tensor& h, const at::Tensor& w_ih,
@@ -126,20 +145,24 @@ std::vector<at::Tensor> packed_loop(const at::Tensor& x_proj,
 // functions: packed_loop with a built-in cell's step. (When nothing needs a gradient,
 // rnnkit/engine/dispatch.py routes the call to packed_inference.cpp instead.)
 //   kind: a CellKind (loops.h); h0, c0 (LSTM only): (B, ·). Returns the outputs (N, P), the
-//   final h and (LSTM) the final c.
+//   final h and (LSTM) the final c. defer_weight_gradients: as traced_direction's
+//   (traced_steps.cpp), W_hh's gradient one product for all steps (hidden_side.cpp).
 std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
                                          const std::vector<int64_t>& batch_sizes,
                                          const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh,
-                                         const c10::optional<at::Tensor>& w_hr, bool reverse) {
+                                         const c10::optional<at::Tensor>& w_hr, bool reverse,
+                                         bool defer_weight_gradients) {
   const bool lstm = kind == kLstm;
   std::vector<at::Tensor> initial = lstm ? std::vector<at::Tensor>{h0, *c0}
                                          : std::vector<at::Tensor>{h0};
+  const HiddenSide hidden_side_of(w_hh, b_hh, defer_weight_gradients);
   auto step = [&](const at::Tensor& x_t, const std::vector<at::Tensor>& state) {
-    if (lstm) return lstm_projected_step(x_t, state[0], state[1], w_hh, b_hh, w_hr);
-    if (kind == kGru) return std::vector<at::Tensor>{gru_projected_step(x_t, state[0], w_hh, b_hh)};
-    return std::vector<at::Tensor>{rnn_projected_step(x_t, state[0], w_hh, b_hh, kind == kRnnRelu)};
+    at::Tensor hidden_side = hidden_side_of(state[0]);
+    if (lstm) return lstm_step_from(hidden_side, x_t, state[1], w_hr);
+    if (kind == kGru) return std::vector<at::Tensor>{gru_step_from(hidden_side, x_t, state[0])};
+    return std::vector<at::Tensor>{rnn_step_from(hidden_side, x_t, kind == kRnnRelu)};
   };
   return packed_loop(x_proj, batch_sizes, initial, reverse, step);
 }

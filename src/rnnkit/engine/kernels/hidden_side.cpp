@@ -45,15 +45,16 @@ c10::intrusive_ptr<KeptGradients> kept_of(AutogradContext* ctx) {
 
 // The node every step's W_hh and b_hh come through: forward copies them (the copies are what
 // the steps use), backward adds the one product over the kept rows to what the steps passed.
+// weights: {W_hh} or {W_hh, b_hh} (an absent bias is no input: autograd takes no undefined one).
 class WeightsOfTheLoop : public torch::autograd::Function<WeightsOfTheLoop> {
  public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& w_hh,
-                               const at::Tensor& b_hh,
+  static variable_list forward(AutogradContext* ctx, at::TensorList weights,
                                c10::intrusive_ptr<torch::CustomClassHolder> kept) {
     ctx->saved_data["kept"] = c10::IValue::make_capsule(kept);
     ctx->set_materialize_grads(false);
-    if (!b_hh.defined()) return {w_hh.clone()};
-    return {w_hh.clone(), b_hh.clone()};
+    variable_list copies;
+    for (const at::Tensor& weight : weights) copies.push_back(weight.clone());
+    return copies;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -64,33 +65,34 @@ class WeightsOfTheLoop : public torch::autograd::Function<WeightsOfTheLoop> {
       g.swap(kept->grads);
       h.swap(kept->inputs);
     }
-    at::Tensor grad_w = grads[0], grad_b = grads.size() > 1 ? grads[1] : at::Tensor();
     if (!g.empty()) {
       at::Tensor all_g = at::cat(g), all_h = at::cat(h);  // (N, G·H), (N, H)
       if (ctx->needs_input_grad(0)) {
-        at::Tensor product = all_g.t().mm(all_h);
-        grad_w = grad_w.defined() ? grad_w + product : product;
+        at::Tensor product = all_g.t().mm(all_h);  // ∂L/∂W_hh = Σ_t g_tᵀ h_{t-1}
+        grads[0] = grads[0].defined() ? grads[0] + product : product;
       }
-      if (ctx->needs_input_grad(1)) {
-        at::Tensor sum = all_g.sum(0);
-        grad_b = grad_b.defined() ? grad_b + sum : sum;
+      if (grads.size() > 1 && ctx->needs_input_grad(1)) {
+        at::Tensor sum = all_g.sum(0);  // ∂L/∂b_hh = Σ_t Σ_rows g_t
+        grads[1] = grads[1].defined() ? grads[1] + sum : sum;
       }
     }
-    return {grad_w, grad_b, at::Tensor()};
+    grads.emplace_back();  // kept: not a tensor
+    return grads;
   }
 };
 
 // One step's W_hh h_{t-1} + b_hh: the gradient of h_{t-1} now, the weights' kept for later.
+// inputs: {h_{t-1}, W_hh} or {h_{t-1}, W_hh, b_hh}.
 class HiddenSideOfAStep : public torch::autograd::Function<HiddenSideOfAStep> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w_hh,
-                            const at::Tensor& b_hh,
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList inputs,
                             c10::intrusive_ptr<torch::CustomClassHolder> kept) {
     ctx->saved_data["kept"] = c10::IValue::make_capsule(kept);
-    ctx->saved_data["bias"] = b_hh.defined();
-    ctx->save_for_backward({h, w_hh});
+    ctx->saved_data["bias"] = inputs.size() > 2;
+    ctx->save_for_backward({inputs[0], inputs[1]});
     at::NoGradGuard plain;
-    return b_hh.defined() ? at::linear(h, w_hh, b_hh) : at::linear(h, w_hh);
+    return inputs.size() > 2 ? at::linear(inputs[0], inputs[1], inputs[2])
+                             : at::linear(inputs[0], inputs[1]);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -98,35 +100,39 @@ class HiddenSideOfAStep : public torch::autograd::Function<HiddenSideOfAStep> {
     const at::Tensor &h = saved[0], &w_hh = saved[1], &g = grads[0];
     const bool bias = ctx->saved_data["bias"].toBool();
     const bool wants_w = ctx->needs_input_grad(1), wants_b = bias && ctx->needs_input_grad(2);
-    at::Tensor grad_h, grad_w, grad_b;
-    if (ctx->needs_input_grad(0)) grad_h = g.mm(w_hh);
+    variable_list found(bias ? 4 : 3);  // the gradients of h, W_hh, (b_hh,) kept
+    if (ctx->needs_input_grad(0)) found[0] = g.mm(w_hh);
     if (at::GradMode::is_enabled()) {  // a graph of the gradient: recorded, as linear's
-      if (wants_w) grad_w = g.t().mm(h);
-      if (wants_b) grad_b = g.sum(0);
+      if (wants_w) found[1] = g.t().mm(h);
+      if (wants_b) found[2] = g.sum(0);
     } else if (wants_w || wants_b) {
       auto kept = kept_of(ctx);
       std::lock_guard<std::mutex> guard(kept->lock);
       kept->grads.push_back(g);
       kept->inputs.push_back(h);
     }
-    return {grad_h, grad_w, grad_b, at::Tensor()};
+    return found;
   }
 };
 
 }  // namespace rnnkit
 
 HiddenSide::HiddenSide(const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
-                       bool defer)
-    : w_hh_(w_hh), b_hh_(b_hh.has_value() ? *b_hh : at::Tensor()) {
+                       bool defer) {
+  weights_.push_back(w_hh);
+  if (b_hh.has_value()) weights_.push_back(*b_hh);
   if (defer) {
     kept_ = c10::make_intrusive<rnnkit::KeptGradients>();
-    torch::autograd::variable_list weights = rnnkit::WeightsOfTheLoop::apply(w_hh_, b_hh_, kept_);
-    w_hh_ = weights[0];
-    if (weights.size() > 1) b_hh_ = weights[1];
+    // (a TensorList, so that autograd sees each weight as an input)
+    weights_ = rnnkit::WeightsOfTheLoop::apply(at::TensorList(weights_), kept_);
   }
 }
 
 at::Tensor HiddenSide::operator()(const at::Tensor& h) const {
-  if (kept_) return rnnkit::HiddenSideOfAStep::apply(h, w_hh_, b_hh_, kept_);
-  return b_hh_.defined() ? at::linear(h, w_hh_, b_hh_) : at::linear(h, w_hh_);
+  if (kept_) {
+    std::vector<at::Tensor> inputs{h};
+    inputs.insert(inputs.end(), weights_.begin(), weights_.end());
+    return rnnkit::HiddenSideOfAStep::apply(at::TensorList(inputs), kept_);
+  }
+  return weights_.size() > 1 ? at::linear(h, weights_[0], weights_[1]) : at::linear(h, weights_[0]);
 }

@@ -95,7 +95,8 @@ std::vector<at::Tensor> packed_direction(int64_t kind, const at::Tensor& x_proj,
                                          const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
                                          const at::Tensor& w_hh,
                                          const c10::optional<at::Tensor>& b_hh,
-                                         const c10::optional<at::Tensor>& w_hr, bool reverse);
+                                         const c10::optional<at::Tensor>& w_hr, bool reverse,
+                                         bool defer_weight_gradients);
 std::vector<at::Tensor> packed_inference(int64_t kind, const at::Tensor& x_proj,
                                          const std::vector<int64_t>& batch_sizes,
                                          const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
@@ -111,7 +112,7 @@ class HiddenSide {
   at::Tensor operator()(const at::Tensor& h) const;
 
  private:
-  at::Tensor w_hh_, b_hh_;
+  std::vector<at::Tensor> weights_;  // W_hh and, if there is one, b_hh
   c10::intrusive_ptr<torch::CustomClassHolder> kept_;  // the kept rows, when deferred
 };
 
