@@ -3,12 +3,14 @@
 // per step.
 //
 // Recorded as at::linear, each step's backward makes its own ∂L/∂W_hh = g_tᵀ h_{t-1}, a product
-// of only b rows, and autograd adds it into the running sum: at B 32, H 256 that is 128 small
+// of only b rows, and autograd adds it into the running sum: an LSTM at T 128 makes 128 small
 // products and 128 additions of a (4H, H) matrix per sequence. Here each step's node keeps g_t
 // and h_{t-1} instead (a first-order backward only), and one node that every step's weight
 // comes through, which autograd runs after all of them, makes ∂L/∂W_hh = Gᵀ H_prev and
 // ∂L/∂b_hh = Σ_rows G in one product over all the steps' rows. The sum is the same; only the
-// order of the additions differs.
+// order of the additions differs. The price is memory during the backward: the kept g_t, which
+// autograd would free step by step, and their concatenation, (N, G·H) each, N the rows of all
+// steps.
 //
 // When a graph of the gradient is being built (create_graph, second order), each step makes
 // its own gradients with recorded operations, as at::linear's backward would, and the node
@@ -35,12 +37,8 @@ struct KeptGradients : torch::CustomClassHolder {
 };
 
 // An autograd node holds it in its saved data as a capsule (an IValue of any C++ object).
-c10::intrusive_ptr<KeptGradients> kept_of(const c10::IValue& value) {
-  return c10::static_intrusive_pointer_cast<KeptGradients>(value.toCapsule());
-}
-
 c10::intrusive_ptr<KeptGradients> kept_of(AutogradContext* ctx) {
-  return kept_of(ctx->saved_data["kept"]);
+  return c10::static_intrusive_pointer_cast<KeptGradients>(ctx->saved_data["kept"].toCapsule());
 }
 
 // The node every step's W_hh and b_hh come through: forward copies them (the copies are what
