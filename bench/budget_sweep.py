@@ -70,6 +70,15 @@ SIZES = {
     "2x512-d0.1": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
                     "--dropout", "0.1", "--weight-decay", "0.1"],
                    (1000, 2000, 4000)),
+    # the 2x512 recipes at a higher peak learning rate (3e-3 above): one thread gives them
+    # only 3,400-4,000 steps in 30 minutes
+    "2x512-lr5e-3": (["--num-layers", "2", "--hidden-size", "512", "--variational-dropout",
+                      "--weight-decay", "0.1", "--lr", "5e-3"],
+                     (2000, 4000)),
+    "2x512-d0.1-lr5e-3": (["--num-layers", "2", "--hidden-size", "512",
+                           "--variational-dropout", "--dropout", "0.1", "--weight-decay", "0.1",
+                           "--lr", "5e-3"],
+                          (2000, 4000)),
 }  # fmt: skip
 
 DONE = re.compile(r"done: (\d+) steps, validation ([0-9.]+) nats/char")

@@ -10,6 +10,7 @@ import torch
 from rnnkit.cli import main
 from rnnkit.training.budget import (
     CANDIDATES,
+    HELD_UP_TO,
     Validation,
     another_step_fits,
     choose,
@@ -48,6 +49,21 @@ def test_the_curves_interpolate_in_log_steps_and_hold_beyond_the_last_point():
     assert set(curves()["tinyshakespeare"]["sizes"]) == set(CANDIDATES)
 
 
+def test_a_curve_is_used_only_where_it_was_measured():
+    """Not before a curve's first point (extended back, its first segment would promise too
+    much), nor past a recipe's HELD_UP_TO; outside every curve, the nearest prediction."""
+    first = curves()["tinyshakespeare"]["sizes"]["2x512-d0.1-lr5e-3"][0][0]
+    choice = choose(30, {"2x512": 30 * 60 / (first * 3 // 4)}, SHAKESPEARE)
+    assert choice.steps["2x512-d0.1-lr5e-3"] < first
+    assert choice.size != "2x512-d0.1-lr5e-3"
+    held = HELD_UP_TO["2x512-d0.1-lr5e-3"]
+    at_most = choose(30, {"2x512": 30 * 60 / (held + 2000)}, SHAKESPEARE)
+    assert at_most.steps["2x512-d0.1-lr5e-3"] > held
+    assert at_most.size not in HELD_UP_TO
+    nothing_measured = choose(30, {"2x512": 30 * 60 / 100}, SHAKESPEARE)  # 100 steps each
+    assert nothing_measured.size in nothing_measured.predicted
+
+
 def test_candidates_of_one_shape_share_one_measurement():
     # the 1x512 recipes differ in dropout only: the 1x512's time serves both
     choice = choose(4.7, SLOW, SHAKESPEARE)
@@ -57,7 +73,7 @@ def test_candidates_of_one_shape_share_one_measurement():
 
 
 NOT_SWEPT_ON_STDLIB = ("1x512-d0.1", "1x512-d0.05", "2x512-d0.1", "1x256-lr0.01",
-                       "1x512-d0.05-lr0.01")  # fmt: skip
+                       "1x512-d0.05-lr0.01", "2x512-lr5e-3", "2x512-d0.1-lr5e-3")  # fmt: skip
 
 
 def test_a_candidate_without_a_curve_for_the_corpus_is_not_chosen():

@@ -19,7 +19,9 @@ smaller model; so a faster machine never gets a worse model from the same comman
                 forward)
     3. choose   the lowest predicted loss: the curve of the corpus nearest in length,
                 interpolated in log(steps), held at its last point beyond it (no
-                extrapolation of gains that were never measured)
+                extrapolation of gains that were never measured), among the candidates
+                measured at that many steps (not before a curve's first point, nor past a
+                recipe's HELD_UP_TO: both would promise what was never measured)
 
 The candidates are the sizes the sweep measured, each with the settings it was measured with.
 A flag that sets the size (--hidden-size, --num-layers) skips the choice, and so does a budget
@@ -62,6 +64,26 @@ CANDIDATES: dict[str, dict] = {  # the settings each size was measured with (the
     "2x512-d0.1": dict(
         num_layers=2, hidden_size=512, dropout=0.1, variational_dropout=True, weight_decay=0.1
     ),
+    # the 2x512 recipes at a higher peak learning rate (3e-3 above), for the few thousand
+    # steps one thread affords them in half an hour
+    "2x512-lr5e-3": dict(
+        num_layers=2, hidden_size=512, lr=5e-3, variational_dropout=True, weight_decay=0.1
+    ),
+    "2x512-d0.1-lr5e-3": dict(
+        num_layers=2,
+        hidden_size=512,
+        dropout=0.1,
+        lr=5e-3,
+        variational_dropout=True,
+        weight_decay=0.1,
+    ),
+}
+HELD_UP_TO: dict[str, int] = {  # steps beyond which a curve is not held at its last point:
+    # these were swept to 4,000 steps only, and the same 2x512 at dropout 0.1 and the lower
+    # learning rate turned between 4,000 and 8,000 (over-fitting, budget_curves.json), which
+    # a higher learning rate does no later; held a quarter beyond their last point, no more
+    "2x512-lr5e-3": 5000,
+    "2x512-d0.1-lr5e-3": 5000,
 }
 CANDIDATE_FIELDS = ("num_layers", "hidden_size", "dropout", "lr", "warmup_steps",
                     "variational_dropout", "weight_decay")  # fmt: skip
@@ -126,6 +148,14 @@ def predicted_loss(points: list[list[float]], steps: float) -> float:
     return points[-1][1]
 
 
+def within_measured(size: str, points: list[list[float]], steps: int) -> bool:
+    """Whether a candidate's curve says something at ``steps``: from its first measured point
+    on (before it, the first segment extended back would promise a recipe swept only at
+    longer runs more than it gives) up to HELD_UP_TO, if it has a limit. A candidate outside
+    is chosen only when no candidate is inside."""
+    return points[0][0] <= steps <= HELD_UP_TO.get(size, math.inf)
+
+
 def nearest_corpus(characters: int) -> str:
     """The swept corpus closest in length (on a log scale) to the run's text."""
     return min(curves(), key=lambda c: abs(math.log(curves()[c]["characters"] / characters)))
@@ -177,7 +207,9 @@ def choose(
         for size, n in steps.items()
         if size in measured
     }
-    best = min(predicted, key=predicted.get)
+    measured_at = {size: n for size, n in steps.items()
+                   if size in predicted and within_measured(size, measured[size], n)}  # fmt: skip
+    best = min(measured_at or predicted, key=predicted.get)
     return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
                   probe_seconds)  # fmt: skip
 
