@@ -21,7 +21,8 @@ smaller model; so a faster machine never gets a worse model from the same comman
                 interpolated in log(steps), held at its last point beyond it (no
                 extrapolation of gains that were never measured), among the candidates
                 measured at that many steps (not before a curve's first point, nor past a
-                recipe's HELD_UP_TO: both would promise what was never measured)
+                recipe's HELD_UP_TO: both would promise what was never measured; where no
+                candidate is, among those nearest to their curves)
 
 The candidates are the sizes the sweep measured, each with the settings it was measured with.
 A flag that sets the size (--hidden-size, --num-layers) skips the choice, and so does a budget
@@ -148,12 +149,20 @@ def predicted_loss(points: list[list[float]], steps: float) -> float:
     return points[-1][1]
 
 
-def within_measured(size: str, points: list[list[float]], steps: int) -> bool:
-    """Whether a candidate's curve says something at ``steps``: from its first measured point
-    on (before it, the first segment extended back would promise a recipe swept only at
-    longer runs more than it gives) up to HELD_UP_TO, if it has a limit. A candidate outside
-    is chosen only when no candidate is inside."""
-    return points[0][0] <= steps <= HELD_UP_TO.get(size, math.inf)
+def outside_measured(size: str, points: list[list[float]], steps: int) -> float:
+    """How far ``steps`` lies outside what a candidate's curve was measured for, as a log
+    ratio (0 inside): before its first point (there the first segment extended back would
+    promise a recipe swept only at longer runs more than it gives) or past HELD_UP_TO, if it
+    has a limit. The rule chooses among the candidates least outside: all those inside, or
+    on a machine too slow for any curve, the ones nearest to theirs."""
+    # rounded, so that recipes that share a shape and a first point tie (their predictions
+    # then decide)
+    first, last = points[0][0], HELD_UP_TO.get(size, math.inf)
+    if steps < first:
+        return round(math.log(first / max(steps, 1)), 6)
+    if steps > last:
+        return round(math.log(steps / last), 6)
+    return 0.0
 
 
 def nearest_corpus(characters: int) -> str:
@@ -207,9 +216,8 @@ def choose(
         for size, n in steps.items()
         if size in measured
     }
-    measured_at = {size: n for size, n in steps.items()
-                   if size in predicted and within_measured(size, measured[size], n)}  # fmt: skip
-    best = min(measured_at or predicted, key=predicted.get)
+    outside = {size: outside_measured(size, measured[size], steps[size]) for size in predicted}
+    best = min(predicted, key=lambda size: (outside[size], predicted[size]))
     return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
                   probe_seconds)  # fmt: skip
 
@@ -252,37 +260,34 @@ def every_candidate(step_seconds: dict[str, float]) -> dict[str, float]:
 
 
 def probe(config, vocabulary_size: int, device: torch.device, seconds: float) -> dict[str, float]:
-    """Seconds per training step here of one candidate of each model shape: a
-    CharLM of that shape, AdamW, a random batch of the run's shape; the median of the steps
-    after a warm-up one, within ``seconds`` in all (a shape that cannot fit a warm-up and one
-    timed step in its share still gets them: the only overshoot). A shape stops before a step
-    that would end past its share."""
-    from rnnkit.models.charlm import CharLM
+    """Seconds per training step here of one candidate of each model shape: the run's model
+    at that shape and the candidate's dropout, and the run's step on a random batch of the
+    run's shape (its loss with the AR/TAR penalty, the checks for a non-finite loss and
+    gradient, the gradient's norm and clipping, AdamW); the median of the steps after a
+    warm-up one, within ``seconds`` in all (a shape that cannot fit a warm-up and one timed
+    step in its share still gets them: the only overshoot). A shape stops before a step that
+    would end past its share."""
+    from dataclasses import replace
+
+    from rnnkit.training.run import model_of
 
     generator = torch.Generator().manual_seed(0)
     shape = (config.batch_size, config.seq_len + 1)
     ids = torch.randint(vocabulary_size, shape, generator=generator).to(device)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
     deadline = time.perf_counter() + seconds
     measured = {}
     shapes = list({model_shape(size): size for size in CANDIDATES}.values())  # one of each
     for left, size in zip(range(len(shapes), 0, -1), shapes, strict=True):
         # this shape's share of what is left, model building and warm-up included
         until = time.perf_counter() + max(0.0, deadline - time.perf_counter()) / left
-        settings = candidate_settings(size)
-        model = CharLM(vocabulary_size, config.cell, config.embedding_size,
-                       settings["hidden_size"], settings["num_layers"],
-                       dropout=settings["dropout"]).to(device)  # fmt: skip
+        candidate = replace(config, **candidate_settings(size))
+        model = model_of(candidate, vocabulary_size, config.cell).to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         times: list[float] = []
         for k in range(50):
             begin = time.perf_counter()
-            logits, _ = model(ids[:, :-1])
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, vocabulary_size), ids[:, 1:].reshape(-1)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            _timed_step(model, optimizer, candidate, inputs, targets)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if k > 0:  # the first step builds and warms up
@@ -291,6 +296,23 @@ def probe(config, vocabulary_size: int, device: torch.device, seconds: float) ->
                 break
         measured[size] = statistics.median(times)
     return measured
+
+
+def _timed_step(model, optimizer, config, inputs, targets) -> None:
+    """What Trainer.train_step does with a batch, in the same order (one process)."""
+    from rnnkit.training.language_model import objective_of
+
+    objective, loss, _ = objective_of(model, config, inputs, targets, None)
+    optimizer.zero_grad(set_to_none=True)
+    torch.isfinite(objective).item()
+    objective.backward()
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+    torch.isfinite(norm).item()
+    if config.clip_norm > 0:
+        torch.nn.utils.clip_grads_with_norm_(parameters, config.clip_norm, norm)
+    optimizer.step()
+    loss.item(), norm.item()
 
 
 def another_step_fits(now: float, until: float, last_step: float) -> bool:

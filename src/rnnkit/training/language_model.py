@@ -47,6 +47,18 @@ def train(
     )[1]  # fmt: skip
 
 
+def objective_of(model, config: TrainConfig, inputs, targets, carried):
+    """(what backward minimises: the loss and the AR/TAR penalty, the loss, the state to
+    carry) of one training batch; the budget's probe (training/budget.py) times the same."""
+    # logits (B, T, V); output, dropped (B, T, H): the last layer's, for AR/TAR
+    logits, state, output, dropped = model(inputs, carried, with_outputs=True)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    penalty = activation_penalty(
+        output, dropped, config.activation_reg, config.temporal_activation_reg
+    )
+    return loss + penalty, loss, state
+
+
 class LanguageModelJob:
     metric_columns = ()
     loss_label = "loss (nats per character)"
@@ -123,14 +135,7 @@ class LanguageModelJob:
         return self.config.to_json()
 
     def objective(self, batch, step: int, progress: float):
-        inputs, targets, carried = batch
-        # logits (B, T, V); output, dropped (B, T, H): the last layer's, for AR/TAR
-        logits, state, output, dropped = self.model(inputs, carried, with_outputs=True)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        penalty = activation_penalty(
-            output, dropped, self.config.activation_reg, self.config.temporal_activation_reg
-        )
-        return loss + penalty, loss, state  # backward minimises loss + penalty; the log shows loss
+        return objective_of(self.model, self.config, *batch)
 
     def evaluates_at(self, step: int) -> bool:
         return step % self.config.eval_interval == 0

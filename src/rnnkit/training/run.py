@@ -45,9 +45,14 @@ def read_run(run_dir: Path) -> tuple[TrainConfig, Vocabulary]:
 
 
 def build_model(config: TrainConfig, vocabulary: Vocabulary, run_dir: Path | None = None) -> CharLM:
+    return model_of(config, len(vocabulary), run_cell(config.cell, run_dir))
+
+
+def model_of(config: TrainConfig, vocabulary_size: int, cell) -> CharLM:
+    """The character model a run of ``config`` trains (``cell``: a name or a Cell)."""
     return CharLM(
-        len(vocabulary),
-        cell=run_cell(config.cell, run_dir),
+        vocabulary_size,
+        cell=cell,
         embedding_size=config.embedding_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
