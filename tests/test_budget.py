@@ -59,6 +59,11 @@ def test_a_curve_is_used_only_where_it_was_measured():
     choice = choose(30, {"2x512": 30 * 60 / (first * 3 // 4)}, SHAKESPEARE)
     assert choice.steps["2x512-d0.1-lr5e-3"] < first
     assert choice.size != "2x512-d0.1-lr5e-3"
+    # what the run prints says so, rather than a prediction lower than the chosen one's
+    rows = choice.describe().split(", ")
+    assert "(not swept at that many steps)" in next(
+        row for row in rows if row.startswith("2x512-d0.1-lr5e-3 ")
+    )
     held = HELD_UP_TO["2x512-d0.1-lr5e-3"]
     at_most = choose(30, {"2x512": 30 * 60 / (held + 2000)}, SHAKESPEARE)
     assert at_most.steps["2x512-d0.1-lr5e-3"] > held

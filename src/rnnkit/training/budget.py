@@ -39,7 +39,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -113,11 +113,12 @@ class Choice:
     corpus: str  # whose curves
     probe_seconds: float
     injected: bool = False  # the speeds came from RNNKIT_BUDGET_STEP_SECONDS
+    outside: dict[str, float] = field(default_factory=dict)  # outside_measured, per candidate
 
     def describe(self) -> str:
         rows = ", ".join(
             f"{size} {1000 * self.step_seconds[size]:.0f} ms/step -> {self.steps[size]:,} steps"
-            + (f" (~{self.predicted[size]:.2f})" if size in self.predicted else "")
+            + self._prediction(size)
             for size in self.step_seconds
         )
         source = (
@@ -128,6 +129,13 @@ class Choice:
             f"{source}: {rows}; chose {self.size} (the lowest "
             f"loss the {self.corpus} sweep measured at its steps)"
         )
+
+    def _prediction(self, size: str) -> str:
+        if size not in self.predicted:
+            return ""
+        if self.outside.get(size, 0.0) > 0 and size != self.size:
+            return " (not swept at that many steps)"
+        return f" (~{self.predicted[size]:.2f})"
 
 
 @functools.cache
@@ -219,7 +227,7 @@ def choose(
     outside = {size: outside_measured(size, measured[size], steps[size]) for size in predicted}
     best = min(predicted, key=lambda size: (outside[size], predicted[size]))
     return Choice(best, candidate_settings(best), step_seconds, steps, predicted, corpus,
-                  probe_seconds)  # fmt: skip
+                  probe_seconds, outside=outside)  # fmt: skip
 
 
 def injected_step_seconds() -> dict[str, float] | None:
