@@ -293,17 +293,22 @@ def recomputes_trace(call: Call) -> bool:
     )
 
 
+def records_backward(*tensors: torch.Tensor | None) -> bool:
+    """Autograd's backward mode would record a call on these tensors: grad mode on and one
+    requires a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def needs_gradient(*tensors: torch.Tensor | None) -> bool:
-    """Autograd would record a call on these tensors: backward mode (grad mode on and one
-    requires a gradient) or forward mode (one carries a tangent of torch.autograd.forward_ad)."""
-    present = [t for t in tensors if t is not None]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in present):
+    """Autograd would record a call on these tensors: backward mode or forward mode (one
+    carries a tangent of torch.autograd.forward_ad)."""
+    if records_backward(*tensors):
         return True
     from torch.autograd import forward_ad
 
     if forward_ad._current_level < 0:
         return False
-    return any(forward_ad.unpack_dual(t).tangent is not None for t in present)
+    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
 def only_backward_mode(*tensors: torch.Tensor | None) -> bool:
@@ -312,9 +317,7 @@ def only_backward_mode(*tensors: torch.Tensor | None) -> bool:
     have no forward-mode formula, need (kernels/hidden_side.cpp)."""
     from torch.autograd import forward_ad
 
-    present = [t for t in tensors if t is not None]
-    recorded = torch.is_grad_enabled() and any(t.requires_grad for t in present)
-    return recorded and forward_ad._current_level < 0
+    return records_backward(*tensors) and forward_ad._current_level < 0
 
 
 def cell_steps(x: torch.Tensor):
