@@ -16,7 +16,8 @@ from helpers import skip_without_a_compiler
 from rnnkit.cells import CELLS, Cell
 from rnnkit.engine.compiled import kernel_choice
 from rnnkit.engine.registered import kernel_of
-from rnnkit.engine.traced import traced_steps
+from rnnkit.engine.traced import TRACED as TRACED_STEPS
+from rnnkit.engine.traced import made_for
 from rnnkit.models.charlm import CharLM
 from rnnkit.models.stepping import Stepper
 from rnnkit.nn.layers import Recurrent
@@ -74,7 +75,7 @@ def test_every_cell_without_registered_loops_takes_the_traced_loop_and_gives_its
     layer = Recurrent(CELLS[name](), 3, 5, num_layers=2, bidirectional=True).to(dtype)
     x = packed_batch(dtype)
     traced = run(layer, x, python=False)
-    programs = traced_steps(layer.cell)
+    programs = made_for(layer.cell, TRACED_STEPS)
     assert programs and all(step is not None for step in programs.values()), (
         f"{name}'s step was not traced: it ran its own Python step"
     )
@@ -117,7 +118,7 @@ def test_a_step_that_cannot_be_traced_runs_its_own_step(cell):
     layer = Recurrent(cell(), 3, 4).double()
     x = packed_batch(torch.float64)  # batch sizes 4, 3, 3, 3, 1, 1
     assert_close(run(layer, x, python=False), run(layer, x, python=True))
-    programs = traced_steps(layer.cell)
+    programs = made_for(layer.cell, TRACED_STEPS)
     assert programs and all(step is None for step in programs.values())
 
 
@@ -133,7 +134,7 @@ def test_sampling_steps_through_the_traced_step_as_the_model_reads(name):
         step_logits, state = stepper.step(ids[0, t], state)
         logits.append(step_logits[0])
     assert_close(torch.stack(logits), expected[0])
-    assert traced_steps(stepper.cell), "the stepper did not trace the step"
+    assert made_for(stepper.cell, TRACED_STEPS), "the stepper did not trace the step"
 
 
 class Scaled(Cell):
@@ -180,7 +181,7 @@ def test_python_numbers_in_a_step_keep_its_dtype_and_values(dtype):
     x = packed_batch(dtype)
     traced = run(layer, x, python=False)
     assert traced[0].dtype == dtype
-    assert all(step is not None for step in traced_steps(layer.cell).values())
+    assert all(step is not None for step in made_for(layer.cell, TRACED_STEPS).values())
     assert_close(traced, run(layer, x, python=True))
 
 

@@ -47,11 +47,13 @@ def reference_direction(
 
 
 def differentiable_backward(
-    ctx, cell: Cell, inputs: dict[str, Tensor | None], grads: tuple[Tensor, ...]
+    ctx, cell: Cell, inputs: dict[str, Tensor | None], grads: tuple[Tensor, ...], recompute=None
 ) -> tuple[Tensor | None, ...]:
     """The gradients of ``inputs`` (named as reference_direction's arguments, in the
     Function's argument order) as a differentiable function of the inputs and ``grads``.
-    Returns one entry per input, None where ``ctx.needs_input_grad`` says none is needed."""
+    Returns one entry per input, None where ``ctx.needs_input_grad`` says none is needed.
+    ``recompute``: a function of the inputs by name that gives the outputs again (default:
+    reference_direction of ``cell``)."""
     names = list(inputs)
     wanted = [
         name
@@ -70,7 +72,10 @@ def differentiable_backward(
             )
             for name, value in inputs.items()
         }
-        outputs = reference_direction(cell, ctx.reverse, **arguments)
+        if recompute is None:
+            outputs = reference_direction(cell, ctx.reverse, **arguments)
+        else:
+            outputs = recompute(**arguments)
         found = torch.autograd.grad(
             outputs,
             [arguments[name] for name in wanted],

@@ -34,26 +34,34 @@ def traced_step(loops, cell: Cell, x_proj: Tensor, hidden_side_width: int | None
     """The compiled TracedStep of ``cell`` for calls like this one, or None where the step
     cannot be traced. Made once per cell class, settings and (widths, dtype, device), and kept
     on the class, so that every layer of a cell traces it once."""
-    key = (settings_of(cell), x_proj.shape[-1], hidden_side_width,
-           tuple(s.shape[-1] for s in state),
-           tuple((name, tuple(v.shape)) for name, v in extra.items()), x_proj.dtype,
-           x_proj.device)  # fmt: skip
-    programs = traced_steps(cell)
+    key = step_key(cell, x_proj, hidden_side_width, state, extra)
+    programs = made_for(cell, TRACED)
     if key not in programs:
         programs[key] = _build(loops, cell, x_proj, hidden_side_width, state, extra)
     return programs[key]
 
 
-def traced_steps(cell: Cell) -> dict:
-    """The traced steps of the cell's class so far, by key (None where a step did not trace)."""
+def step_key(cell: Cell, x_proj: Tensor, hidden_side_width: int | None,
+             state: tuple[Tensor, ...], extra: dict[str, Tensor]) -> tuple:  # fmt: skip
+    """What a step traced for this call depends on: the cell's settings, the widths and
+    parameter shapes, the dtype and the device."""
+    return (settings_of(cell), x_proj.shape[-1], hidden_side_width,
+            tuple(s.shape[-1] for s in state),
+            tuple((name, tuple(v.shape)) for name, v in extra.items()), x_proj.dtype,
+            x_proj.device)  # fmt: skip
+
+
+def made_for(cell: Cell, what: str) -> dict:
+    """What was made from the cell's class so far by key: its traced steps (TRACED) or
+    derived programs (DERIVED, engine/derived_loop.py); None where the step did not give one."""
     kind = type(cell)
-    if TRACED not in vars(kind):
-        setattr(kind, TRACED, {})
-    return vars(kind)[TRACED]
+    if what not in vars(kind):
+        setattr(kind, what, {})
+    return vars(kind)[what]
 
 
-TRACED = "_traced_steps"
-FOUND = {TRACED, "gate_names"}  # what a cell holds that its class and settings decide
+TRACED, DERIVED = "_traced_steps", "_derived_steps"
+FOUND = {TRACED, DERIVED, "gate_names"}  # what a cell holds that its class and settings decide
 
 
 def settings_of(cell: Cell) -> tuple:
@@ -95,6 +103,13 @@ def _build(loops, cell, x_proj, hidden_side_width, state, extra):
 def _operations(cell, x_proj, hidden_side_width, state, extra, rows):
     """Trace the step at ``rows`` rows: (slot count, result slots, the operations as
     TracedStep.add takes them)."""
+    return _compile(step_graph(cell, x_proj, hidden_side_width, state, extra, rows))
+
+
+def step_graph(cell, x_proj, hidden_side_width, state, extra, rows) -> torch.fx.Graph:
+    """The ATen operators of one step at ``rows`` rows, as a graph whose inputs are x, the
+    hidden side (if any), the states and the cell's own parameters, in that order (raises
+    NotTraceable)."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     names = list(extra)
@@ -122,7 +137,7 @@ def _operations(cell, x_proj, hidden_side_width, state, extra, rows):
             graph = make_fx(step, tracing_mode="fake")(*inputs).graph
     except Exception as error:  # data-dependent Python, an unsupported call: its own step
         raise NotTraceable(str(error)) from error
-    return _compile(graph)
+    return graph
 
 
 def _compile(graph):

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from rnnkit.cells import Cell
 from rnnkit.engine.cell_loop import cell_loop
+from rnnkit.engine.derived_loop import derived_direction
 from rnnkit.engine.dispatch import Route, cell_steps, only_backward_mode
 from rnnkit.engine.fused import fused_rnn
 from rnnkit.engine.registered import fast_paths
@@ -160,6 +161,13 @@ def _reference(route, stack, data, sizes, initial_state, records, probe):
                                   weights.w_hh, weights.b_hh, reverse)  # fmt: skip
             return output, tuple(final)
         if compiled is not None and route.loop == "traced":
+            # An elementwise step over equal lengths: its derived loops (one pass a step);
+            # else the traced loop, operator by operator.
+            derived = derived_direction(
+                compiled, stack.cell, x_proj, sizes, initial, weights, reverse
+            )
+            if derived is not None:
+                return derived
             width = None if weights.w_hh is None else weights.w_hh.shape[0]
             step = traced_step(compiled, stack.cell, x_proj, width, initial, weights.extra)
             if step is not None:  # else the step could not be traced: its own step runs

@@ -5,6 +5,7 @@
 #include "loops.h"
 
 void bind_traced_steps(pybind11::module& m);  // traced_steps.cpp
+void bind_derived_steps(pybind11::module& m);  // derived_steps.cpp
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, "LSTM forward time loop");
@@ -25,4 +26,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_cell_step", &lstm_cell_step, "one LSTM cell step (autograd records it)");
   m.def("gru_cell_step", &gru_cell_step, "one GRU cell step (autograd records it)");
   bind_traced_steps(m);
+  bind_derived_steps(m);
 }

@@ -1,0 +1,534 @@
+"""A cell's step as two elementwise programs: its forward, and its backward derived from it.
+
+Most cells are two matrix products and then elementwise operations: the LSTM's step, after
+``x + hh``, is chunks, σ, tanh, products and sums of (B, H) blocks. Such a step runs as the
+hand-written LSTM loop does (engine/derived_loop.py: per step one product and one pass over the
+elements, backwards one pass and one product) once its elementwise part is a program, and its
+backward another. Both are made here from the cell's own step, traced into ATen operators
+(engine/traced.py's ``step_graph``), so nothing is written by hand per cell:
+
+- every value of the step becomes a list of *planes*, one per H-wide block of its last
+  dimension (``x`` of width 4H is four planes; ``chunk(4)`` picks them; a parameter of
+  shape (H,) is one plane, the same for every row; a number is a constant);
+- each operator becomes plane operations (a table below: ``+``, ``-``, ``*``, ``/``, σ, tanh,
+  relu, exp, clamp, split, slice, cat); a step that uses anything else (a layer norm, a
+  reduction, a product inside the step) is not derived and keeps the traced loop;
+- the backward is reverse-mode differentiation of those operations, written as more plane
+  operations with torch's own derivative formulas (σ' = (1 − y) y, tanh' = 1 − y², relu and
+  clamp let the gradient through where torch's do), recomputing the forward values it needs;
+- both programs get registers (a value's register is reused once the value is dead) and run in
+  kernels/derived_steps.cpp, over blocks of features, every instruction a vectorised loop.
+
+Exact first order; a graph of the gradient (second order) recomputes the direction by the
+step itself (engine/derived_loop.py), as the hand-written loops do.
+"""
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+
+# Instruction codes: Code in kernels/derived_steps.cpp.
+(LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP, AT_LEAST,
+ AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR) = range(19)  # fmt: skip
+UNARY = (NEG, SIGMOID, TANH, RELU, EXP, AT_LEAST, AT_MOST)
+
+
+class NotElementwise(Exception):
+    """The step does something besides the plane operations (it keeps the traced loop)."""
+
+
+@dataclass(eq=False)
+class Node:
+    """One plane operation: its code, input nodes, constant, and for a load its source and
+    plane (``index``: creation order, which is a topological order)."""
+
+    code: int
+    inputs: tuple["Node", ...]
+    k: float
+    source: int
+    plane: int
+    index: int
+
+
+@dataclass
+class Planes:
+    """A value of the step: one node per H-wide plane; ``scalar``: one value for every
+    element (a number, a one-element parameter), which broadcasts to any number of planes."""
+
+    nodes: list[Node]
+    scalar: bool = False
+
+
+class Builder:
+    """The graph of plane operations, with equal operations made once (a value used twice is
+    computed once) and the obvious simplifications of a derived gradient."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self._made: dict[tuple, Node] = {}
+
+    def node(self, code: int, *inputs: Node, k: float = 0.0, source: int = -1, plane: int = -1):
+        key = (code, tuple(id(n) for n in inputs), float(k), source, plane)
+        if key not in self._made:
+            made = Node(code, inputs, float(k), source, plane, len(self.nodes))
+            self.nodes.append(made)
+            self._made[key] = made
+        return self._made[key]
+
+    def constant(self, value: float) -> Node:
+        return self.node(CONSTANT, k=value)
+
+    def add(self, a: Node | None, b: Node) -> Node:
+        return b if a is None else self.node(ADD, a, b)
+
+    def mul(self, a: Node, b: Node) -> Node:
+        for x, y in ((a, b), (b, a)):
+            if x.code == CONSTANT and x.k == 1.0:
+                return y
+        return self.node(MUL, a, b)
+
+
+# -- the step's ATen operators as plane operations -------------------------------------------
+
+Value = Planes | float | list[Planes]
+
+
+def lower(graph: torch.fx.Graph, hidden: int, has_hidden_side: bool, states: int,
+          extras: list[tuple[int, ...]], hidden_bias: bool, builder: Builder):  # fmt: skip
+    """The forward graph: the new states' nodes (one plane each). Sources are numbered as the
+    loop passes them: x, W_hh h (if any), the states, the parameters, then b_hh (if
+    ``hidden_bias``: added here, so that the loop's product needs no copy of the bias)."""
+    env: dict[torch.fx.Node, Value] = {}
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    widths = [_width(n) for n in placeholders]
+    kinds = (
+        ["x"] + (["hh"] if has_hidden_side else []) + ["state"] * states + ["extra"] * len(extras)
+    )
+    if len(kinds) != len(placeholders):
+        raise NotElementwise("unexpected inputs")
+    for source, (node, kind, width) in enumerate(zip(placeholders, kinds, widths, strict=True)):
+        if (node.meta["val"].dim() > 1) == (kind == "extra"):
+            raise NotElementwise(f"a {kind} input of {node.meta['val'].dim()} dimensions")
+        if kind == "extra" and width == 1:
+            env[node] = Planes([builder.node(LOAD_SCALAR, source=source, plane=0)], scalar=True)
+            continue
+        if width % hidden:
+            raise NotElementwise(f"an input of width {width} is not a number of planes")
+        planes = [builder.node(LOAD, source=source, plane=p) for p in range(width // hidden)]
+        if kind == "hh" and hidden_bias:
+            bias = len(placeholders)
+            planes = [builder.node(ADD, n, builder.node(LOAD, source=bias, plane=p))
+                      for p, n in enumerate(planes)]  # fmt: skip
+        env[node] = Planes(planes)
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            continue
+        if node.op == "output":
+            (outputs,) = node.args
+            result = [env.get(v) if isinstance(v, torch.fx.Node) else None for v in outputs]
+            if not all(isinstance(v, Planes) and len(v.nodes) == 1 and not v.scalar
+                       for v in result):  # fmt: skip
+                raise NotElementwise("a state that is not one (B, H) plane")
+            return [v.nodes[0] for v in result]  # type: ignore[union-attr]
+        if node.op != "call_function":
+            raise NotElementwise(f"{node.op} {node.target}")
+        if node.target is operator.getitem:
+            whole, index = node.args
+            env[node] = env[whole][index]  # type: ignore[index]
+            continue
+        env[node] = _lower_operator(node, env, hidden, builder)
+        _check_shape(node, env[node], hidden)
+    raise NotElementwise("the step has no output")
+
+
+def _width(node: torch.fx.Node) -> int:
+    value = node.meta.get("val")
+    if not isinstance(value, torch.Tensor) or value.dim() > 2:
+        raise NotElementwise("an input that is not a matrix of rows or a vector")
+    return value.shape[-1] if value.dim() else 1
+
+
+def _check_shape(node: torch.fx.Node, value: Value, hidden: int) -> None:
+    """What torch computed for this node has the shape the planes say (a broadcast the planes
+    cannot express is caught here, not computed wrong)."""
+    meta = node.meta.get("val")
+    values = value if isinstance(value, list) else [value]
+    metas = meta if isinstance(meta, list | tuple) else [meta]
+    for v, m in zip(values, metas, strict=False):
+        if not isinstance(v, Planes) or not isinstance(m, torch.Tensor):
+            raise NotElementwise(f"{node.target} makes a value the planes cannot hold")
+        if m.dim() > 2:
+            raise NotElementwise(f"{node.target} makes a tensor of {m.dim()} dimensions")
+        width = m.shape[-1] if m.dim() else 1
+        expected = 1 if v.scalar else len(v.nodes) * hidden
+        if width != expected:
+            raise NotElementwise(f"{node.target}: width {width}, planes say {expected}")
+
+
+def _arguments(node: torch.fx.Node, env) -> dict:
+    """The operator's arguments by their schema's names, traced values replaced by planes."""
+    schema = node.target._schema  # type: ignore[union-attr]
+    found = {}
+    for index, argument in enumerate(schema.arguments):
+        if index < len(node.args):
+            value = node.args[index]
+        elif argument.name in node.kwargs:
+            value = node.kwargs[argument.name]
+        elif argument.has_default_value():
+            value = argument.default_value
+        else:
+            raise NotElementwise(f"{schema.name}: no value for {argument.name}")
+        found[argument.name] = _value(value, env)
+    return found
+
+
+def _value(value, env):
+    if isinstance(value, torch.fx.Node):
+        if value not in env:
+            raise NotElementwise(f"{value} is not a value of the step")
+        return env[value]
+    if isinstance(value, list | tuple):
+        return [_value(v, env) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        return value
+    raise NotElementwise(f"an argument {value!r}")
+
+
+def _lower_operator(node: torch.fx.Node, env, hidden: int, builder: Builder) -> Value:
+    target = node.target
+    if not isinstance(target, torch._ops.OpOverload):
+        raise NotElementwise(f"{target}")
+    name = target.overloadpacket.__name__
+    args = _arguments(node, env)
+    if name in ("add", "sub") and target._overloadname in ("Tensor", "Scalar"):
+        other = _scaled(args["other"], args.get("alpha", 1), builder)
+        return _binary(ADD if name == "add" else SUB, args["self"], other, builder)
+    if name == "rsub" and target._overloadname in ("Tensor", "Scalar"):
+        scaled = _scaled(args["self"], args.get("alpha", 1), builder)
+        return _binary(SUB, args["other"], scaled, builder)
+    if name in ("mul", "div") and target._overloadname in ("Tensor", "Scalar"):
+        return _binary(MUL if name == "mul" else DIV, args["self"], args["other"], builder)
+    unary = {"neg": NEG, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "exp": EXP}
+    if name in unary and target._overloadname == "default":
+        return _map(args["self"], lambda n: builder.node(unary[name], n))
+    if name == "clamp" and target._overloadname == "default":
+        low, high = args["min"], args["max"]
+        value = args["self"]
+        if low is not None:
+            value = _map(value, lambda n: builder.node(AT_LEAST, n, k=low))
+        if high is not None:
+            value = _map(value, lambda n: builder.node(AT_MOST, n, k=high))
+        return value
+    if name in ("clone", "alias") and target._overloadname == "default":
+        return args["self"]
+    if name == "split" and target._overloadname == "Tensor":
+        return _split(args["self"], args["dim"], node, hidden, size=args["split_size"])
+    if name == "split_with_sizes" and target._overloadname == "default":
+        return _split(args["self"], args["dim"], node, hidden, sizes=args["split_sizes"])
+    if name == "slice" and target._overloadname == "Tensor":
+        return _slice(args, node, hidden)
+    if name == "cat" and target._overloadname == "default":
+        parts = args["tensors"]
+        if not _is_last_dim(node.args[0][0], args["dim"]) or any(p.scalar for p in parts):
+            raise NotElementwise("cat along a dimension other than the features")
+        return Planes([n for p in parts for n in p.nodes])
+    raise NotElementwise(f"the operator {target} is not elementwise")
+
+
+def _scaled(value, alpha, builder: Builder):
+    if alpha == 1:
+        return value
+    return _binary(MUL, value, float(alpha), builder)
+
+
+def _as_planes(value, builder: Builder) -> Planes:
+    if isinstance(value, Planes):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NotElementwise(f"an operand {value!r}")
+    return Planes([builder.constant(float(value))], scalar=True)
+
+
+def _binary(code: int, a, b, builder: Builder) -> Planes:
+    a, b = _as_planes(a, builder), _as_planes(b, builder)
+    if len(a.nodes) == len(b.nodes):
+        pairs = zip(a.nodes, b.nodes, strict=True)
+    elif a.scalar and len(a.nodes) == 1:
+        pairs = ((a.nodes[0], n) for n in b.nodes)
+    elif b.scalar and len(b.nodes) == 1:
+        pairs = ((n, b.nodes[0]) for n in a.nodes)
+    else:
+        raise NotElementwise("operands of different widths")
+    return Planes([builder.node(code, x, y) for x, y in pairs], a.scalar and b.scalar)
+
+
+def _map(value, make) -> Planes:
+    if not isinstance(value, Planes):
+        raise NotElementwise("an elementwise operation on a number")
+    return Planes([make(n) for n in value.nodes], value.scalar)
+
+
+def _is_last_dim(tensor_node, dim: int) -> bool:
+    value = tensor_node.meta.get("val") if isinstance(tensor_node, torch.fx.Node) else None
+    return isinstance(value, torch.Tensor) and dim in (-1, value.dim() - 1)
+
+
+def _split(value, dim, node, hidden, size=None, sizes=None) -> list[Planes]:
+    if not isinstance(value, Planes) or value.scalar or not _is_last_dim(node.args[0], dim):
+        raise NotElementwise("a split that is not of the features")
+    total = len(value.nodes) * hidden
+    if sizes is None:
+        sizes = [min(size, total - start) for start in range(0, total, size)]
+    if any(s % hidden for s in sizes):
+        raise NotElementwise("a split that is not along planes")
+    parts, start = [], 0
+    for s in sizes:
+        parts.append(Planes(value.nodes[start // hidden : (start + s) // hidden]))
+        start += s
+    return parts
+
+
+def _slice(args, node, hidden) -> Planes:
+    value = args["self"]
+    if not isinstance(value, Planes) or value.scalar or not _is_last_dim(node.args[0], args["dim"]):
+        raise NotElementwise("a slice that is not of the features")
+    total = len(value.nodes) * hidden
+    start, end, step = args["start"] or 0, args["end"], args["step"]
+    end = total if end is None else min(end, total)
+    if step != 1 or start % hidden or end % hidden:
+        raise NotElementwise("a slice that is not along planes")
+    return Planes(value.nodes[start // hidden : end // hidden])
+
+
+# -- the derived backward ---------------------------------------------------------------------
+
+
+def gradients(builder: Builder, forward: list[Node], seeds: dict[Node, Node]) -> dict[Node, Node]:
+    """Reverse mode over the forward nodes: each node's gradient, from the seeds (the new
+    states' incoming gradients), with torch's derivative formulas."""
+    grads: dict[Node, Node] = {}
+
+    def accumulate(node: Node, gradient: Node) -> None:
+        grads[node] = builder.add(grads.get(node), gradient)
+
+    for node, seed in seeds.items():
+        accumulate(node, seed)
+    one = builder.constant(1.0)
+    for y in reversed(forward):
+        g = grads.get(y)
+        if g is None or y.code in (LOAD, LOAD_SCALAR, CONSTANT):
+            continue
+        a = y.inputs[0]
+        b = y.inputs[1] if len(y.inputs) > 1 else None
+        if y.code == ADD:
+            accumulate(a, g)
+            accumulate(b, g)
+        elif y.code == SUB:
+            accumulate(a, g)
+            accumulate(b, builder.node(NEG, g))
+        elif y.code == MUL:
+            accumulate(a, builder.mul(g, b))
+            accumulate(b, builder.mul(g, a))
+        elif y.code == DIV:
+            accumulate(a, builder.node(DIV, g, b))
+            accumulate(b, builder.node(NEG, builder.node(DIV, builder.mul(g, y), b)))
+        elif y.code == NEG:
+            accumulate(a, builder.node(NEG, g))
+        elif y.code == SIGMOID:  # torch: grad · (1 − y) · y
+            accumulate(a, builder.mul(builder.mul(g, builder.node(SUB, one, y)), y))
+        elif y.code == TANH:  # torch: grad · (1 − y²)
+            accumulate(a, builder.mul(g, builder.node(SUB, one, builder.mul(y, y))))
+        elif y.code == RELU:  # torch: the gradient where the result is > 0
+            accumulate(a, builder.node(KEEP_IF_ABOVE, y, g, k=0.0))
+        elif y.code == EXP:
+            accumulate(a, builder.mul(g, y))
+        elif y.code == AT_LEAST:  # clamp(min): the gradient where the input is >= min
+            accumulate(a, builder.node(KEEP_IF_AT_LEAST, a, g, k=y.k))
+        elif y.code == AT_MOST:
+            accumulate(a, builder.node(KEEP_IF_AT_MOST, a, g, k=y.k))
+        else:
+            raise NotElementwise(f"no derivative for instruction {y.code}")
+    return grads
+
+
+# -- programs -----------------------------------------------------------------------------------
+
+
+def program(
+    stores: list[tuple[int, int, int, Node]], leaves: dict[int, tuple[int, int]] | None = None
+):
+    """The instructions that compute the stored nodes ((code, target, plane, node) each), in
+    creation order with only what they need, and the number of registers: a register is free
+    again after its value's last use (never the destination of the instruction that reads it
+    last: the C++ loops take their operands as non-aliasing). ``leaves``: nodes (by id) that
+    are loaded from (source, plane) instead of computed (the forward's saved values)."""
+    leaves = leaves or {}
+    order = sorted(_closure(stores, leaves), key=lambda n: n.index)
+    last_use: dict[int, int] = {}
+    for position, node in enumerate(order):
+        for source in _inputs(node, leaves):
+            last_use[id(source)] = position
+    for *_, node in stores:
+        last_use[id(node)] = len(order)
+    register: dict[int, int] = {}
+    free: list[int] = []
+    count = 0
+    instructions = []
+    for position, node in enumerate(order):
+        if free:
+            register[id(node)] = free.pop()
+        else:
+            register[id(node)] = count
+            count += 1
+        if id(node) in leaves:
+            instructions.append((LOAD, register[id(node)], *leaves[id(node)], 0, 0.0))
+        else:
+            instructions.append(_instruction(node, register))
+        for source in {id(s) for s in _inputs(node, leaves)}:
+            if last_use[source] == position:
+                free.append(register[source])
+    for code, target, plane, node in stores:
+        instructions.append((code, 0, target, plane, register[id(node)], 0.0))
+    return max(count, 1), instructions
+
+
+def _inputs(node: Node, leaves) -> tuple[Node, ...]:
+    return () if id(node) in leaves else node.inputs
+
+
+def _closure(stores, leaves=None) -> list[Node]:
+    """Every node the stored ones need, down to loads, constants and ``leaves``."""
+    seen: dict[int, Node] = {}
+    stack = [node for *_, node in stores]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen[id(node)] = node
+            stack.extend(_inputs(node, leaves or {}))
+    return list(seen.values())
+
+
+def _instruction(node: Node, register: dict[int, int]) -> tuple:
+    if node.code in (LOAD, LOAD_SCALAR):
+        return (node.code, register[id(node)], node.source, node.plane, 0, 0.0)
+    operands = [register[id(n)] for n in node.inputs] + [0, 0]
+    return (node.code, register[id(node)], operands[0], operands[1], 0, node.k)
+
+
+# -- one cell's two programs ------------------------------------------------------------------
+
+SAVED = (SIGMOID, TANH, EXP)  # what the forward keeps for the backward rather than recompute
+
+
+@dataclass
+class Derived:
+    """A cell's step as kernels/derived_steps.cpp runs it (made by :func:`derive`); each
+    program as (registers, instructions), a Program's arguments."""
+
+    forward: tuple[int, list[tuple]]  # the new states only (nothing to keep: inference)
+    forward_keeping: tuple[int, list[tuple]]  # also the saved values of the step
+    backward: tuple[int, list[tuple]]
+    saved: int  # planes the forward keeps per step: the σ, tanh and exp the backward reads
+    reads_x: bool  # the backward reads x_t (else x_proj need not be kept)
+    reads_hh: bool  # ... and W_hh h_{t-1}
+    hh_separate: bool  # ∂hh is not ∂x (else the loop reads ∂x's rows for W_hh's gradient)
+    h_direct: bool  # the step reads h other than through hh
+    extra_widths: list[int] = field(default_factory=list)  # the rows of each parameter's gradient
+    extra_scalar: list[bool] = field(default_factory=list)
+
+
+def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | None,
+           states: int, extras: list[tuple[int, ...]], hidden_bias: bool) -> Derived:  # fmt: skip
+    """The forward and backward programs of a traced step (raises NotElementwise).
+
+    Sources, as the loops pass them: x_t, W_hh h_{t-1} (if any), the states before the step,
+    the parameters, b_hh (if any); the backward also the output's gradient, each state's
+    carried gradient, and the saved values. Targets: the forward's new states, then the saved
+    values; the backward's ∂x_t, ∂hh_t (if not ∂x_t), each state's carried gradient, then each
+    parameter's gradient (accumulated)."""
+    builder = Builder()
+    has_hh = hidden_gates is not None
+    hidden_bias = hidden_bias and has_hh
+    new_states = lower(graph, hidden, has_hh, states, extras, hidden_bias, builder)
+    forward_nodes = list(builder.nodes)
+    forward_stores = [(STORE, s, 0, node) for s, node in enumerate(new_states)]
+
+    first_state = 1 + has_hh
+    first_extra = first_state + states
+    grad_output = first_extra + len(extras) + hidden_bias
+    carried = [grad_output + 1 + s for s in range(states)]
+    saved_source = carried[-1] + 1
+    seeds: dict[Node, Node] = {}
+    for s, node in enumerate(new_states):
+        seed = builder.node(LOAD, source=carried[s], plane=0)
+        if s == 0:
+            seed = builder.node(ADD, builder.node(LOAD, source=grad_output, plane=0), seed)
+        seeds[node] = builder.add(seeds.get(node), seed)
+    grads = gradients(builder, forward_nodes, seeds)
+    zero = builder.constant(0.0)
+
+    def gradient_of(source: int, plane: int, code: int = LOAD) -> Node | None:
+        load = builder._made.get((code, (), 0.0, source, plane))
+        return None if load is None else grads.get(load)
+
+    x_grads = [gradient_of(0, p) for p in range(gates)]
+    hh_grads = [gradient_of(1, p) for p in range(hidden_gates or 0)]
+    hh_separate = has_hh and (
+        len(hh_grads) != len(x_grads)
+        or any(a is not b for a, b in zip(x_grads, hh_grads, strict=True))
+    )
+    stores = [(STORE, 0, p, g or zero) for p, g in enumerate(x_grads)]
+    target = 1
+    if hh_separate:
+        stores += [(STORE, 1, p, g or zero) for p, g in enumerate(hh_grads)]
+        target = 2
+    h_direct = True
+    for s in range(states):
+        g = gradient_of(first_state + s, 0)
+        if s == 0 and g is None and has_hh:
+            h_direct = False  # the loop writes ∂h_{t-1} = ∂hh W_hh
+        else:
+            stores.append((STORE, target + s, 0, g or zero))
+    target += states
+    widths, scalars = [], []
+    for e, shape in enumerate(extras):
+        source = first_extra + e
+        scalar = _numel(shape) == 1
+        planes = 1 if scalar else _numel(shape) // hidden
+        for p in range(planes):
+            g = gradient_of(source, p, LOAD_SCALAR if scalar else LOAD)
+            if g is not None:
+                stores.append((ACCUMULATE, target + e, p, g))
+        widths.append(planes * hidden)
+        scalars.append(scalar)
+
+    # The forward's σ, tanh and exp that the backward reads are kept, not recomputed.
+    forward_ids = {id(n) for n in forward_nodes}
+    kept = sorted(
+        (n for n in _closure(stores) if id(n) in forward_ids and n.code in SAVED),
+        key=lambda n: n.index,
+    )
+    leaves = {id(n): (saved_source, plane) for plane, n in enumerate(kept)}
+    backward_nodes = _closure(stores, leaves)
+    loads = {n.source for n in backward_nodes if n.code == LOAD and id(n) not in leaves}
+    keeping = forward_stores + [(STORE, states, plane, n) for plane, n in enumerate(kept)]
+    return Derived(
+        program(forward_stores),
+        program(keeping),
+        program(stores, leaves),
+        len(kept),
+        0 in loads,
+        has_hh and 1 in loads,
+        hh_separate,
+        h_direct,
+        widths,
+        scalars,
+    )
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count

@@ -1,0 +1,312 @@
+// Any cell whose step is elementwise (after its two products), run as the hand-written loops
+// run the LSTM: per step one matrix product for the hidden side and one pass over the step's
+// elementwise operations; backwards per step one pass and one product. rnnkit/engine/derive.py
+// turns the cell's own step (traced into ATen operators) into two programs, the forward and
+// its derived backward, over "planes" (one (B, H) block of a value); a Program runs one over
+// every element of a step in blocks of kLanes features, each instruction a short loop that the
+// compiler vectorises (-O3 -ffast-math: exp and tanh from libmvec). Nothing is written per cell.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "loops.h"
+
+namespace {
+
+// The operation codes (rnnkit/engine/derive.py writes the same numbers).
+enum Code : int64_t {
+  kLoad = 0,       // dst = source[a] plane b (a source's row stride 0: a parameter)
+  kStore = 1,      // target[a] plane b = reg c
+  kAccumulate = 2, // target[a] plane b += reg c
+  kConstant = 3,   // dst = k
+  kAdd = 4,
+  kSub = 5,
+  kMul = 6,
+  kDiv = 7,
+  kNeg = 8,
+  kSigmoid = 9,
+  kTanh = 10,
+  kRelu = 11,       // NaN passes (as torch's relu)
+  kExp = 12,
+  kAtLeast = 13,    // dst = max(a, k), NaN passes
+  kAtMost = 14,     // dst = min(a, k), NaN passes
+  kKeepIfAbove = 15,     // dst = a > k ? b : 0
+  kKeepIfAtLeast = 16,   // dst = a >= k ? b : 0
+  kKeepIfAtMost = 17,    // dst = a <= k ? b : 0
+  kLoadScalar = 18,      // dst = source[a][b] for every lane (a one-element parameter)
+};
+
+constexpr int64_t kLanes = 256;  // features per block: a program's registers stay in L1-L2
+
+struct Instruction {
+  int64_t code, dst, a, b, c;
+  double k;
+};
+
+// Where a program reads or writes: a base pointer and the stride between rows (0: the same
+// row for every batch row, a parameter).
+template <typename scalar_t>
+struct Plane {
+  scalar_t* data;
+  int64_t row_stride;
+};
+
+}  // namespace
+
+class Program {
+ public:
+  Program(int64_t registers, std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t,
+                                                    double>> instructions)
+      : registers_(registers) {
+    for (const auto& [code, dst, a, b, c, k] : instructions)
+      instructions_.push_back({code, dst, a, b, c, k});
+  }
+
+  // Run over rows × hidden elements: sources and targets as base pointers with row strides;
+  // plane p of a source starts p·hidden after its base.
+  template <typename scalar_t>
+  void run(const std::vector<Plane<scalar_t>>& sources,
+           const std::vector<Plane<scalar_t>>& targets, int64_t rows, int64_t hidden) const {
+    at::parallel_for(0, rows, grain_rows(hidden * 4), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> file(registers_ * kLanes);
+      scalar_t* r = file.data();
+      for (int64_t row = begin; row < end; ++row) {
+        for (int64_t j0 = 0; j0 < hidden; j0 += kLanes) {
+          const int64_t n = std::min(kLanes, hidden - j0);
+          for (const Instruction& op : instructions_) execute(op, r, sources, targets, row, j0,
+                                                              n, hidden);
+        }
+      }
+    });
+  }
+
+ private:
+  template <typename scalar_t>
+  static void execute(const Instruction& op, scalar_t* r,
+                      const std::vector<Plane<scalar_t>>& sources,
+                      const std::vector<Plane<scalar_t>>& targets, int64_t row, int64_t j0,
+                      int64_t n, int64_t hidden) {
+    scalar_t* __restrict__ d = r + op.dst * kLanes;
+    const scalar_t* __restrict__ a = r + op.a * kLanes;
+    const scalar_t* __restrict__ b = r + op.b * kLanes;
+    const scalar_t k = static_cast<scalar_t>(op.k);
+    switch (op.code) {
+      case kLoad: {
+        const Plane<scalar_t>& s = sources[op.a];
+        const scalar_t* p = s.data + row * s.row_stride + op.b * hidden + j0;
+        for (int64_t v = 0; v < n; ++v) d[v] = p[v];
+        break;
+      }
+      case kLoadScalar: {
+        const scalar_t value = sources[op.a].data[op.b];
+        for (int64_t v = 0; v < n; ++v) d[v] = value;
+        break;
+      }
+      case kStore: {
+        const Plane<scalar_t>& t = targets[op.a];
+        scalar_t* p = t.data + row * t.row_stride + op.b * hidden + j0;
+        const scalar_t* c = r + op.c * kLanes;
+        for (int64_t v = 0; v < n; ++v) p[v] = c[v];
+        break;
+      }
+      case kAccumulate: {
+        const Plane<scalar_t>& t = targets[op.a];
+        scalar_t* p = t.data + row * t.row_stride + op.b * hidden + j0;
+        const scalar_t* c = r + op.c * kLanes;
+        for (int64_t v = 0; v < n; ++v) p[v] += c[v];
+        break;
+      }
+      case kConstant: for (int64_t v = 0; v < n; ++v) d[v] = k; break;
+      case kAdd: for (int64_t v = 0; v < n; ++v) d[v] = a[v] + b[v]; break;
+      case kSub: for (int64_t v = 0; v < n; ++v) d[v] = a[v] - b[v]; break;
+      case kMul: for (int64_t v = 0; v < n; ++v) d[v] = a[v] * b[v]; break;
+      case kDiv: for (int64_t v = 0; v < n; ++v) d[v] = a[v] / b[v]; break;
+      case kNeg: for (int64_t v = 0; v < n; ++v) d[v] = -a[v]; break;
+      case kSigmoid: for (int64_t v = 0; v < n; ++v) d[v] = sigmoid(a[v]); break;
+      case kTanh: for (int64_t v = 0; v < n; ++v) d[v] = std::tanh(a[v]); break;
+      case kRelu: for (int64_t v = 0; v < n; ++v) d[v] = relu_keeping_nan(a[v]); break;
+      case kExp: for (int64_t v = 0; v < n; ++v) d[v] = std::exp(a[v]); break;
+      case kAtLeast:
+        for (int64_t v = 0; v < n; ++v) d[v] = is_nan(a[v]) ? a[v] : (a[v] < k ? k : a[v]);
+        break;
+      case kAtMost:
+        for (int64_t v = 0; v < n; ++v) d[v] = is_nan(a[v]) ? a[v] : (a[v] > k ? k : a[v]);
+        break;
+      case kKeepIfAbove:
+        for (int64_t v = 0; v < n; ++v) d[v] = a[v] > k ? b[v] : scalar_t(0);
+        break;
+      case kKeepIfAtLeast:
+        for (int64_t v = 0; v < n; ++v) d[v] = a[v] >= k ? b[v] : scalar_t(0);
+        break;
+      case kKeepIfAtMost:
+        for (int64_t v = 0; v < n; ++v) d[v] = a[v] <= k ? b[v] : scalar_t(0);
+        break;
+      default: TORCH_CHECK(false, "unknown instruction ", op.code);
+    }
+  }
+
+  int64_t registers_;
+  std::vector<Instruction> instructions_;
+};
+
+namespace {
+
+template <typename scalar_t>
+Plane<scalar_t> rows_of(const at::Tensor& t) {  // a (B, W) matrix, or a (W,) parameter
+  return {t.data_ptr<scalar_t>(), t.dim() == 2 ? t.stride(0) : 0};
+}
+
+void check_step_inputs(const at::Tensor& x_proj, const std::vector<at::Tensor>& initial,
+                       const c10::optional<at::Tensor>& w_hh,
+                       const std::vector<at::Tensor>& extra) {
+  TORCH_CHECK(x_proj.dim() == 3 && x_proj.is_contiguous(),
+              "derived loop: x_proj must be a contiguous (T, B, G·H)");
+  TORCH_CHECK(x_proj.device().is_cpu(), "the compiled loops run on the CPU");
+  for (const at::Tensor& s : initial)
+    TORCH_CHECK(s.is_contiguous() && s.scalar_type() == x_proj.scalar_type(),
+                "derived loop: every state must be contiguous and of x_proj's dtype");
+  for (const at::Tensor& e : extra)
+    TORCH_CHECK(e.is_contiguous() && e.scalar_type() == x_proj.scalar_type(),
+                "derived loop: every parameter must be contiguous and of x_proj's dtype");
+  if (w_hh.has_value())
+    TORCH_CHECK(w_hh->is_contiguous(), "derived loop: w_hh must be contiguous");
+}
+
+}  // namespace
+
+// The forward loop. x_proj (T, B, G·H) in time order; initial: the states, h first, each
+// (B, H); w_hh (G_h·H, H) and b_hh or none; extra: the cell's own parameters, flat. The
+// program reads [x_t, W_hh h_{t-1} (if w_hh), every state, every parameter, b_hh (if w_hh and
+// b_hh)] and writes the new states, then `saved` planes of values the backward reads.
+// keep: a backward will come, so every step's states are kept (else only the last two);
+// keep_hh: so is W_hh h_{t-1} (the backward program reads it). Returns [outputs (T, B, H) in
+// time order, W_hh h (K, B, G_h·H) in loop order (K = T with keep_hh, else 1; empty without
+// w_hh), the saved values (T, B, saved·H) in loop order (empty without), then for each state
+// after h its values (K', B, H) in loop order (K' = T with keep, else 2), then the final
+// states].
+std::vector<at::Tensor> derived_forward(const Program& forward, const at::Tensor& x_proj,
+                                        const std::vector<at::Tensor>& initial,
+                                        const c10::optional<at::Tensor>& w_hh,
+                                        const c10::optional<at::Tensor>& b_hh,
+                                        const std::vector<at::Tensor>& extra, bool reverse,
+                                        bool keep, bool keep_hh, int64_t saved_planes) {
+  check_step_inputs(x_proj, initial, w_hh, extra);
+  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), hidden = initial[0].size(1);
+  const size_t others = initial.size() - 1;
+  at::Tensor outputs = x_proj.new_empty({steps, batch, hidden});
+  at::Tensor hh = w_hh.has_value() ? x_proj.new_empty({keep_hh ? steps : 1, batch, w_hh->size(0)})
+                                   : x_proj.new_empty({0});
+  at::Tensor saved = x_proj.new_empty({saved_planes > 0 ? steps : 0, batch, saved_planes * hidden});
+  std::vector<at::Tensor> kept;
+  for (size_t s = 0; s < others; ++s) kept.push_back(x_proj.new_empty({keep ? steps : 2, batch,
+                                                                        hidden}));
+  const at::Tensor w_hh_t = w_hh.has_value() ? w_hh->t() : at::Tensor();
+  for (int64_t k = 0; k < steps; ++k) {
+    const int64_t t = reverse ? steps - 1 - k : k, previous = reverse ? t + 1 : t - 1;
+    const int64_t slot = keep ? k : k % 2, previous_slot = keep ? k - 1 : (k - 1) % 2;
+    const at::Tensor h_prev = k == 0 ? initial[0] : outputs[previous];
+    AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "derived_forward", [&] {
+      std::vector<Plane<scalar_t>> sources{rows_of<scalar_t>(x_proj[t])};
+      if (w_hh.has_value()) {
+        at::Tensor a = hh[keep_hh ? k : 0];
+        at::mm_out(a, h_prev, w_hh_t);  // W_hh h_{t-1}; the program adds b_hh
+        sources.push_back(rows_of<scalar_t>(a));
+      }
+      sources.push_back(rows_of<scalar_t>(h_prev));
+      for (size_t s = 0; s < others; ++s)
+        sources.push_back(rows_of<scalar_t>(k == 0 ? initial[s + 1] : kept[s][previous_slot]));
+      for (const at::Tensor& e : extra) sources.push_back({e.data_ptr<scalar_t>(), 0});
+      if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
+      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(outputs[t])};
+      for (size_t s = 0; s < others; ++s) targets.push_back(rows_of<scalar_t>(kept[s][slot]));
+      if (saved_planes > 0) targets.push_back(rows_of<scalar_t>(saved[k]));
+      forward.run(sources, targets, batch, hidden);
+    });
+  }
+  std::vector<at::Tensor> result{outputs, hh, saved};
+  for (const at::Tensor& values : kept) result.push_back(values);
+  result.push_back(steps == 0 ? initial[0].clone() : outputs[reverse ? 0 : steps - 1].clone());
+  for (size_t s = 0; s < others; ++s)
+    result.push_back(steps == 0 ? initial[s + 1].clone()
+                                : kept[s][keep ? steps - 1 : (steps - 1) % 2].clone());
+  return result;
+}
+
+// The backward loop, from derived_forward's kept values (keep = true) and the gradients of the
+// outputs (T, B, H, time order) and of the final states. x_proj and hh may be empty where the
+// program does not read them. The program reads [x_t, W_hh h_{t-1} (if w_hh), every state
+// before the step, every parameter, b_hh (if w_hh and b_hh), the output's gradient, each
+// state's carried gradient, the saved values] and writes [∂x_t, ∂hh_t (if hh_separate), each
+// state's carried gradient in place (h's: its direct part), then each parameter's gradient,
+// accumulated per row]. h_direct: whether the step reads h other than through hh. Returns
+// [∂x_proj (T, B, gates_width) in time order, ∂hh (T, B, G_h·H) in loop order (empty when not
+// hh_separate: then ∂x_proj's rows), the initial states' gradients, then each parameter's
+// row sums].
+std::vector<at::Tensor> derived_backward(
+    const Program& backward, const at::Tensor& x_proj, int64_t gates_width,
+    const at::Tensor& outputs, const at::Tensor& hh, const at::Tensor& saved,
+    const std::vector<at::Tensor>& kept, const std::vector<at::Tensor>& initial,
+    const c10::optional<at::Tensor>& w_hh, const c10::optional<at::Tensor>& b_hh,
+    const std::vector<at::Tensor>& extra, const std::vector<int64_t>& extra_widths,
+    const at::Tensor& grad_outputs, const std::vector<at::Tensor>& grad_final, bool reverse,
+    bool hh_separate, bool h_direct) {
+  const int64_t steps = outputs.size(0), batch = outputs.size(1), hidden = initial[0].size(1);
+  const size_t others = initial.size() - 1;
+  const bool has_x = x_proj.numel() > 0, has_hh = hh.numel() > 0, has_saved = saved.numel() > 0;
+  at::Tensor grad_x = outputs.new_empty({steps, batch, gates_width});
+  at::Tensor grad_hh = w_hh.has_value() && hh_separate
+                           ? outputs.new_empty({steps, batch, w_hh->size(0)})
+                           : outputs.new_empty({0});
+  std::vector<at::Tensor> carried;
+  for (const at::Tensor& g : grad_final) carried.push_back(g.contiguous().clone());
+  std::vector<at::Tensor> grad_extra;
+  for (int64_t width : extra_widths) grad_extra.push_back(outputs.new_zeros({batch, width}));
+  const at::Tensor grad_out = grad_outputs.contiguous();
+  for (int64_t k = steps - 1; k >= 0; --k) {
+    const int64_t t = reverse ? steps - 1 - k : k, previous = reverse ? t + 1 : t - 1;
+    const at::Tensor h_prev = k == 0 ? initial[0] : outputs[previous];
+    AT_DISPATCH_FLOATING_TYPES(outputs.scalar_type(), "derived_backward", [&] {
+      std::vector<Plane<scalar_t>> sources{
+          has_x ? rows_of<scalar_t>(x_proj[t]) : Plane<scalar_t>{nullptr, 0}};
+      if (w_hh.has_value())
+        sources.push_back(has_hh ? rows_of<scalar_t>(hh[k]) : Plane<scalar_t>{nullptr, 0});
+      sources.push_back(rows_of<scalar_t>(h_prev));
+      for (size_t s = 0; s < others; ++s)
+        sources.push_back(rows_of<scalar_t>(k == 0 ? initial[s + 1] : kept[s][k - 1]));
+      for (const at::Tensor& e : extra) sources.push_back({e.data_ptr<scalar_t>(), 0});
+      if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
+      sources.push_back(rows_of<scalar_t>(grad_out[t]));
+      for (const at::Tensor& c : carried) sources.push_back(rows_of<scalar_t>(c));
+      if (has_saved) sources.push_back(rows_of<scalar_t>(saved[k]));
+      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(grad_x[t])};
+      if (w_hh.has_value() && hh_separate) targets.push_back(rows_of<scalar_t>(grad_hh[k]));
+      for (const at::Tensor& c : carried) targets.push_back(rows_of<scalar_t>(c));
+      for (const at::Tensor& g : grad_extra) targets.push_back(rows_of<scalar_t>(g));
+      backward.run(sources, targets, batch, hidden);
+    });
+    if (w_hh.has_value()) {
+      const at::Tensor grad_hh_t = hh_separate ? grad_hh[k] : grad_x[t];
+      if (h_direct) carried[0].addmm_(grad_hh_t, *w_hh);  // ∂h_{t-1} += ∂hh_t W_hh
+      else at::mm_out(carried[0], grad_hh_t, *w_hh);
+    }
+  }
+  std::vector<at::Tensor> result{grad_x, grad_hh};
+  for (const at::Tensor& c : carried) result.push_back(c);
+  for (const at::Tensor& g : grad_extra) result.push_back(g.sum(0));
+  return result;
+}
+
+void bind_derived_steps(pybind11::module& m) {
+  pybind11::class_<Program, std::shared_ptr<Program>>(m, "Program")
+      .def(pybind11::init<int64_t, std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t,
+                                                          int64_t, double>>>());
+  m.def("derived_forward", &derived_forward,
+        "a derived step's forward loop: one product and one pass a step");
+  m.def("derived_backward", &derived_backward,
+        "a derived step's backward loop: one pass and one product a step");
+}
