@@ -59,13 +59,26 @@ class EveryOperation(Cell):
         return (h, m), {"a": a, "b": b}
 
 
+class HandsItsStateOn(Cell):
+    """b_t = tanh(a_{t-1}) and a_t = b_{t-1}: the gradient of b_{t-1} is a's carried gradient
+    itself, which the same program also overwrites with a's new one (every value must be read
+    before any store)."""
+
+    gates = ("h",)
+    states = ("h", "a", "b")
+
+    def step(self, x, hh, state, p):
+        _, a, b = state  # h enters through hh only
+        return (torch.tanh(x + hh + a), b, torch.tanh(a)), {}
+
+
 DERIVABLE = [
     name
     for name in CELLS
     if kernel_of(CELLS[name]()) is None and not CELLS[name].linear and name != "layernorm_lstm"
 ]
 CELLS_HERE = {**{name: CELLS[name] for name in DERIVABLE}, "users_lstm": UsersLSTM,
-              "every_operation": EveryOperation}  # fmt: skip
+              "every_operation": EveryOperation, "hands_its_state_on": HandsItsStateOn}  # fmt: skip
 
 
 def run(layer, x, h0, python: bool):

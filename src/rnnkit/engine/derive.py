@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import torch
 
 # Instruction codes: Code in kernels/derived_steps.cpp.
-(LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP, AT_LEAST,
- AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR) = range(19)  # fmt: skip
-UNARY = (NEG, SIGMOID, TANH, RELU, EXP, AT_LEAST, AT_MOST)
+(LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP,
+ AT_LEAST, AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR,
+ MOVE) = range(20)  # fmt: skip
 
 
 class NotElementwise(Exception):
@@ -388,8 +388,17 @@ def program(
         for source in {id(s) for s in _inputs(node, leaves)}:
             if last_use[source] == position:
                 free.append(register[source])
+    # A register that holds a load points at its source (kernels/derived_steps.cpp); a stored
+    # load is copied first, so that no store reads memory an earlier store wrote.
+    moved: dict[int, int] = {}
+    for *_, node in stores:
+        if (node.code == LOAD or id(node) in leaves) and id(node) not in moved:
+            moved[id(node)] = count
+            instructions.append((MOVE, count, register[id(node)], 0, 0, 0.0))
+            count += 1
     for code, target, plane, node in stores:
-        instructions.append((code, 0, target, plane, register[id(node)], 0.0))
+        value = moved.get(id(node), register[id(node)])
+        instructions.append((code, 0, target, plane, value, 0.0))
     return max(count, 1), instructions
 
 

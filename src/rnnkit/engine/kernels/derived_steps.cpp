@@ -39,6 +39,7 @@ enum Code : int64_t {
   kKeepIfAtLeast = 16,   // dst = a >= k ? b : 0
   kKeepIfAtMost = 17,    // dst = a <= k ? b : 0
   kLoadScalar = 18,      // dst = source[a][b] for every lane (a one-element parameter)
+  kMove = 19,            // dst = a, copied (a stored value that is a load: see run)
 };
 
 constexpr int64_t kLanes = 256;  // features per block: a program's registers stay in L1-L2
@@ -68,18 +69,21 @@ class Program {
   }
 
   // Run over rows × hidden elements: sources and targets as base pointers with row strides;
-  // plane p of a source starts p·hidden after its base.
+  // plane p of a source starts p·hidden after its base. A register is a pointer to its lanes:
+  // a load points it at the source (no copy), an operation at its own lanes in `file`. Stores
+  // come after every operation, and a stored load is first copied (kMove), so a target that is
+  // also a source (a gradient carried in place) is read before it is written.
   template <typename scalar_t>
   void run(const std::vector<Plane<scalar_t>>& sources,
            const std::vector<Plane<scalar_t>>& targets, int64_t rows, int64_t hidden) const {
     at::parallel_for(0, rows, grain_rows(hidden * 4), [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> file(registers_ * kLanes);
-      scalar_t* r = file.data();
+      std::vector<const scalar_t*> lanes(registers_);
       for (int64_t row = begin; row < end; ++row) {
         for (int64_t j0 = 0; j0 < hidden; j0 += kLanes) {
           const int64_t n = std::min(kLanes, hidden - j0);
-          for (const Instruction& op : instructions_) execute(op, r, sources, targets, row, j0,
-                                                              n, hidden);
+          for (const Instruction& op : instructions_)
+            execute(op, file.data(), lanes.data(), sources, targets, row, j0, n, hidden);
         }
       }
     });
@@ -87,41 +91,38 @@ class Program {
 
  private:
   template <typename scalar_t>
-  static void execute(const Instruction& op, scalar_t* r,
+  static void execute(const Instruction& op, scalar_t* file, const scalar_t** lanes,
                       const std::vector<Plane<scalar_t>>& sources,
                       const std::vector<Plane<scalar_t>>& targets, int64_t row, int64_t j0,
                       int64_t n, int64_t hidden) {
-    scalar_t* __restrict__ d = r + op.dst * kLanes;
-    const scalar_t* __restrict__ a = r + op.a * kLanes;
-    const scalar_t* __restrict__ b = r + op.b * kLanes;
-    const scalar_t k = static_cast<scalar_t>(op.k);
-    switch (op.code) {
-      case kLoad: {
-        const Plane<scalar_t>& s = sources[op.a];
-        const scalar_t* p = s.data + row * s.row_stride + op.b * hidden + j0;
-        for (int64_t v = 0; v < n; ++v) d[v] = p[v];
-        break;
-      }
-      case kLoadScalar: {
-        const scalar_t value = sources[op.a].data[op.b];
-        for (int64_t v = 0; v < n; ++v) d[v] = value;
-        break;
-      }
-      case kStore: {
-        const Plane<scalar_t>& t = targets[op.a];
-        scalar_t* p = t.data + row * t.row_stride + op.b * hidden + j0;
-        const scalar_t* c = r + op.c * kLanes;
+    if (op.code == kLoad) {
+      const Plane<scalar_t>& s = sources[op.a];
+      lanes[op.dst] = s.data + row * s.row_stride + op.b * hidden + j0;
+      return;
+    }
+    if (op.code == kStore || op.code == kAccumulate) {
+      const Plane<scalar_t>& t = targets[op.a];
+      scalar_t* __restrict__ p = t.data + row * t.row_stride + op.b * hidden + j0;
+      const scalar_t* __restrict__ c = lanes[op.c];
+      if (op.code == kStore) {
         for (int64_t v = 0; v < n; ++v) p[v] = c[v];
-        break;
-      }
-      case kAccumulate: {
-        const Plane<scalar_t>& t = targets[op.a];
-        scalar_t* p = t.data + row * t.row_stride + op.b * hidden + j0;
-        const scalar_t* c = r + op.c * kLanes;
+      } else {
         for (int64_t v = 0; v < n; ++v) p[v] += c[v];
-        break;
       }
-      case kConstant: for (int64_t v = 0; v < n; ++v) d[v] = k; break;
+      return;
+    }
+    scalar_t* __restrict__ d = file + op.dst * kLanes;
+    lanes[op.dst] = d;
+    const scalar_t k = static_cast<scalar_t>(op.k);
+    if (op.code == kLoadScalar || op.code == kConstant) {  // a and b are not registers here
+      const scalar_t value = op.code == kConstant ? k : sources[op.a].data[op.b];
+      for (int64_t v = 0; v < n; ++v) d[v] = value;
+      return;
+    }
+    const scalar_t* __restrict__ a = lanes[op.a];
+    const scalar_t* __restrict__ b = lanes[op.b];  // (unused by one-operand codes)
+    switch (op.code) {
+      case kMove: for (int64_t v = 0; v < n; ++v) d[v] = a[v]; break;
       case kAdd: for (int64_t v = 0; v < n; ++v) d[v] = a[v] + b[v]; break;
       case kSub: for (int64_t v = 0; v < n; ++v) d[v] = a[v] - b[v]; break;
       case kMul: for (int64_t v = 0; v < n; ++v) d[v] = a[v] * b[v]; break;
