@@ -6,8 +6,10 @@ Training steps (forward + backward of ``layer(x)[0].sum()``) alternate rnnkit's 
 torch.nn layer it is compared with, and each row is the median of the per-round ratios, so a
 noisy machine slows both sides alike. Printed: the machine, the matrix-product ceiling
 measured in the same run, then one markdown table, each row beside the target it answers to.
-Paths: "traced step" is the cell's step traced into the ATen operators it calls and run by a
-C++ loop (engine/traced.py; its Python step where the C++ steps are not built); "scan" is a
+Paths: "derived loops" is an elementwise cell's step and its derived backward as two programs
+that C++ loops run, one pass a step (engine/derived_loop.py); "traced step" is the cell's step
+traced into the ATen operators it calls and run by a C++ loop (engine/traced.py; its Python
+step where the C++ steps are not built); "scan" is a
 linear cell's coefficients for every step at once and engine/scan.py's sequential operator;
 "parallel scan" its prefix scan; "rnnkit BPTT (C++)" the hand-written loops;
 "torch's kernel" is torch's code (oneDNN on the CPU), not ours.
@@ -24,6 +26,7 @@ from rnnkit.cells import CELLS, Cell
 from rnnkit.cells.lstm import LSTM as LSTMDefinition
 from rnnkit.engine import dispatch
 from rnnkit.engine.scan import linear_scan, parallel_scan
+from rnnkit.engine.traced import DERIVED, made_for
 from rnnkit.inside.longrange import hidden_size_for_budget, parameter_count
 from rnnkit.models.charlm import CharLM
 from rnnkit.models.stepping import Stepper
@@ -162,6 +165,16 @@ def sampling_ratio(cell: str, hidden: int, characters: int = 300) -> tuple[float
     return 1000 * mine, mine / reference
 
 
+def loop_of(layer) -> str:
+    """How the layer's training steps ran: a linear cell's scan, the derived loops (an
+    elementwise step's programs, engine/derived_loop.py) or the traced step (its ATen operators
+    one by one, engine/traced.py)."""
+    if layer.cell.linear:
+        return "scan"
+    derived = made_for(layer.cell, DERIVED).values()
+    return "derived loops" if any(p is not None for p in derived) else "traced step"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -190,12 +203,12 @@ def main() -> None:
     _, _, vs_torch = ratio(users, torch_lstm, x, args.repeats)
     (built_in,) = on_device(make_layer("lstm", 256, 256, engine="bptt"))
     _, _, vs_ours = ratio(users, built_in, x, args.repeats)
-    row("an LSTM as a user's cell, B=32 T=128 H=256", "traced step",
+    row("an LSTM as a user's cell, B=32 T=128 H=256", loop_of(users),
         f"{vs_torch:.2f}x torch.nn.LSTM; {vs_ours:.2f}x rnnkit's LSTM BPTT (C++)",
         "<= 1.5x; <= 1.2x", vs_torch <= 1.5 and vs_ours <= 1.2)  # fmt: skip
     (layernorm,) = on_device(Recurrent(CELLS["layernorm_lstm"], 256, 256))
     _, _, vs_torch = ratio(layernorm, torch_lstm, x, args.repeats)
-    row("LayerNorm LSTM", "traced step", f"{vs_torch:.2f}x torch.nn.LSTM", "<= 2.0x",
+    row("LayerNorm LSTM", loop_of(layernorm), f"{vs_torch:.2f}x torch.nn.LSTM", "<= 2.0x",
         vs_torch <= 2.0)  # fmt: skip
     (gru,) = on_device(make_layer("gru", 256, 256))
     _, _, vs_torch = ratio(gru, torch_gru, x, args.repeats)
@@ -204,9 +217,8 @@ def main() -> None:
         None)  # fmt: skip
     for name in ("peephole_lstm", "cifg_lstm", "indrnn", "ligru", "sru", "minlstm"):
         (layer,) = on_device(Recurrent(CELLS[name], 256, 256))
-        path = "scan" if layer.cell.linear else "traced step"
         _, _, vs_torch = ratio(layer, torch_lstm, x, args.repeats)
-        row(name, path, f"{vs_torch:.2f}x torch.nn.LSTM", "(no target)", None)
+        row(name, loop_of(layer), f"{vs_torch:.2f}x torch.nn.LSTM", "(no target)", None)
 
     for steps in (1024,) if args.quick else (1024, 4096):
         xs, mingru = on_device(torch.randn(steps, 8, 256), Recurrent(CELLS["mingru"], 256, 256))

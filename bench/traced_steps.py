@@ -5,12 +5,15 @@ the same cell's Python step, side by side in one process.
 
 Each row alternates the two paths on the same layer and input (RNNKIT_KERNELS=python gives the
 Python step) and prints the medians and their ratio (below 1: the traced loop is faster), for
-a training step (forward + backward of the output's sum) and for inference under no_grad.
+a training step (forward + backward of the output's sum) and for inference under no_grad. The
+derived loops (bench/derived_steps.py), which an elementwise step takes before the traced
+loop, are turned off here.
 A second table puts the three built-in cells' definitions through the traced path (as a
 subclass, which runs its own step) beside their registered, hand-written loops.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -22,6 +25,7 @@ from rnnkit.cells import CELLS
 from rnnkit.cells.gru import GRU
 from rnnkit.cells.rnn import ElmanRNN
 from rnnkit.engine import dispatch
+from rnnkit.nn import runner
 from rnnkit.nn.layers import Recurrent, make_layer
 
 SHAPES = ((32, 128, 256), (4, 256, 64))  # (B, T, H): the cell bench's shape and a small one
@@ -35,10 +39,30 @@ class UsersRNN(ElmanRNN):
     """The Elman RNN's equations as a user's cell."""
 
 
+@contextlib.contextmanager
+def traced_only(on: bool = True):
+    """Inside (when on): the derived loops (engine/derived_loop.py), which an elementwise step
+    over equal lengths takes, decline every call, so the traced loop runs."""
+    derived = runner.derived_direction
+    if on:
+        runner.derived_direction = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        runner.derived_direction = derived
+
+
 def seconds(layer, x, train: bool, python: bool) -> float:
     if python:
         os.environ["RNNKIT_KERNELS"] = "python"
     try:
+        return _timed(layer, x, train)
+    finally:
+        os.environ.pop("RNNKIT_KERNELS", None)
+
+
+def _timed(layer, x, train: bool) -> float:
+    with traced_only():
         start = time.perf_counter()
         if train:
             layer(x)[0].sum().backward()
@@ -46,8 +70,6 @@ def seconds(layer, x, train: bool, python: bool) -> float:
             with torch.no_grad():
                 layer(x)
         return time.perf_counter() - start
-    finally:
-        os.environ.pop("RNNKIT_KERNELS", None)
 
 
 def main() -> None:
