@@ -55,7 +55,11 @@ transforms, or when recording, it runs its step. Every other cell runs its own s
 C++ steps would serve a registered cell (and nothing is recorded, no exporter or transform
 watches), the step traced once into the ATen operators it calls, which a C++ loop runs
 (loop "traced", engine/traced.py: the same operators, so the same values and gradients, without
-a trip through Python per operation), else the Python step itself.
+a trip through Python per operation), else the Python step itself. On that loop a step that is
+elementwise after its two products, over equal lengths and with no forward-mode tangent, runs
+as its derived loops instead (engine/derived_loop.py: the step and its derived backward as two
+programs, one pass a step, as the hand-written loops run the LSTM); nn/runner.py asks them
+first, and they decline every other call.
 
 Under torch.compile the bptt engine's loops are custom operators inside the compiled graph
 (engine/ops.py: inductor calls them and compiles the rest of the model around them); a call
