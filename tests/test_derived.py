@@ -72,11 +72,7 @@ class HandsItsStateOn(Cell):
         return (torch.tanh(x + hh + a), b, torch.tanh(a)), {}
 
 
-DERIVABLE = [
-    name
-    for name in CELLS
-    if kernel_of(CELLS[name]()) is None and not CELLS[name].linear and name != "layernorm_lstm"
-]
+DERIVABLE = [name for name in CELLS if kernel_of(CELLS[name]()) is None and not CELLS[name].linear]
 CELLS_HERE = {**{name: CELLS[name] for name in DERIVABLE}, "users_lstm": UsersLSTM,
               "every_operation": EveryOperation, "hands_its_state_on": HandsItsStateOn}  # fmt: skip
 
@@ -127,7 +123,8 @@ def grad_fn_names(tensor) -> set[str]:
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_every_elementwise_cell_takes_the_derived_loops_and_gives_its_steps_results(name, dtype):
     torch.manual_seed(0)
-    # hidden 7: not a multiple of the programs' block of features, nor of a vector's width
+    # hidden 7: not a multiple of the programs' block of features, nor of a vector's width (and
+    # the layer norm's programs run whole rows)
     layer = Recurrent(CELLS_HERE[name](), 4, 7, num_layers=2, bidirectional=True).to(dtype)
     x, h0 = batch(layer, 6, 3, dtype)
     derived = run(layer, x, h0, python=False)
@@ -143,8 +140,10 @@ def test_every_elementwise_cell_takes_the_derived_loops_and_gives_its_steps_resu
         assert_close(ours, theirs, **tolerance)
 
 
-def test_a_layer_without_bias_and_a_hidden_size_over_one_block_of_features():
-    layer = Recurrent(UsersLSTM(), 5, 300, bias=False).double()  # 300 features: a block and a bit
+@pytest.mark.parametrize("name", ["users_lstm", "layernorm_lstm"])
+def test_a_layer_without_bias_and_a_hidden_size_over_one_block_of_features(name):
+    # 300 features: a block of 256 and a bit, or for the layer norm one whole row of 300
+    layer = Recurrent(CELLS_HERE[name](), 5, 300, bias=False).double()
     x, h0 = batch(layer, 4, 2, torch.float64)
     derived = run(layer, x, h0, python=False)
     assert "DerivedSequenceBackward" in grad_fn_names(derived[0])
@@ -156,7 +155,8 @@ def test_a_layer_without_bias_and_a_hidden_size_over_one_block_of_features():
 @pytest.mark.parametrize(
     "name",
     [pytest.param("every_operation", marks=pytest.mark.slow), "indrnn",
-     pytest.param("peephole_lstm", marks=pytest.mark.slow)],
+     pytest.param("peephole_lstm", marks=pytest.mark.slow),
+     pytest.param("layernorm_lstm", marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_gradcheck_and_gradgradcheck_through_the_derived_loops(name):
     torch.manual_seed(0)
@@ -180,12 +180,25 @@ def test_gradcheck_and_gradgradcheck_through_the_derived_loops(name):
     assert torch.autograd.gradgradcheck(function, inputs)
 
 
-def test_a_step_that_is_not_elementwise_keeps_the_traced_loop():
-    layer = Recurrent(CELLS["layernorm_lstm"](), 3, 4).double()  # a layer norm: a reduction
+class ScaledByItsMean(Cell):
+    """A step with a reduction the programs do not hold (a mean over the features alone)."""
+
+    gates = ("h",)
+
+    def step(self, x, hh, state, p):
+        h = torch.tanh(x + hh)
+        return h * h.mean(dim=-1, keepdim=True), {}
+
+
+def test_a_step_that_is_not_elementwise_keeps_the_traced_loop_and_its_results():
+    layer = Recurrent(ScaledByItsMean(), 3, 4).double()
     x, h0 = batch(layer, 5, 2, torch.float64)
-    output, _ = layer(x, h0)
-    assert "DerivedSequenceBackward" not in grad_fn_names(output)
+    ours = run(layer, x, h0, python=False)
+    assert "DerivedSequenceBackward" not in grad_fn_names(ours[0])
     assert all(p is None for p in made_for(layer.cell, DERIVED).values())
+    theirs = run(layer, x, h0, python=True)
+    for a, b in zip(ours[2], theirs[2], strict=True):
+        assert_close(a, b)
 
 
 class DependsOnTheBatchSize(Cell):

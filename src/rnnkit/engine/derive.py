@@ -11,8 +11,10 @@ backward another. Both are made here from the cell's own step, traced into ATen 
   dimension (``x`` of width 4H is four planes; ``chunk(4)`` picks them; a parameter of
   shape (H,) is one plane, the same for every row; a number is a constant);
 - each operator becomes plane operations (a table below: ``+``, ``-``, ``*``, ``/``, σ, tanh,
-  relu, exp, clamp, split, slice, cat); a step that uses anything else (a layer norm, a
-  reduction, a product inside the step) is not derived and keeps the traced loop;
+  relu, exp, clamp, split, slice, cat, and a layer norm over the features, whose mean and
+  variance are sums over the row: a program with one runs a whole row at a time); a step
+  that uses anything else (another reduction, a product inside the step) is not derived and
+  keeps the traced loop;
 - the backward is reverse-mode differentiation of those operations, written as more plane
   operations with torch's own derivative formulas (σ' = (1 − y) y, tanh' = 1 − y², relu and
   clamp let the gradient through where torch's do), recomputing the forward values it needs;
@@ -31,7 +33,7 @@ import torch
 # Instruction codes: Code in kernels/derived_steps.cpp.
 (LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP,
  AT_LEAST, AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR,
- MOVE) = range(20)  # fmt: skip
+ MOVE, ROW_SUM, RSQRT) = range(22)  # fmt: skip
 
 
 class NotElementwise(Exception):
@@ -156,6 +158,9 @@ def _check_shape(node: torch.fx.Node, value: Value, hidden: int) -> None:
     values = value if isinstance(value, list) else [value]
     metas = meta if isinstance(meta, list | tuple) else [meta]
     for v, m in zip(values, metas, strict=False):
+        if v is None:
+            continue  # a result the planes do not hold (a layer norm's mean): unused, or
+            # an operator that reads it fails to lower
         if not isinstance(v, Planes) or not isinstance(m, torch.Tensor):
             raise NotElementwise(f"{node.target} makes a value the planes cannot hold")
         if m.dim() > 2:
@@ -220,6 +225,8 @@ def _lower_operator(node: torch.fx.Node, env, hidden: int, builder: Builder) -> 
         if high is not None:
             value = _map(value, lambda n: builder.node(AT_MOST, n, k=high))
         return value
+    if name == "native_layer_norm" and target._overloadname == "default":
+        return [_layer_norm(args, node, hidden, builder), None, None]
     if name in ("clone", "alias") and target._overloadname == "default":
         return args["self"]
     if name == "split" and target._overloadname == "Tensor":
@@ -234,6 +241,33 @@ def _lower_operator(node: torch.fx.Node, env, hidden: int, builder: Builder) -> 
             raise NotElementwise("cat along a dimension other than the features")
         return Planes([n for p in parts for n in p.nodes])
     raise NotElementwise(f"the operator {target} is not elementwise")
+
+
+def _layer_norm(args, node, hidden: int, builder: Builder) -> Planes:
+    """(x − μ) / sqrt(σ² + eps) · weight + bias over the features of each row, its planes
+    summed lane by lane (ROW_SUM: the program then runs whole rows)."""
+    value, shape = args["input"], args["normalized_shape"]
+    if not isinstance(value, Planes) or value.scalar or len(shape) != 1:
+        raise NotElementwise("a layer norm over more than the features")
+    if shape[0] != len(value.nodes) * hidden:
+        raise NotElementwise("a layer norm over part of the features")
+    scale = builder.constant(1.0 / shape[0])
+
+    def mean(planes: list[Node]) -> Node:
+        total = None
+        for plane in planes:
+            total = builder.add(total, builder.node(ROW_SUM, plane))
+        return builder.node(MUL, total, scale)
+
+    mu = mean(value.nodes)
+    centred = [builder.node(SUB, x, mu) for x in value.nodes]
+    variance = mean([builder.node(MUL, c, c) for c in centred])
+    rstd = builder.node(RSQRT, builder.node(ADD, variance, builder.constant(args["eps"])))
+    result = Planes([builder.node(MUL, c, rstd) for c in centred])
+    for name, code in (("weight", MUL), ("bias", ADD)):
+        if args[name] is not None:
+            result = _binary(code, result, args[name], builder)
+    return result
 
 
 def _scaled(value, alpha, builder: Builder):
@@ -343,6 +377,11 @@ def gradients(builder: Builder, forward: list[Node], seeds: dict[Node, Node]) ->
             accumulate(a, builder.node(KEEP_IF_ABOVE, y, g, k=0.0))
         elif y.code == EXP:
             accumulate(a, builder.mul(g, y))
+        elif y.code == ROW_SUM:  # every lane of the row received the sum
+            accumulate(a, builder.node(ROW_SUM, g))
+        elif y.code == RSQRT:  # d(v^-1/2) = -1/2 · y³
+            cube = builder.mul(builder.mul(y, y), y)
+            accumulate(a, builder.mul(builder.mul(g, builder.constant(-0.5)), cube))
         elif y.code == AT_LEAST:  # clamp(min): the gradient where the input is >= min
             accumulate(a, builder.node(KEEP_IF_AT_LEAST, a, g, k=y.k))
         elif y.code == AT_MOST:

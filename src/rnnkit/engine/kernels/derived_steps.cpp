@@ -40,9 +40,13 @@ enum Code : int64_t {
   kKeepIfAtMost = 17,    // dst = a <= k ? b : 0
   kLoadScalar = 18,      // dst = source[a][b] for every lane (a one-element parameter)
   kMove = 19,            // dst = a, copied (a stored value that is a load: see run)
+  kRowSum = 20,          // every lane = the sum of a's lanes (the program runs whole rows)
+  kRsqrt = 21,           // dst = 1 / sqrt(a)
 };
 
-constexpr int64_t kLanes = 256;  // features per block: a program's registers stay in L1-L2
+constexpr int64_t kLanes = 256;          // features per block (unless a program runs whole rows)
+constexpr int64_t kBlockRows = 8;        // rows per block at most
+constexpr int64_t kBlockElements = 1024; // a block's size in elements, about: rows = this / lanes
 
 struct Instruction {
   int64_t code, dst, a, b, c;
@@ -64,94 +68,132 @@ class Program {
   Program(int64_t registers, std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t,
                                                     double>> instructions)
       : registers_(registers) {
-    for (const auto& [code, dst, a, b, c, k] : instructions)
+    for (const auto& [code, dst, a, b, c, k] : instructions) {
       instructions_.push_back({code, dst, a, b, c, k});
+      whole_rows_ = whole_rows_ || code == kRowSum;
+    }
   }
 
   // Run over rows × hidden elements: sources and targets as base pointers with row strides;
-  // plane p of a source starts p·hidden after its base. A register is a pointer to its lanes:
-  // a load points it at the source (no copy), an operation at its own lanes in `file`. Stores
-  // come after every operation, and a stored load is first copied (kMove), so a target that is
-  // also a source (a gradient carried in place) is read before it is written.
+  // plane p of a source starts p·hidden after its base. A block is up to kBlockRows rows by
+  // up to kLanes features (a program that sums over a row, a layer norm, takes whole rows),
+  // and each instruction runs over the whole block: its cost of dispatch is shared by about
+  // a thousand elements. A register is a pointer to its block and a row stride: a load points
+  // it at the source (no copy), an operation at its own lanes in `file`. Stores come after
+  // every operation, and a stored load is first copied (kMove), so a target that is also a
+  // source (a gradient carried in place) is read before it is written.
   template <typename scalar_t>
   void run(const std::vector<Plane<scalar_t>>& sources,
            const std::vector<Plane<scalar_t>>& targets, int64_t rows, int64_t hidden) const {
+    const int64_t lanes = whole_rows_ ? hidden : std::min(kLanes, hidden);
+    const int64_t block_rows = std::max<int64_t>(1, std::min(kBlockRows, kBlockElements / lanes));
     at::parallel_for(0, rows, grain_rows(hidden * 4), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> file(registers_ * kLanes);
-      std::vector<const scalar_t*> lanes(registers_);
-      for (int64_t row = begin; row < end; ++row) {
-        for (int64_t j0 = 0; j0 < hidden; j0 += kLanes) {
-          const int64_t n = std::min(kLanes, hidden - j0);
+      std::vector<scalar_t> file(registers_ * block_rows * lanes);
+      std::vector<Register<scalar_t>> registers(registers_);
+      for (int64_t row = begin; row < end; row += block_rows) {
+        const Block block{row, std::min(block_rows, end - row), lanes};
+        for (int64_t j0 = 0; j0 < hidden; j0 += lanes) {
+          const int64_t n = std::min(lanes, hidden - j0);
           for (const Instruction& op : instructions_)
-            execute(op, file.data(), lanes.data(), sources, targets, row, j0, n, hidden);
+            execute(op, file.data(), registers.data(), sources, targets, block, j0, n, hidden);
         }
       }
     });
   }
 
  private:
+  struct Block {
+    int64_t first_row, rows, lanes;  // lanes: a register's row stride in `file`
+  };
+
   template <typename scalar_t>
-  static void execute(const Instruction& op, scalar_t* file, const scalar_t** lanes,
+  struct Register {
+    const scalar_t* data = nullptr;
+    int64_t row_stride = 0;
+  };
+
+  // f(d, a, b) over every row of the block: d of the destination, a and b of the operands.
+  template <typename scalar_t, typename F>
+  static void rows(const Block& block, scalar_t* d, Register<scalar_t> a, Register<scalar_t> b,
+                   F f) {
+    for (int64_t r = 0; r < block.rows; ++r)
+      f(d + r * block.lanes, a.data + r * a.row_stride, b.data + r * b.row_stride);
+  }
+
+  template <typename scalar_t>
+  static void execute(const Instruction& op, scalar_t* file, Register<scalar_t>* registers,
                       const std::vector<Plane<scalar_t>>& sources,
-                      const std::vector<Plane<scalar_t>>& targets, int64_t row, int64_t j0,
+                      const std::vector<Plane<scalar_t>>& targets, const Block& block, int64_t j0,
                       int64_t n, int64_t hidden) {
     if (op.code == kLoad) {
       const Plane<scalar_t>& s = sources[op.a];
-      lanes[op.dst] = s.data + row * s.row_stride + op.b * hidden + j0;
+      registers[op.dst] = {s.data + block.first_row * s.row_stride + op.b * hidden + j0,
+                           s.row_stride};
       return;
     }
     if (op.code == kStore || op.code == kAccumulate) {
       const Plane<scalar_t>& t = targets[op.a];
-      scalar_t* __restrict__ p = t.data + row * t.row_stride + op.b * hidden + j0;
-      const scalar_t* __restrict__ c = lanes[op.c];
-      if (op.code == kStore) {
-        for (int64_t v = 0; v < n; ++v) p[v] = c[v];
-      } else {
-        for (int64_t v = 0; v < n; ++v) p[v] += c[v];
+      const Register<scalar_t> c = registers[op.c];
+      for (int64_t r = 0; r < block.rows; ++r) {
+        scalar_t* __restrict__ p =
+            t.data + (block.first_row + r) * t.row_stride + op.b * hidden + j0;
+        const scalar_t* __restrict__ q = c.data + r * c.row_stride;
+        if (op.code == kStore) {
+          for (int64_t v = 0; v < n; ++v) p[v] = q[v];
+        } else {
+          for (int64_t v = 0; v < n; ++v) p[v] += q[v];
+        }
       }
       return;
     }
-    scalar_t* __restrict__ d = file + op.dst * kLanes;
-    lanes[op.dst] = d;
+    scalar_t* d = file + op.dst * block.rows * block.lanes;
     const scalar_t k = static_cast<scalar_t>(op.k);
-    if (op.code == kLoadScalar || op.code == kConstant) {  // a and b are not registers here
-      const scalar_t value = op.code == kConstant ? k : sources[op.a].data[op.b];
-      for (int64_t v = 0; v < n; ++v) d[v] = value;
-      return;
-    }
-    const scalar_t* __restrict__ a = lanes[op.a];
-    const scalar_t* __restrict__ b = lanes[op.b];  // (unused by one-operand codes)
+    const Register<scalar_t> a = registers[op.code == kLoadScalar ? 0 : op.a];
+    const Register<scalar_t> b = registers[op.b < 0 || op.code == kLoadScalar ? 0 : op.b];
+    registers[op.dst] = {d, block.lanes};  // after reading a and b: dst is never an operand
+    using T = scalar_t;
+#define RNNKIT_ROWS(EXPRESSION)                                                             \
+  rows(block, d, a, b,                                                                      \
+       [&](T* __restrict__ dr, const T* __restrict__ ar, const T* __restrict__ br) {         \
+         for (int64_t v = 0; v < n; ++v) dr[v] = (EXPRESSION);                              \
+       })
     switch (op.code) {
-      case kMove: for (int64_t v = 0; v < n; ++v) d[v] = a[v]; break;
-      case kAdd: for (int64_t v = 0; v < n; ++v) d[v] = a[v] + b[v]; break;
-      case kSub: for (int64_t v = 0; v < n; ++v) d[v] = a[v] - b[v]; break;
-      case kMul: for (int64_t v = 0; v < n; ++v) d[v] = a[v] * b[v]; break;
-      case kDiv: for (int64_t v = 0; v < n; ++v) d[v] = a[v] / b[v]; break;
-      case kNeg: for (int64_t v = 0; v < n; ++v) d[v] = -a[v]; break;
-      case kSigmoid: for (int64_t v = 0; v < n; ++v) d[v] = sigmoid(a[v]); break;
-      case kTanh: for (int64_t v = 0; v < n; ++v) d[v] = std::tanh(a[v]); break;
-      case kRelu: for (int64_t v = 0; v < n; ++v) d[v] = relu_keeping_nan(a[v]); break;
-      case kExp: for (int64_t v = 0; v < n; ++v) d[v] = std::exp(a[v]); break;
-      case kAtLeast:
-        for (int64_t v = 0; v < n; ++v) d[v] = is_nan(a[v]) ? a[v] : (a[v] < k ? k : a[v]);
+      case kConstant: RNNKIT_ROWS(k); break;
+      case kLoadScalar: {
+        const T value = sources[op.a].data[op.b];
+        RNNKIT_ROWS(value);
         break;
-      case kAtMost:
-        for (int64_t v = 0; v < n; ++v) d[v] = is_nan(a[v]) ? a[v] : (a[v] > k ? k : a[v]);
+      }
+      case kMove: RNNKIT_ROWS(ar[v]); break;
+      case kRowSum:
+        rows(block, d, a, b, [&](T* __restrict__ dr, const T* __restrict__ ar, const T*) {
+          T sum = 0;
+          for (int64_t v = 0; v < n; ++v) sum += ar[v];
+          for (int64_t v = 0; v < n; ++v) dr[v] = sum;
+        });
         break;
-      case kKeepIfAbove:
-        for (int64_t v = 0; v < n; ++v) d[v] = a[v] > k ? b[v] : scalar_t(0);
-        break;
-      case kKeepIfAtLeast:
-        for (int64_t v = 0; v < n; ++v) d[v] = a[v] >= k ? b[v] : scalar_t(0);
-        break;
-      case kKeepIfAtMost:
-        for (int64_t v = 0; v < n; ++v) d[v] = a[v] <= k ? b[v] : scalar_t(0);
-        break;
+      case kRsqrt: RNNKIT_ROWS(T(1) / std::sqrt(ar[v])); break;
+      case kAdd: RNNKIT_ROWS(ar[v] + br[v]); break;
+      case kSub: RNNKIT_ROWS(ar[v] - br[v]); break;
+      case kMul: RNNKIT_ROWS(ar[v] * br[v]); break;
+      case kDiv: RNNKIT_ROWS(ar[v] / br[v]); break;
+      case kNeg: RNNKIT_ROWS(-ar[v]); break;
+      case kSigmoid: RNNKIT_ROWS(sigmoid(ar[v])); break;
+      case kTanh: RNNKIT_ROWS(std::tanh(ar[v])); break;
+      case kRelu: RNNKIT_ROWS(relu_keeping_nan(ar[v])); break;
+      case kExp: RNNKIT_ROWS(std::exp(ar[v])); break;
+      case kAtLeast: RNNKIT_ROWS(is_nan(ar[v]) ? ar[v] : (ar[v] < k ? k : ar[v])); break;
+      case kAtMost: RNNKIT_ROWS(is_nan(ar[v]) ? ar[v] : (ar[v] > k ? k : ar[v])); break;
+      case kKeepIfAbove: RNNKIT_ROWS(ar[v] > k ? br[v] : T(0)); break;
+      case kKeepIfAtLeast: RNNKIT_ROWS(ar[v] >= k ? br[v] : T(0)); break;
+      case kKeepIfAtMost: RNNKIT_ROWS(ar[v] <= k ? br[v] : T(0)); break;
       default: TORCH_CHECK(false, "unknown instruction ", op.code);
     }
+#undef RNNKIT_ROWS
   }
 
   int64_t registers_;
+  bool whole_rows_ = false;
   std::vector<Instruction> instructions_;
 };
 
