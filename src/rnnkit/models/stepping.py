@@ -25,6 +25,7 @@ from torch import Tensor
 
 from rnnkit.cells import Parameters
 from rnnkit.engine import compiled
+from rnnkit.engine.derived_loop import derived_programs
 from rnnkit.engine.dispatch import cell_steps
 from rnnkit.engine.registered import REGISTERED, kernel_of
 from rnnkit.engine.traced import traced_step
@@ -46,6 +47,7 @@ class Stepper:
         self.w_ih, self.w_hh, self.bias, self.b_hh, self.extra = [], [], [], [], []
         self.extra_values: list[list[Tensor]] = []  # self.extra's tensors, for the traced step
         self.traced: dict[int, object] = {}  # layer -> its traced step or None (traced_step)
+        self.derived: dict[int, object] = {}  # layer -> its derived programs or None
         for weights in layer._direction_weights():
             w = weights[0]
             bias, b_hh = w.b_ih, w.b_hh
@@ -119,11 +121,37 @@ class Stepper:
             )
         return self.traced[layer]
 
+    def derived_programs(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
+        """The cell's elementwise step as its derived forward program for this layer
+        (engine/derived_loop.py), or None where the C++ steps are not used or the step is not
+        elementwise. Looked up at the layer's first step and kept, as the traced step is."""
+        if layer not in self.derived:
+            loops = cell_steps(x_proj)
+            w_hh, b_hh = self.w_hh[layer], self.b_hh[layer]
+            width = None if w_hh is None else w_hh.shape[0]
+            extra = vars(self.extra[layer])
+            found = None if loops is None else derived_programs(
+                loops, self.cell, x_proj, width, state, extra, b_hh is not None
+            )  # fmt: skip
+            flat = [v.contiguous().reshape(-1) for v in self.extra_values[layer]]
+            self.derived[layer] = None if found is None else (loops, found, flat)
+        return self.derived[layer]
+
     def layer_step(self, layer: int, x_proj: Tensor, state: tuple[Tensor, ...]):
         """One layer's step: the registered loop for one step where the cell has one (the
-        recurrent product and the gates in one call), else the cell's own step."""
+        recurrent product and the gates in one call), else the derived forward program of an
+        elementwise step (the product and one pass in one call), else the cell's own step
+        (traced into ATen operators where it can be)."""
         w_hh = self.w_hh[layer]
         if self.kernel is None:
+            derived = self.derived_programs(layer, x_proj, state)
+            if derived is not None:
+                loops, programs, extra = derived
+                found = loops.derived_forward(
+                    programs.forward, x_proj[None], [s.contiguous() for s in state], w_hh,
+                    self.b_hh[layer], extra, False, False, False, 0,
+                )  # fmt: skip
+                return tuple(found[-len(state) :])  # the final states
             hh = None if w_hh is None else F.linear(state[0], w_hh, self.b_hh[layer])
             traced = self.traced_step(layer, x_proj, hh, state)
             if traced is not None:  # the cell's step traced once, run in C++
