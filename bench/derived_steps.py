@@ -60,7 +60,8 @@ def main() -> None:
         torch.manual_seed(0)
         x = torch.randn(steps, batch, hidden)
         cells = {"an LSTM as a user's cell": UsersLSTM()}
-        cells.update({name: CELLS[name]() for name in ("peephole_lstm", "ligru", "indrnn", "sru")})
+        names = ("layernorm_lstm", "peephole_lstm", "ligru", "indrnn", "sru")
+        cells.update({name: CELLS[name]() for name in names})
         for name, cell in cells.items():
             layer = Recurrent(cell, hidden, hidden)
             for train in (True, False):
