@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.cells import Cell
+from rnnkit.cells import Cell, Parameters
 from rnnkit.engine.bptt import backward_may_come, backward_needs_a_graph
 from rnnkit.engine.derive import Derived, NotElementwise, derive
-from rnnkit.engine.second_order import differentiable_backward
+from rnnkit.engine.second_order import differentiable_backward, step_loop
 from rnnkit.engine.traced import DERIVED, NotTraceable, made_for, step_graph, step_key
 
 
@@ -194,13 +194,7 @@ def _contiguous(tensor: Tensor | None) -> Tensor | None:
 
 def _by_the_step(setting: Setting, given: dict[str, Tensor]) -> tuple[Tensor, ...]:
     """The direction again by the cell's own step under autograd (for second order)."""
-    from rnnkit.nn.recurrence import DirectionWeights, cell_step, run_direction
-
-    x_proj = given["x_proj"]
-    steps, batch = x_proj.shape[:2]
     extra = {name: given[f"extra_{name}"] for name in setting.extra_names}
-    weights = DirectionWeights(None, given["w_hh"], None, given["b_hh"], extra)  # type: ignore[arg-type]
     initial = tuple(given[f"state{k}"] for k in range(setting.states))
-    outputs, final = run_direction(cell_step(setting.cell, weights), x_proj.flatten(0, 1),
-                                   [batch] * steps, initial, setting.reverse)  # fmt: skip
-    return (outputs.view(steps, batch, -1), *final)
+    return step_loop(setting.cell, setting.reverse, given["x_proj"], initial, given["w_hh"],
+                     given["b_hh"], Parameters(extra))  # fmt: skip
