@@ -13,27 +13,15 @@ for the call (they are otherwise taken for every elementwise step over equal len
 
 import argparse
 import statistics
-import time
 
 import torch
 from cells import UsersLSTM
-from traced_steps import UsersGRU, UsersRNN, traced_only
+from traced_steps import UsersGRU, UsersRNN, timed
 
 from rnnkit.cells import CELLS
 from rnnkit.nn.layers import Recurrent, make_layer
 
 SHAPES = ((32, 128, 256), (4, 256, 64))  # (B, T, H): the cell bench's shape and a small one
-
-
-def seconds(layer, x, train: bool, traced: bool = False) -> float:
-    with traced_only(traced):
-        start = time.perf_counter()
-        if train:
-            layer(x)[0].sum().backward()
-        else:
-            with torch.no_grad():
-                layer(x)
-        return time.perf_counter() - start
 
 
 def alternate(paths, x, train: bool, repeats: int) -> list[float]:
@@ -42,8 +30,18 @@ def alternate(paths, x, train: bool, repeats: int) -> list[float]:
     times: list[list[float]] = [[] for _ in paths]
     for _ in range(repeats + 1):
         for k, (layer, traced) in enumerate(paths):
-            times[k].append(seconds(layer, x, train, traced))
+            times[k].append(timed(layer, x, train, traced))
     return [statistics.median(t[1:]) for t in times]
+
+
+def rows(name: str, shape: tuple[int, int, int], paths, x, repeats: int) -> None:
+    """One table row per mode: the two paths' medians and their ratio."""
+    batch, steps, hidden = shape
+    for train in (True, False):
+        first, second = alternate(paths, x, train, repeats)
+        mode = "train" if train else "infer"
+        print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * first:.1f} | "
+              f"{1000 * second:.1f} | {first / second:.2f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -56,36 +54,26 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| cell | B, T, H | mode | derived ms | traced ms | derived ÷ traced |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
-    for batch, steps, hidden in SHAPES:
+    for shape in SHAPES:
         torch.manual_seed(0)
-        x = torch.randn(steps, batch, hidden)
+        x = torch.randn(shape[1], shape[0], shape[2])
         cells = {"an LSTM as a user's cell": UsersLSTM()}
         names = ("layernorm_lstm", "peephole_lstm", "ligru", "indrnn", "sru")
         cells.update({name: CELLS[name]() for name in names})
         for name, cell in cells.items():
-            layer = Recurrent(cell, hidden, hidden)
-            for train in (True, False):
-                paths = [(layer, False), (layer, True)]
-                derived, traced = alternate(paths, x, train, args.repeats)
-                mode = "train" if train else "infer"
-                print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * derived:.1f} | "
-                      f"{1000 * traced:.1f} | {derived / traced:.2f} |", flush=True)  # fmt: skip
+            layer = Recurrent(cell, shape[2], shape[2])
+            rows(name, shape, [(layer, False), (layer, True)], x, args.repeats)
 
     print("\n| built-in cell | B, T, H | mode | derived ms | registered loops ms | "
           "derived ÷ loops |")  # fmt: skip
     print("| --- | --- | --- | ---: | ---: | ---: |")
-    for batch, steps, hidden in SHAPES:
+    for shape in SHAPES:
         torch.manual_seed(0)
-        x = torch.randn(steps, batch, hidden)
+        x = torch.randn(shape[1], shape[0], shape[2])
         for name, users in (("lstm", UsersLSTM()), ("gru", UsersGRU()), ("rnn", UsersRNN())):
-            derived_layer = Recurrent(users, hidden, hidden)
-            registered = make_layer(name, hidden, hidden, engine="bptt")
-            for train in (True, False):
-                paths = [(derived_layer, False), (registered, False)]
-                derived, loops = alternate(paths, x, train, args.repeats)
-                mode = "train" if train else "infer"
-                print(f"| {name} | {batch}, {steps}, {hidden} | {mode} | {1000 * derived:.1f} | "
-                      f"{1000 * loops:.1f} | {derived / loops:.2f} |", flush=True)  # fmt: skip
+            derived = Recurrent(users, shape[2], shape[2])
+            registered = make_layer(name, shape[2], shape[2], engine="bptt")
+            rows(name, shape, [(derived, False), (registered, False)], x, args.repeats)
 
 
 if __name__ == "__main__":

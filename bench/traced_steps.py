@@ -56,13 +56,15 @@ def seconds(layer, x, train: bool, python: bool) -> float:
     if python:
         os.environ["RNNKIT_KERNELS"] = "python"
     try:
-        return _timed(layer, x, train)
+        return timed(layer, x, train)
     finally:
         os.environ.pop("RNNKIT_KERNELS", None)
 
 
-def _timed(layer, x, train: bool) -> float:
-    with traced_only():
+def timed(layer, x, train: bool, traced: bool = True) -> float:
+    """Seconds of one training step (forward + backward of the output's sum) or, without
+    ``train``, one inference under no_grad; with ``traced``, the derived loops turned off."""
+    with traced_only(traced):
         start = time.perf_counter()
         if train:
             layer(x)[0].sum().backward()

@@ -17,10 +17,8 @@ from rnnkit.cells.lstm import LSTM
 from rnnkit.engine.compiled import kernel_choice
 from rnnkit.engine.registered import kernel_of
 from rnnkit.engine.traced import DERIVED, made_for
-from rnnkit.models.charlm import CharLM
-from rnnkit.models.stepping import Stepper
 from rnnkit.nn.layers import Recurrent
-from test_traced import python_steps
+from test_traced import python_steps, stepped_and_read
 
 
 @pytest.fixture(autouse=True)
@@ -259,16 +257,8 @@ def test_a_nan_and_an_inf_come_out_where_they_go_in():
 
 @pytest.mark.parametrize("name", ["layernorm_lstm", "sru", "every_operation"])
 def test_sampling_steps_through_the_derived_forward_program_as_the_model_reads(name):
-    torch.manual_seed(0)
-    model = CharLM(11, CELLS_HERE[name](), 6, 8, 2).double().eval()
-    ids = torch.randint(11, (1, 9))
-    with torch.no_grad():
-        expected, _ = model(ids)
-    stepper, state, logits = Stepper(model), None, []
-    for t in range(ids.shape[1]):
-        step_logits, state = stepper.step(ids[0, t], state)
-        logits.append(step_logits[0])
-    assert_close(torch.stack(logits), expected[0], atol=1e-12, rtol=1e-10)
+    stepper, stepped, read = stepped_and_read(CELLS_HERE[name]())
+    assert_close(stepped, read, atol=1e-12, rtol=1e-10)
     assert stepper.derived and all(found is not None for found in stepper.derived.values()), (
         "the stepper did not take the derived program"
     )

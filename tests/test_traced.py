@@ -132,9 +132,11 @@ class ScaledByItsMean(Cell):
         return h * h.mean(dim=-1, keepdim=True), {}
 
 
-def test_sampling_steps_through_the_traced_step_as_the_model_reads():
+def stepped_and_read(cell: Cell):
+    """A small character model of ``cell``: its Stepper, the logits of stepping nine
+    characters one at a time, and the model's own logits reading them at once."""
     torch.manual_seed(0)
-    model = CharLM(11, ScaledByItsMean(), 6, 8, 2).double().eval()
+    model = CharLM(11, cell, 6, 8, 2).double().eval()
     ids = torch.randint(11, (1, 9))
     with torch.no_grad():
         expected, _ = model(ids)
@@ -142,7 +144,12 @@ def test_sampling_steps_through_the_traced_step_as_the_model_reads():
     for t in range(ids.shape[1]):
         step_logits, state = stepper.step(ids[0, t], state)
         logits.append(step_logits[0])
-    assert_close(torch.stack(logits), expected[0])
+    return stepper, torch.stack(logits), expected[0]
+
+
+def test_sampling_steps_through_the_traced_step_as_the_model_reads():
+    stepper, stepped, read = stepped_and_read(ScaledByItsMean())
+    assert_close(stepped, read)
     assert stepper.traced and all(step is not None for step in stepper.traced.values()), (
         "the stepper did not trace the step"
     )

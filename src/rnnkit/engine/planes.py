@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rnnkit.engine.traced import NotTraceable, arguments_of
+
 # Instruction codes: Code in kernels/derived_steps.cpp.
 (LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP,
  AT_LEAST, AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR,
@@ -158,19 +160,11 @@ def _check_shape(node: torch.fx.Node, value: Value, hidden: int) -> None:
 
 def _arguments(node: torch.fx.Node, env) -> dict:
     """The operator's arguments by their schema's names, traced values replaced by planes."""
-    schema = node.target._schema  # type: ignore[union-attr]
-    found = {}
-    for index, argument in enumerate(schema.arguments):
-        if index < len(node.args):
-            value = node.args[index]
-        elif argument.name in node.kwargs:
-            value = node.kwargs[argument.name]
-        elif argument.has_default_value():
-            value = argument.default_value
-        else:
-            raise NotElementwise(f"{schema.name}: no value for {argument.name}")
-        found[argument.name] = _value(value, env)
-    return found
+    try:
+        given = arguments_of(node)
+    except NotTraceable as error:
+        raise NotElementwise(str(error)) from error
+    return {argument.name: _value(value, env) for argument, value in given}
 
 
 def _value(value, env):

@@ -161,9 +161,11 @@ def _compile(graph):
     return len(slots), results, operations
 
 
-def _operation(node, slots):
-    schema = node.target._schema
-    kinds, slot_of, ints, floats, int_lists, tensors = [], [], [], [], [], []
+def arguments_of(node: torch.fx.Node) -> list[tuple]:
+    """(schema argument, value) for every argument of an operator node: as given, by keyword,
+    or the schema's default (raises NotTraceable where none is)."""
+    schema = node.target._schema  # type: ignore[union-attr]
+    found = []
     for index, argument in enumerate(schema.arguments):
         if index < len(node.args):
             value = node.args[index]
@@ -173,6 +175,14 @@ def _operation(node, slots):
             value = argument.default_value
         else:
             raise NotTraceable(f"{schema.name}: no value for {argument.name}")
+        found.append((argument, value))
+    return found
+
+
+def _operation(node, slots):
+    schema = node.target._schema
+    kinds, slot_of, ints, floats, int_lists, tensors = [], [], [], [], [], []
+    for argument, value in arguments_of(node):
         kind, slot, number, real, numbers, tensor = _argument(value, argument, slots)
         kinds.append(kind)
         slot_of.append(slot)
