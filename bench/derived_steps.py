@@ -16,6 +16,7 @@ import statistics
 
 import torch
 from cells import UsersLSTM
+from torch.nn.utils.rnn import pack_sequence
 from traced_steps import UsersGRU, UsersRNN, timed
 
 from rnnkit.cells import CELLS
@@ -34,7 +35,7 @@ def alternate(paths, x, train: bool, repeats: int) -> list[float]:
     return [statistics.median(t[1:]) for t in times]
 
 
-def rows(name: str, shape: tuple[int, int, int], paths, x, repeats: int) -> None:
+def rows(name: str, shape: tuple, paths, x, repeats: int) -> None:
     """One table row per mode: the two paths' medians and their ratio."""
     batch, steps, hidden = shape
     for train in (True, False):
@@ -63,6 +64,16 @@ def main() -> None:
         for name, cell in cells.items():
             layer = Recurrent(cell, shape[2], shape[2])
             rows(name, shape, [(layer, False), (layer, True)], x, args.repeats)
+
+    # A packed batch of unequal lengths (64 to 128 steps), sorted as pack_sequence wants.
+    generator = torch.Generator().manual_seed(0)
+    lengths = sorted(torch.randint(64, 129, (32,), generator=generator).tolist(), reverse=True)
+    x = pack_sequence([torch.randn(n, 256, generator=generator) for n in lengths])
+    for name, cell in (("an LSTM as a user's cell", UsersLSTM()), ("sru", CELLS["sru"]()),
+                       ("layernorm_lstm", CELLS["layernorm_lstm"]())):  # fmt: skip
+        layer = Recurrent(cell, 256, 256)
+        rows(f"{name}, packed", (32, "64-128", 256), [(layer, False), (layer, True)], x,
+             args.repeats)  # fmt: skip
 
     print("\n| built-in cell | B, T, H | mode | derived ms | registered loops ms | "
           "derived ÷ loops |")  # fmt: skip

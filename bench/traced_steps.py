@@ -20,6 +20,7 @@ import time
 
 import torch
 from cells import UsersLSTM
+from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.cells import CELLS
 from rnnkit.cells.gru import GRU
@@ -67,7 +68,8 @@ def timed(layer, x, train: bool, traced: bool = True) -> float:
     with traced_only(traced):
         start = time.perf_counter()
         if train:
-            layer(x)[0].sum().backward()
+            output = layer(x)[0]
+            (output.data if isinstance(output, PackedSequence) else output).sum().backward()
         else:
             with torch.no_grad():
                 layer(x)

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_sequence
 from torch.testing import assert_close
 
 from helpers import skip_without_a_compiler
@@ -138,6 +139,62 @@ def test_every_elementwise_cell_takes_the_derived_loops_and_gives_its_steps_resu
         strict=True,
     ):
         assert_close(ours, theirs, **tolerance)
+
+
+def packed(layer, dtype, lengths=(6, 4, 4, 1), seed=2):
+    """The sequences of a packed batch of unequal lengths (batch sizes 4, 3, 3, 3, 1, 1) and
+    initial states."""
+    generator = torch.Generator().manual_seed(seed)
+    sequences = [torch.randn(n, layer.input_size, generator=generator, dtype=dtype)
+                 for n in lengths]  # fmt: skip
+    for s in sequences:
+        s.requires_grad_()
+    D = 2 if layer.bidirectional else 1
+    shape = (layer.num_layers * D, len(lengths), layer.hidden_size)
+    states = tuple(
+        (0.5 * torch.randn(*shape, generator=generator, dtype=dtype)).requires_grad_()
+        for _ in layer.cell.states
+    )
+    return sequences, states if len(states) > 1 else states[0]
+
+
+@pytest.mark.parametrize("name", CELLS_HERE)
+def test_a_packed_batch_of_unequal_lengths_takes_the_derived_loops_too(name):
+    torch.manual_seed(0)
+    layer = Recurrent(CELLS_HERE[name](), 3, 5, num_layers=2, bidirectional=True).double()
+    sequences, h0 = packed(layer, torch.float64)
+    found = []
+    for python in (False, True):
+        with python_steps(python):
+            output, state = layer(pack_sequence(sequences), h0)
+            state = state if isinstance(state, tuple) else (state,)
+            weights = torch.linspace(-1, 1, output.data.shape[-1], dtype=torch.float64)
+            loss = (output.data * weights).pow(2).sum() + sum(s.sin().sum() for s in state)
+            inputs = [*sequences, *(h0 if isinstance(h0, tuple) else (h0,)), *layer.parameters()]
+            grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+            grads = [
+                torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs, strict=True)
+            ]
+            found.append([output.data, *state, *grads])
+            if not python:
+                assert "DerivedSequenceBackward" in grad_fn_names(output.data)
+    for ours, theirs in zip(*found, strict=True):
+        assert_close(ours, theirs, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_gradgradcheck_through_a_packed_batch():
+    layer = Recurrent(CELLS_HERE["every_operation"](), 2, 3, bidirectional=True).double()
+    sequences, h0 = packed(layer, torch.float64, lengths=(3, 2, 1))
+
+    def function(*tensors):
+        output, _ = layer(pack_sequence(list(tensors[:3])), tuple(tensors[3:]))
+        return output.data
+
+    inputs = (*sequences, *h0)
+    assert "DerivedSequenceBackward" in grad_fn_names(function(*inputs))
+    assert torch.autograd.gradcheck(function, inputs)
+    assert torch.autograd.gradgradcheck(function, inputs)
 
 
 @pytest.mark.parametrize("name", ["users_lstm", "layernorm_lstm"])

@@ -211,15 +211,17 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
 
     Sources, as the loops pass them: x_t, W_hh h_{t-1} (if any), the states before the step,
     the parameters, b_hh (if any); the backward also the output's gradient, each state's
-    carried gradient, and the saved values. Targets: the forward's new states, then the saved
-    values; the backward's ∂x_t, ∂hh_t (if not ∂x_t), each state's carried gradient, then each
-    parameter's gradient (accumulated)."""
+    carried gradient, and the saved values. Targets: the forward's new states, h again (the
+    output rows), then the saved values; the backward's ∂x_t, ∂hh_t (if not ∂x_t), each
+    state's carried gradient, then each parameter's gradient (accumulated)."""
     builder = Builder()
     has_hh = hidden_gates is not None
     hidden_bias = hidden_bias and has_hh
     new_states = lower(graph, hidden, has_hh, states, extras, hidden_bias, builder)
     forward_nodes = list(builder.nodes)
+    # every state into its buffer, then h again into the output rows
     forward_stores = [(STORE, s, 0, node) for s, node in enumerate(new_states)]
+    forward_stores.append((STORE, states, 0, new_states[0]))
 
     first_state = 1 + has_hh
     first_extra = first_state + states
@@ -279,7 +281,7 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
     leaves = {id(n): (saved_source, plane) for plane, n in enumerate(kept)}
     backward_nodes = _closure(stores, leaves)
     loads = {n.source for n in backward_nodes if n.code == LOAD and id(n) not in leaves}
-    keeping = forward_stores + [(STORE, states, plane, n) for plane, n in enumerate(kept)]
+    keeping = forward_stores + [(STORE, states + 1, plane, n) for plane, n in enumerate(kept)]
     return Derived(
         program(forward_stores),
         program(keeping),

@@ -4,17 +4,21 @@ with the step and its backward derived from the cell's definition (engine/derive
     forward, per step t:    hh_t = W_hh h_{t-1} + b_hh                  (one matrix product)
                             (h_t, s_t) = the cell's step                (one pass: the program)
     backward, t = T..1:     ∂x_t, ∂hh_t, ∂s_{t-1}, ∂p += the derived step's backward (one pass,
-                            recomputing what it needs from x_t, hh_t, the states before it)
+                            reading the σ, tanh and exp values the forward kept and
+                            recomputing the rest from x_t, hh_t and the states before it)
                             ∂h_{t-1} += ∂hh_t W_hh                      (one matrix product)
     after the loop:         ∂W_hh = Σ_t ∂hh_tᵀ h_{t-1},  ∂b_hh = Σ_t ∂hh_t   (one product)
     second order:           a graph of the gradient recomputes the direction by the cell's
-                            own step under autograd (second_order.py)
+                            own step under autograd (the caller's ``by_the_step``)
 
-The loops are kernels/derived_steps.cpp. Kept for the backward: x_proj, hh_t and every state
-but h for every step (h is the output), about what the hand-written LSTM keeps. Taken for a
-direction over equal lengths on the CPU when the step is elementwise and no forward-mode
-tangent is open (the Function has no forward-mode formula); any other call runs the traced
-loop (engine/traced.py), which autograd records operator by operator.
+The loops are kernels/derived_steps.cpp, over a packed batch (a batch of equal lengths is the
+case of T equal batch sizes): each state is one (B, H) buffer that the rows running a step
+update in place, so a sequence that has ended keeps its last state, and the gradients run
+back the same way. Kept for the backward: every state before every step, the saved values,
+and x_proj and hh_t only where the derived backward reads them; about what the hand-written
+LSTM keeps. Taken on the CPU when the step is elementwise and no forward-mode tangent is open
+(the Function has no forward-mode formula); any other call runs the traced loop
+(engine/traced.py), which autograd records operator by operator.
 """
 
 from dataclasses import dataclass
@@ -22,10 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.cells import Cell, Parameters
+from rnnkit.cells import Cell
 from rnnkit.engine.bptt import backward_may_come, backward_needs_a_graph
 from rnnkit.engine.derive import Derived, NotElementwise, derive
-from rnnkit.engine.second_order import differentiable_backward, step_loop
+from rnnkit.engine.second_order import differentiable_backward
 from rnnkit.engine.traced import DERIVED, NotTraceable, made_for, step_graph, step_key
 
 
@@ -76,26 +80,28 @@ def _compiled(loops, cell, x_proj, hidden_side_width, state, extra, hidden_bias)
 
 
 def derived_direction(loops, cell: Cell, x_proj: Tensor, batch_sizes: list[int],
-                      initial: tuple[Tensor, ...], weights, reverse: bool):  # fmt: skip
-    """One direction over a packed batch (N, G·H) by the derived loops, or None where they do
-    not serve the call (unequal lengths, a forward-mode tangent, a step that is not
-    elementwise): then the caller runs the traced loop. ``weights``: the direction's
-    DirectionWeights (nn/recurrence.py). Returns (outputs (N, H), final)."""
+                      initial: tuple[Tensor, ...], weights, reverse: bool,
+                      by_the_step):  # fmt: skip
+    """One direction over a packed batch (N, G·H) with its T batch sizes (equal lengths: [B]
+    * T) by the derived loops, or None where they do not serve the call (a forward-mode
+    tangent, a step that is not elementwise): then the caller runs the traced loop.
+    ``weights``: the direction's DirectionWeights (nn/recurrence.py); ``by_the_step``: the same
+    direction by the cell's own step under autograd, ``(x_proj, initial, w_hh, b_hh, extra) ->
+    (outputs, *final)``, which second order recomputes. Returns (outputs (N, H), final)."""
     from torch.autograd import forward_ad
 
     w_hh, b_hh, extra = weights.w_hh, weights.b_hh, weights.extra
-    if not batch_sizes or len(set(batch_sizes)) != 1 or forward_ad._current_level >= 0:
+    if not batch_sizes or forward_ad._current_level >= 0:
         return None
     width = None if w_hh is None else w_hh.shape[0]
     compiled = derived_programs(loops, cell, x_proj, width, initial, extra, b_hh is not None)
     if compiled is None:
         return None
-    steps, batch = len(batch_sizes), batch_sizes[0]
-    x = x_proj.view(steps, batch, x_proj.shape[-1])
     keep = backward_may_come(x_proj, w_hh, b_hh, *initial, *extra.values())
-    setting = Setting(loops, compiled, cell, reverse, len(initial), tuple(extra), keep)
-    outputs, *final = DerivedSequence.apply(x, w_hh, b_hh, *initial, *extra.values(), setting)
-    return outputs.view(steps * batch, -1), tuple(final)
+    setting = Setting(loops, compiled, cell, reverse, len(initial), tuple(extra), keep,
+                      tuple(batch_sizes), by_the_step)  # fmt: skip
+    outputs, *final = DerivedSequence.apply(x_proj, w_hh, b_hh, *initial, *extra.values(), setting)
+    return outputs, tuple(final)
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,13 @@ class Setting:
     states: int
     extra_names: tuple[str, ...]
     keep: bool  # a backward may come: keep what it needs (grad mode is off inside forward)
+    batch_sizes: tuple[int, ...]
+    by_the_step: object  # the direction by the cell's own step (second order)
 
 
 class DerivedSequence(torch.autograd.Function):
-    """x_proj (T, B, G·H) time order, w_hh, b_hh, the initial states, the cell's parameters,
-    setting -> outputs (T, B, H) in time order and the final states."""
+    """x_proj (N, G·H) packed, w_hh, b_hh, the initial states, the cell's parameters, setting
+    -> outputs (N, H) packed and the final states (B, H)."""
 
     @staticmethod
     def forward(ctx, x_proj, w_hh, b_hh, *rest):
@@ -125,18 +133,18 @@ class DerivedSequence(torch.autograd.Function):
         derived = compiled.derived
         outputs, hh, saved, *more = setting.loops.derived_forward(
             compiled.forward_keeping if keep else compiled.forward, x_proj.contiguous(),
-            [s.contiguous() for s in initial], _contiguous(w_hh), _contiguous(b_hh),
-            [e.contiguous().reshape(-1) for e in extra], setting.reverse, keep,
-            keep and derived.reads_hh, derived.saved if keep else 0,
+            list(setting.batch_sizes), [s.contiguous() for s in initial], _contiguous(w_hh),
+            _contiguous(b_hh), [e.contiguous().reshape(-1) for e in extra], setting.reverse,
+            keep, keep and derived.reads_hh, derived.saved if keep else 0,
         )  # fmt: skip
-        kept, final = more[: setting.states - 1], more[setting.states - 1 :]
+        before, final = more[: setting.states], more[setting.states :]
         ctx.setting = setting
         ctx.reverse = setting.reverse  # what differentiable_backward reads
         ctx.gates_width = x_proj.shape[-1]
         if keep:
             # x_proj is the Function's input, saved for the second-order path; the first-order
             # loop reads it only where the derived backward does (derived.reads_x).
-            ctx.save_for_backward(x_proj, w_hh, b_hh, *tensors, outputs, hh, saved, *kept)
+            ctx.save_for_backward(x_proj, w_hh, b_hh, *tensors, hh, saved, *before)
         return (outputs, *final)
 
     @staticmethod
@@ -145,7 +153,7 @@ class DerivedSequence(torch.autograd.Function):
         n, names = setting.states, setting.extra_names
         x_proj, w_hh, b_hh, *rest = ctx.saved_tensors
         initial, extra = rest[:n], rest[n : n + len(names)]
-        outputs, hh, saved, *kept = rest[n + len(names) :]
+        hh, saved, *before = rest[n + len(names) :]
         if backward_needs_a_graph(grad_outputs, *grad_final):
             inputs = {"x_proj": x_proj, "w_hh": w_hh, "b_hh": b_hh}
             inputs.update({f"state{k}": s for k, s in enumerate(initial)})
@@ -159,23 +167,18 @@ class DerivedSequence(torch.autograd.Function):
         derived = compiled.derived
         grad_x, grad_hh, *more = setting.loops.derived_backward(
             compiled.backward, x_proj.contiguous() if derived.reads_x else _EMPTY,
-            ctx.gates_width, outputs, hh if derived.reads_hh else _EMPTY, saved, kept,
-            [s.contiguous() for s in initial],
-            _contiguous(w_hh), _contiguous(b_hh), [e.contiguous().reshape(-1) for e in extra],
-            derived.extra_widths, grad_outputs.contiguous(),
-            [g.contiguous() for g in grad_final], setting.reverse, derived.hh_separate,
-            derived.h_direct,
+            ctx.gates_width, list(setting.batch_sizes), hh if derived.reads_hh else _EMPTY,
+            saved, before, _contiguous(w_hh), _contiguous(b_hh),
+            [e.contiguous().reshape(-1) for e in extra], derived.extra_widths,
+            grad_outputs.contiguous(), [g.contiguous() for g in grad_final], setting.reverse,
+            derived.hh_separate, derived.h_direct,
         )  # fmt: skip
         grad_initial, grad_rows = more[:n], more[n:]
         grad_w_hh = grad_b_hh = None
         if w_hh is not None:
-            in_loop_order = (lambda t: t.flip(0)) if setting.reverse else (lambda t: t)
-            grad_gates = grad_hh if derived.hh_separate else in_loop_order(grad_x)
-            flat = grad_gates.flatten(0, 1)  # (T·B, G_h·H), loop order
+            flat = grad_hh if derived.hh_separate else grad_x  # (N, G_h·H)
             if ctx.needs_input_grad[1]:
-                loop_outputs = in_loop_order(outputs)
-                previous = torch.cat([initial[0].unsqueeze(0), loop_outputs[:-1]])
-                grad_w_hh = flat.t() @ previous.flatten(0, 1)  # Σ_t ∂hh_tᵀ h_{t-1}
+                grad_w_hh = flat.t() @ before[0]  # Σ_t ∂hh_tᵀ h_{t-1}, every row of every step
             if b_hh is not None and ctx.needs_input_grad[2]:
                 grad_b_hh = flat.sum(0)
         grad_extra = [
@@ -196,5 +199,4 @@ def _by_the_step(setting: Setting, given: dict[str, Tensor]) -> tuple[Tensor, ..
     """The direction again by the cell's own step under autograd (for second order)."""
     extra = {name: given[f"extra_{name}"] for name in setting.extra_names}
     initial = tuple(given[f"state{k}"] for k in range(setting.states))
-    return step_loop(setting.cell, setting.reverse, given["x_proj"], initial, given["w_hh"],
-                     given["b_hh"], Parameters(extra))  # fmt: skip
+    return setting.by_the_step(given["x_proj"], initial, given["w_hh"], given["b_hh"], extra)

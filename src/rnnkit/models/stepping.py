@@ -148,8 +148,8 @@ class Stepper:
             if derived is not None:
                 loops, programs, extra = derived
                 found = loops.derived_forward(
-                    programs.forward, x_proj[None], [s.contiguous() for s in state], w_hh,
-                    self.b_hh[layer], extra, False, False, False, 0,
+                    programs.forward, x_proj, [x_proj.shape[0]], [s.contiguous() for s in state],
+                    w_hh, self.b_hh[layer], extra, False, False, False, 0,
                 )  # fmt: skip
                 return tuple(found[-len(state) :])  # the final states
             hh = None if w_hh is None else F.linear(state[0], w_hh, self.b_hh[layer])

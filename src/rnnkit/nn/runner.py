@@ -161,10 +161,17 @@ def _reference(route, stack, data, sizes, initial_state, records, probe):
                                   weights.w_hh, weights.b_hh, reverse)  # fmt: skip
             return output, tuple(final)
         if compiled is not None and route.loop == "traced":
-            # An elementwise step over equal lengths: its derived loops (one pass a step);
-            # else the traced loop, operator by operator.
+            # An elementwise step: its derived loops (one pass a step); else the traced
+            # loop, operator by operator.
+            def by_the_step(x_proj, initial, w_hh, b_hh, extra):  # second order's recompute
+                own = DirectionWeights(weights.w_ih, w_hh, weights.b_ih, b_hh, extra)
+                output, final = run_direction(
+                    cell_step(stack.cell, own), x_proj, sizes, initial, reverse
+                )
+                return (output, *final)
+
             derived = derived_direction(
-                compiled, stack.cell, x_proj, sizes, initial, weights, reverse
+                compiled, stack.cell, x_proj, sizes, initial, weights, reverse, by_the_step
             )
             if derived is not None:
                 return derived

@@ -204,12 +204,19 @@ Plane<scalar_t> rows_of(const at::Tensor& t) {  // a (B, W) matrix, or a (W,) pa
   return {t.data_ptr<scalar_t>(), t.dim() == 2 ? t.stride(0) : 0};
 }
 
-void check_step_inputs(const at::Tensor& x_proj, const std::vector<at::Tensor>& initial,
+void check_step_inputs(const at::Tensor& x_proj, const std::vector<int64_t>& batch_sizes,
+                       const std::vector<at::Tensor>& initial,
                        const c10::optional<at::Tensor>& w_hh,
                        const std::vector<at::Tensor>& extra) {
-  TORCH_CHECK(x_proj.dim() == 3 && x_proj.is_contiguous(),
-              "derived loop: x_proj must be a contiguous (T, B, G·H)");
+  TORCH_CHECK(x_proj.dim() == 2 && x_proj.is_contiguous(),
+              "derived loop: x_proj must be a contiguous packed (N, G·H)");
   TORCH_CHECK(x_proj.device().is_cpu(), "the compiled loops run on the CPU");
+  int64_t total = 0;
+  for (int64_t size : batch_sizes) {
+    TORCH_CHECK(size > 0 && size <= initial[0].size(0), "derived loop: a batch size out of range");
+    total += size;
+  }
+  TORCH_CHECK(total == x_proj.size(0), "derived loop: the batch sizes do not add up to N");
   for (const at::Tensor& s : initial)
     TORCH_CHECK(s.is_contiguous() && s.scalar_type() == x_proj.scalar_type(),
                 "derived loop: every state must be contiguous and of x_proj's dtype");
@@ -220,122 +227,137 @@ void check_step_inputs(const at::Tensor& x_proj, const std::vector<at::Tensor>& 
     TORCH_CHECK(w_hh->is_contiguous(), "derived loop: w_hh must be contiguous");
 }
 
+// Where each step's rows start in the packed layout (time order).
+std::vector<int64_t> offsets_of(const std::vector<int64_t>& batch_sizes) {
+  std::vector<int64_t> offsets(batch_sizes.size());
+  int64_t offset = 0;
+  for (size_t t = 0; t < batch_sizes.size(); ++t) {
+    offsets[t] = offset;
+    offset += batch_sizes[t];
+  }
+  return offsets;
+}
+
 }  // namespace
 
-// The forward loop. x_proj (T, B, G·H) in time order; initial: the states, h first, each
-// (B, H); w_hh (G_h·H, H) and b_hh or none; extra: the cell's own parameters, flat. The
-// program reads [x_t, W_hh h_{t-1} (if w_hh), every state, every parameter, b_hh (if w_hh and
-// b_hh)] and writes the new states, then `saved` planes of values the backward reads.
-// keep: a backward will come, so every step's states are kept (else only the last two);
-// keep_hh: so is W_hh h_{t-1} (the backward program reads it). Returns [outputs (T, B, H) in
-// time order, W_hh h (K, B, G_h·H) in loop order (K = T with keep_hh, else 1; empty without
-// w_hh), the saved values (T, B, saved·H) in loop order (empty without), then for each state
-// after h its values (K', B, H) in loop order (K' = T with keep, else 2), then the final
-// states].
+// The forward loop over a packed batch: x_proj (N, G·H), the rows of step t at offsets[t]
+// (time order; every sequence of equal length is the case batch_sizes = [B] * T); initial:
+// the states, h first, each (B, H); w_hh (G_h·H, H) and b_hh or none; extra: the cell's own
+// parameters, flat. Each state lives in one (B, H) buffer updated in place for the rows that
+// run a step, so that a sequence that ended (forward) keeps its last state and one that has
+// not started (reverse) its initial one. The program reads [x_t, W_hh h_{t-1} (if w_hh), every
+// state, every parameter, b_hh (if w_hh and b_hh)] and writes [every state (in place), h again
+// (the output rows), then `saved` planes of values the backward reads]. keep: a backward will
+// come, so each step's states before it are kept; keep_hh: so is W_hh h_{t-1} (the backward
+// program reads it). Returns [outputs (N, H), W_hh h (N, G_h·H) (with keep_hh; else scratch;
+// empty without w_hh), the saved values (N, saved·H) (empty without), then for each state its
+// values before each step (N, H) (empty without keep), then the final states (B, H)].
 std::vector<at::Tensor> derived_forward(const Program& forward, const at::Tensor& x_proj,
+                                        const std::vector<int64_t>& batch_sizes,
                                         const std::vector<at::Tensor>& initial,
                                         const c10::optional<at::Tensor>& w_hh,
                                         const c10::optional<at::Tensor>& b_hh,
                                         const std::vector<at::Tensor>& extra, bool reverse,
                                         bool keep, bool keep_hh, int64_t saved_planes) {
-  check_step_inputs(x_proj, initial, w_hh, extra);
-  const int64_t steps = x_proj.size(0), batch = x_proj.size(1), hidden = initial[0].size(1);
-  const size_t others = initial.size() - 1;
-  at::Tensor outputs = x_proj.new_empty({steps, batch, hidden});
-  at::Tensor hh = w_hh.has_value() ? x_proj.new_empty({keep_hh ? steps : 1, batch, w_hh->size(0)})
-                                   : x_proj.new_empty({0});
-  at::Tensor saved = x_proj.new_empty({saved_planes > 0 ? steps : 0, batch, saved_planes * hidden});
-  std::vector<at::Tensor> kept;
-  for (size_t s = 0; s < others; ++s) kept.push_back(x_proj.new_empty({keep ? steps : 2, batch,
-                                                                        hidden}));
+  check_step_inputs(x_proj, batch_sizes, initial, w_hh, extra);
+  const int64_t steps = batch_sizes.size(), rows = x_proj.size(0), hidden = initial[0].size(1);
+  const std::vector<int64_t> offsets = offsets_of(batch_sizes);
+  at::Tensor outputs = x_proj.new_empty({rows, hidden});
+  at::Tensor hh = w_hh.has_value()
+                      ? x_proj.new_empty({keep_hh ? rows : initial[0].size(0), w_hh->size(0)})
+                      : x_proj.new_empty({0});
+  at::Tensor saved = x_proj.new_empty({saved_planes > 0 ? rows : 0, saved_planes * hidden});
+  std::vector<at::Tensor> current, before;
+  for (const at::Tensor& s : initial) {
+    current.push_back(s.clone());
+    before.push_back(x_proj.new_empty({keep ? rows : 0, hidden}));
+  }
   const at::Tensor w_hh_t = w_hh.has_value() ? w_hh->t() : at::Tensor();
   for (int64_t k = 0; k < steps; ++k) {
-    const int64_t t = reverse ? steps - 1 - k : k, previous = reverse ? t + 1 : t - 1;
-    const int64_t slot = keep ? k : k % 2, previous_slot = keep ? k - 1 : (k - 1) % 2;
-    const at::Tensor h_prev = k == 0 ? initial[0] : outputs[previous];
+    const int64_t t = reverse ? steps - 1 - k : k, size = batch_sizes[t], at = offsets[t];
+    if (keep)
+      for (size_t s = 0; s < current.size(); ++s)
+        before[s].narrow(0, at, size).copy_(current[s].narrow(0, 0, size));
     AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "derived_forward", [&] {
-      std::vector<Plane<scalar_t>> sources{rows_of<scalar_t>(x_proj[t])};
+      std::vector<Plane<scalar_t>> sources{rows_of<scalar_t>(x_proj.narrow(0, at, size))};
       if (w_hh.has_value()) {
-        at::Tensor a = hh[keep_hh ? k : 0];
-        at::mm_out(a, h_prev, w_hh_t);  // W_hh h_{t-1}; the program adds b_hh
+        at::Tensor a = hh.narrow(0, keep_hh ? at : 0, size);
+        at::mm_out(a, current[0].narrow(0, 0, size), w_hh_t);  // W_hh h_{t-1}; + b_hh below
         sources.push_back(rows_of<scalar_t>(a));
       }
-      sources.push_back(rows_of<scalar_t>(h_prev));
-      for (size_t s = 0; s < others; ++s)
-        sources.push_back(rows_of<scalar_t>(k == 0 ? initial[s + 1] : kept[s][previous_slot]));
+      for (const at::Tensor& c : current) sources.push_back(rows_of<scalar_t>(c));
       for (const at::Tensor& e : extra) sources.push_back({e.data_ptr<scalar_t>(), 0});
       if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
-      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(outputs[t])};
-      for (size_t s = 0; s < others; ++s) targets.push_back(rows_of<scalar_t>(kept[s][slot]));
-      if (saved_planes > 0) targets.push_back(rows_of<scalar_t>(saved[k]));
-      forward.run(sources, targets, batch, hidden);
+      std::vector<Plane<scalar_t>> targets;
+      for (const at::Tensor& c : current) targets.push_back(rows_of<scalar_t>(c));
+      targets.push_back(rows_of<scalar_t>(outputs.narrow(0, at, size)));
+      if (saved_planes > 0) targets.push_back(rows_of<scalar_t>(saved.narrow(0, at, size)));
+      forward.run(sources, targets, size, hidden);
     });
   }
   std::vector<at::Tensor> result{outputs, hh, saved};
-  for (const at::Tensor& values : kept) result.push_back(values);
-  result.push_back(steps == 0 ? initial[0].clone() : outputs[reverse ? 0 : steps - 1].clone());
-  for (size_t s = 0; s < others; ++s)
-    result.push_back(steps == 0 ? initial[s + 1].clone()
-                                : kept[s][keep ? steps - 1 : (steps - 1) % 2].clone());
+  for (const at::Tensor& values : before) result.push_back(values);
+  for (const at::Tensor& c : current) result.push_back(c);
   return result;
 }
 
 // The backward loop, from derived_forward's kept values (keep = true) and the gradients of the
-// outputs (T, B, H, time order) and of the final states. x_proj and hh may be empty where the
-// program does not read them. The program reads [x_t, W_hh h_{t-1} (if w_hh), every state
-// before the step, every parameter, b_hh (if w_hh and b_hh), the output's gradient, each
-// state's carried gradient, the saved values] and writes [∂x_t, ∂hh_t (if hh_separate), each
-// state's carried gradient in place (h's: its direct part), then each parameter's gradient,
-// accumulated per row]. h_direct: whether the step reads h other than through hh. Returns
-// [∂x_proj (T, B, gates_width) in time order, ∂hh (T, B, G_h·H) in loop order (empty when not
-// hh_separate: then ∂x_proj's rows), the initial states' gradients, then each parameter's
-// row sums].
+// outputs (N, H) and of the final states (B, H). x_proj and hh may be empty where the program
+// does not read them. The program reads [x_t, W_hh h_{t-1} (if w_hh), every state before the
+// step, every parameter, b_hh (if w_hh and b_hh), the output's gradient, each state's carried
+// gradient, the saved values] and writes [∂x_t, ∂hh_t (if hh_separate), each state's carried
+// gradient in place (h's: its direct part), then each parameter's gradient, accumulated per
+// row]. The carried gradients are (B, H) buffers, as the forward's states: a row that has not
+// run yet, going backwards, holds its final state's gradient, and one that has finished its
+// initial state's. h_direct: whether the step reads h other than through hh. Returns [∂x_proj
+// (N, gates_width), ∂hh (N, G_h·H) (empty when not hh_separate: then ∂x_proj's rows), the
+// initial states' gradients, then each parameter's row sums].
 std::vector<at::Tensor> derived_backward(
     const Program& backward, const at::Tensor& x_proj, int64_t gates_width,
-    const at::Tensor& outputs, const at::Tensor& hh, const at::Tensor& saved,
-    const std::vector<at::Tensor>& kept, const std::vector<at::Tensor>& initial,
-    const c10::optional<at::Tensor>& w_hh, const c10::optional<at::Tensor>& b_hh,
-    const std::vector<at::Tensor>& extra, const std::vector<int64_t>& extra_widths,
-    const at::Tensor& grad_outputs, const std::vector<at::Tensor>& grad_final, bool reverse,
-    bool hh_separate, bool h_direct) {
-  const int64_t steps = outputs.size(0), batch = outputs.size(1), hidden = initial[0].size(1);
-  const size_t others = initial.size() - 1;
+    const std::vector<int64_t>& batch_sizes, const at::Tensor& hh, const at::Tensor& saved,
+    const std::vector<at::Tensor>& before, const c10::optional<at::Tensor>& w_hh,
+    const c10::optional<at::Tensor>& b_hh, const std::vector<at::Tensor>& extra,
+    const std::vector<int64_t>& extra_widths, const at::Tensor& grad_outputs,
+    const std::vector<at::Tensor>& grad_final, bool reverse, bool hh_separate, bool h_direct) {
+  const int64_t steps = batch_sizes.size(), rows = grad_outputs.size(0);
+  const int64_t batch = grad_final[0].size(0), hidden = grad_final[0].size(1);
+  const std::vector<int64_t> offsets = offsets_of(batch_sizes);
   const bool has_x = x_proj.numel() > 0, has_hh = hh.numel() > 0, has_saved = saved.numel() > 0;
-  at::Tensor grad_x = outputs.new_empty({steps, batch, gates_width});
+  at::Tensor grad_x = grad_outputs.new_empty({rows, gates_width});
   at::Tensor grad_hh = w_hh.has_value() && hh_separate
-                           ? outputs.new_empty({steps, batch, w_hh->size(0)})
-                           : outputs.new_empty({0});
+                           ? grad_outputs.new_empty({rows, w_hh->size(0)})
+                           : grad_outputs.new_empty({0});
   std::vector<at::Tensor> carried;
   for (const at::Tensor& g : grad_final) carried.push_back(g.contiguous().clone());
   std::vector<at::Tensor> grad_extra;
-  for (int64_t width : extra_widths) grad_extra.push_back(outputs.new_zeros({batch, width}));
+  for (int64_t width : extra_widths) grad_extra.push_back(grad_outputs.new_zeros({batch, width}));
   const at::Tensor grad_out = grad_outputs.contiguous();
   for (int64_t k = steps - 1; k >= 0; --k) {
-    const int64_t t = reverse ? steps - 1 - k : k, previous = reverse ? t + 1 : t - 1;
-    const at::Tensor h_prev = k == 0 ? initial[0] : outputs[previous];
-    AT_DISPATCH_FLOATING_TYPES(outputs.scalar_type(), "derived_backward", [&] {
+    const int64_t t = reverse ? steps - 1 - k : k, size = batch_sizes[t], at = offsets[t];
+    AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "derived_backward", [&] {
+      const Plane<scalar_t> none{nullptr, 0};
       std::vector<Plane<scalar_t>> sources{
-          has_x ? rows_of<scalar_t>(x_proj[t]) : Plane<scalar_t>{nullptr, 0}};
+          has_x ? rows_of<scalar_t>(x_proj.narrow(0, at, size)) : none};
       if (w_hh.has_value())
-        sources.push_back(has_hh ? rows_of<scalar_t>(hh[k]) : Plane<scalar_t>{nullptr, 0});
-      sources.push_back(rows_of<scalar_t>(h_prev));
-      for (size_t s = 0; s < others; ++s)
-        sources.push_back(rows_of<scalar_t>(k == 0 ? initial[s + 1] : kept[s][k - 1]));
+        sources.push_back(has_hh ? rows_of<scalar_t>(hh.narrow(0, at, size)) : none);
+      for (const at::Tensor& b : before) sources.push_back(rows_of<scalar_t>(b.narrow(0, at, size)));
       for (const at::Tensor& e : extra) sources.push_back({e.data_ptr<scalar_t>(), 0});
       if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
-      sources.push_back(rows_of<scalar_t>(grad_out[t]));
+      sources.push_back(rows_of<scalar_t>(grad_out.narrow(0, at, size)));
       for (const at::Tensor& c : carried) sources.push_back(rows_of<scalar_t>(c));
-      if (has_saved) sources.push_back(rows_of<scalar_t>(saved[k]));
-      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(grad_x[t])};
-      if (w_hh.has_value() && hh_separate) targets.push_back(rows_of<scalar_t>(grad_hh[k]));
+      if (has_saved) sources.push_back(rows_of<scalar_t>(saved.narrow(0, at, size)));
+      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(grad_x.narrow(0, at, size))};
+      if (w_hh.has_value() && hh_separate)
+        targets.push_back(rows_of<scalar_t>(grad_hh.narrow(0, at, size)));
       for (const at::Tensor& c : carried) targets.push_back(rows_of<scalar_t>(c));
       for (const at::Tensor& g : grad_extra) targets.push_back(rows_of<scalar_t>(g));
-      backward.run(sources, targets, batch, hidden);
+      backward.run(sources, targets, size, hidden);
     });
     if (w_hh.has_value()) {
-      const at::Tensor grad_hh_t = hh_separate ? grad_hh[k] : grad_x[t];
-      if (h_direct) carried[0].addmm_(grad_hh_t, *w_hh);  // ∂h_{t-1} += ∂hh_t W_hh
-      else at::mm_out(carried[0], grad_hh_t, *w_hh);
+      const at::Tensor grad_hh_t = (hh_separate ? grad_hh : grad_x).narrow(0, at, size);
+      at::Tensor dh = carried[0].narrow(0, 0, size);
+      if (h_direct) dh.addmm_(grad_hh_t, *w_hh);  // ∂h_{t-1} += ∂hh_t W_hh
+      else at::mm_out(dh, grad_hh_t, *w_hh);
     }
   }
   std::vector<at::Tensor> result{grad_x, grad_hh};
