@@ -56,8 +56,8 @@ C++ steps would serve a registered cell (and nothing is recorded, no exporter or
 watches), the step traced once into the ATen operators it calls, which a C++ loop runs
 (loop "traced", engine/traced.py: the same operators, so the same values and gradients, without
 a trip through Python per operation), else the Python step itself. On that loop a step that is
-elementwise after its two products, over equal lengths and with no forward-mode tangent, runs
-as its derived loops instead (engine/derived_loop.py: the step and its derived backward as two
+elementwise after its two products, with no forward-mode tangent (equal lengths or packed),
+runs as its derived loops instead (engine/derived_loop.py: the step and its derived backward as two
 programs, one pass a step, as the hand-written loops run the LSTM); nn/runner.py asks them
 first, and they decline every other call.
 

@@ -204,6 +204,13 @@ Plane<scalar_t> rows_of(const at::Tensor& t) {  // a (B, W) matrix, or a (W,) pa
   return {t.data_ptr<scalar_t>(), t.dim() == 2 ? t.stride(0) : 0};
 }
 
+// The rows of a packed (N, W) matrix from row `first` on (no tensor made: a step at batch 4
+// would spend more on making views than on its arithmetic).
+template <typename scalar_t>
+Plane<scalar_t> rows_from(const at::Tensor& t, int64_t first) {
+  return {t.data_ptr<scalar_t>() + first * t.stride(0), t.stride(0)};
+}
+
 void check_step_inputs(const at::Tensor& x_proj, const std::vector<int64_t>& batch_sizes,
                        const std::vector<at::Tensor>& initial,
                        const c10::optional<at::Tensor>& w_hh,
@@ -275,11 +282,12 @@ std::vector<at::Tensor> derived_forward(const Program& forward, const at::Tensor
   const at::Tensor w_hh_t = w_hh.has_value() ? w_hh->t() : at::Tensor();
   for (int64_t k = 0; k < steps; ++k) {
     const int64_t t = reverse ? steps - 1 - k : k, size = batch_sizes[t], at = offsets[t];
-    if (keep)
-      for (size_t s = 0; s < current.size(); ++s)
-        before[s].narrow(0, at, size).copy_(current[s].narrow(0, 0, size));
     AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "derived_forward", [&] {
-      std::vector<Plane<scalar_t>> sources{rows_of<scalar_t>(x_proj.narrow(0, at, size))};
+      if (keep)
+        for (size_t s = 0; s < current.size(); ++s)
+          std::memcpy(before[s].data_ptr<scalar_t>() + at * hidden,
+                      current[s].data_ptr<scalar_t>(), size * hidden * sizeof(scalar_t));
+      std::vector<Plane<scalar_t>> sources{rows_from<scalar_t>(x_proj, at)};
       if (w_hh.has_value()) {
         at::Tensor a = hh.narrow(0, keep_hh ? at : 0, size);
         at::mm_out(a, current[0].narrow(0, 0, size), w_hh_t);  // W_hh h_{t-1}; + b_hh below
@@ -290,8 +298,8 @@ std::vector<at::Tensor> derived_forward(const Program& forward, const at::Tensor
       if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
       std::vector<Plane<scalar_t>> targets;
       for (const at::Tensor& c : current) targets.push_back(rows_of<scalar_t>(c));
-      targets.push_back(rows_of<scalar_t>(outputs.narrow(0, at, size)));
-      if (saved_planes > 0) targets.push_back(rows_of<scalar_t>(saved.narrow(0, at, size)));
+      targets.push_back(rows_from<scalar_t>(outputs, at));
+      if (saved_planes > 0) targets.push_back(rows_from<scalar_t>(saved, at));
       forward.run(sources, targets, size, hidden);
     });
   }
@@ -336,19 +344,16 @@ std::vector<at::Tensor> derived_backward(
     const int64_t t = reverse ? steps - 1 - k : k, size = batch_sizes[t], at = offsets[t];
     AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "derived_backward", [&] {
       const Plane<scalar_t> none{nullptr, 0};
-      std::vector<Plane<scalar_t>> sources{
-          has_x ? rows_of<scalar_t>(x_proj.narrow(0, at, size)) : none};
-      if (w_hh.has_value())
-        sources.push_back(has_hh ? rows_of<scalar_t>(hh.narrow(0, at, size)) : none);
-      for (const at::Tensor& b : before) sources.push_back(rows_of<scalar_t>(b.narrow(0, at, size)));
+      std::vector<Plane<scalar_t>> sources{has_x ? rows_from<scalar_t>(x_proj, at) : none};
+      if (w_hh.has_value()) sources.push_back(has_hh ? rows_from<scalar_t>(hh, at) : none);
+      for (const at::Tensor& b : before) sources.push_back(rows_from<scalar_t>(b, at));
       for (const at::Tensor& e : extra) sources.push_back({e.data_ptr<scalar_t>(), 0});
       if (w_hh.has_value() && b_hh.has_value()) sources.push_back({b_hh->data_ptr<scalar_t>(), 0});
-      sources.push_back(rows_of<scalar_t>(grad_out.narrow(0, at, size)));
+      sources.push_back(rows_from<scalar_t>(grad_out, at));
       for (const at::Tensor& c : carried) sources.push_back(rows_of<scalar_t>(c));
-      if (has_saved) sources.push_back(rows_of<scalar_t>(saved.narrow(0, at, size)));
-      std::vector<Plane<scalar_t>> targets{rows_of<scalar_t>(grad_x.narrow(0, at, size))};
-      if (w_hh.has_value() && hh_separate)
-        targets.push_back(rows_of<scalar_t>(grad_hh.narrow(0, at, size)));
+      if (has_saved) sources.push_back(rows_from<scalar_t>(saved, at));
+      std::vector<Plane<scalar_t>> targets{rows_from<scalar_t>(grad_x, at)};
+      if (w_hh.has_value() && hh_separate) targets.push_back(rows_from<scalar_t>(grad_hh, at));
       for (const at::Tensor& c : carried) targets.push_back(rows_of<scalar_t>(c));
       for (const at::Tensor& g : grad_extra) targets.push_back(rows_of<scalar_t>(g));
       backward.run(sources, targets, size, hidden);
