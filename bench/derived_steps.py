@@ -13,6 +13,9 @@ for the call (they are otherwise taken for every elementwise step over equal len
 
 import argparse
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 from cells import UsersLSTM
@@ -45,6 +48,35 @@ def rows(name: str, shape: tuple, paths, x, repeats: int) -> None:
               f"{1000 * second:.1f} | {first / second:.2f} |", flush=True)  # fmt: skip
 
 
+MEMORY_SCRIPT = """
+import resource, sys, torch
+sys.path.insert(0, {bench!r})
+from cells import UsersLSTM
+from traced_steps import timed
+from rnnkit.nn.layers import Recurrent, make_layer
+path = {path!r}
+layer = make_layer("lstm", 256, 256, engine="bptt") if path == "loops" else Recurrent(
+    UsersLSTM(), 256, 256)
+x = torch.randn(128, 32, 256)
+with torch.no_grad():
+    layer(x[:1])  # load the loops, derive or trace the step
+with open("/proc/self/statm") as statm:  # resident pages now, in KiB like ru_maxrss
+    before = int(statm.read().split()[1]) * resource.getpagesize() // 1024
+timed(layer, x, True, traced=path == "traced")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def peak_mib(path: str) -> float:
+    """Peak resident memory one training step of the user's LSTM adds (B=32, T=128, H=256),
+    in a fresh process: through the derived loops, the traced loop, or ("loops") rnnkit's
+    hand-written LSTM loops."""
+    script = MEMORY_SCRIPT.format(bench=str(Path(__file__).parent), path=path)
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+    return int(found.stdout.split()[-1]) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8)
@@ -74,6 +106,11 @@ def main() -> None:
         layer = Recurrent(cell, 256, 256)
         rows(f"{name}, packed", (32, "64-128", 256), [(layer, False), (layer, True)], x,
              args.repeats)  # fmt: skip
+
+    print("\nPeak memory of one training step of an LSTM as a user's cell (B=32, T=128, H=256),"
+          " each in a fresh process: derived loops "
+          f"{peak_mib('derived'):.0f} MiB, traced loop {peak_mib('traced'):.0f} MiB, rnnkit's "
+          f"hand-written LSTM loops {peak_mib('loops'):.0f} MiB")  # fmt: skip
 
     print("\n| built-in cell | B, T, H | mode | derived ms | registered loops ms | "
           "derived ÷ loops |")  # fmt: skip
