@@ -361,10 +361,12 @@ else:
         model(x)[0].sum().backward()
 with torch.no_grad():
     model(ids[:, :1]) if kind == "char model" else model(x[:1])  # load kernels, allocate weights
-with open("/proc/self/statm") as statm:  # resident pages now, in KiB like ru_maxrss
+with open("/proc/self/statm") as statm:  # resident pages now, in KiB like VmHWM
     before = int(statm.read().split()[1]) * resource.getpagesize() // 1024
 step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+# VmHWM, this process's own peak: ru_maxrss would carry the parent's across the exec
+with open("/proc/self/status") as status:
+    print(int(status.read().split("VmHWM:")[1].split()[0]) - before)
 """
 
 
@@ -381,7 +383,7 @@ def peak_memory_rows(shapes) -> list[tuple[str, str, float, float]]:
             result = subprocess.run(
                 [sys.executable, "-c", script], capture_output=True, text=True, check=True
             )
-            peaks.append(int(result.stdout.split()[-1]) / 1024)  # ru_maxrss is in KiB
+            peaks.append(int(result.stdout.split()[-1]) / 1024)  # VmHWM is in KiB
         rows.append((kind, f"B={batch} T={steps} H={hidden} L={layers}", *peaks))
     return rows
 
