@@ -1,10 +1,11 @@
 // Any cell whose step is elementwise (after its two products), run as the hand-written loops
 // run the LSTM: per step one matrix product for the hidden side and one pass over the step's
-// elementwise operations; backwards per step one pass and one product. rnnkit/engine/derive.py
-// turns the cell's own step (traced into ATen operators) into two programs, the forward and
-// its derived backward, over "planes" (one (B, H) block of a value); a Program runs one over
-// every element of a step in blocks of kLanes features, each instruction a short loop that the
-// compiler vectorises (-O3 -ffast-math: exp and tanh from libmvec). Nothing is written per cell.
+// elementwise operations; backwards per step one pass and one product. rnnkit/engine/planes.py
+// and derive.py turn the cell's own step (traced into ATen operators) into two programs, the
+// forward and its derived backward, over "planes" (one (B, H) block of a value); a Program
+// runs one over every element of a step in blocks of rows and features, each instruction a
+// short loop that the compiler vectorises (-O3 -ffast-math: exp and tanh from libmvec).
+// Nothing is written per cell.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -18,7 +19,7 @@
 
 namespace {
 
-// The operation codes (rnnkit/engine/derive.py writes the same numbers).
+// The operation codes (rnnkit/engine/planes.py writes the same numbers).
 enum Code : int64_t {
   kLoad = 0,       // dst = source[a] plane b (a source's row stride 0: a parameter)
   kStore = 1,      // target[a] plane b = reg c
