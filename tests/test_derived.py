@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_sequence
 from torch.testing import assert_close
 
@@ -34,9 +35,10 @@ class UsersLSTM(LSTM):
 
 
 class EveryOperation(Cell):
-    """A made-up cell that uses every operation the programs hold: - / exp neg clamp, a
-    number times a tensor, a one-element parameter, a slice and a cat of planes, a state
-    besides h that the step passes through a relu, and a parameter of two planes."""
+    """A made-up cell that uses every operation the programs hold: - / exp neg clamp silu
+    sqrt log and powers, a number times a tensor, a one-element parameter, a slice and a cat
+    of planes, a state besides h that the step passes through a relu, and a parameter of two
+    planes (the layer norm: the LayerNorm LSTM)."""
 
     gates = ("a", "b", "c")
     hidden_gates = ("a", "b")
@@ -56,7 +58,8 @@ class EveryOperation(Cell):
         c = (xc * p.scale).clamp(-0.5, 0.7)
         m = torch.relu(0.5 * m + c - b)
         joined = torch.cat([a, m], dim=-1)
-        h = joined[:, : h.shape[-1]] * torch.tanh(m) + (1 - a) * h
+        smooth = F.silu(xc) * torch.sqrt(1 + a.pow(2)) - torch.log(1 + a) + b.pow(3) * a.pow(0.5)
+        h = joined[:, : h.shape[-1]] * torch.tanh(m) + (1 - a) * h + 0.1 * smooth
         return (h, m), {"a": a, "b": b}
 
 

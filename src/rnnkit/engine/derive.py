@@ -38,13 +38,16 @@ from rnnkit.engine.planes import (
     KEEP_IF_AT_MOST,
     LOAD,
     LOAD_SCALAR,
+    LOG,
     MOVE,
     MUL,
     NEG,
+    POW,
     RELU,
     ROW_SUM,
     RSQRT,
     SIGMOID,
+    SQRT,
     STORE,
     SUB,
     TANH,
@@ -96,6 +99,14 @@ def gradients(builder: Builder, forward: list[Node], seeds: dict[Node, Node]) ->
             accumulate(a, builder.node(KEEP_IF_ABOVE, y, g, k=0.0))
         elif y.code == EXP:
             accumulate(a, builder.mul(g, y))
+        elif y.code == POW:  # torch: grad · k · x^(k−1), and 0 for k = 0
+            if y.k != 0:
+                power = builder.node(POW, a, k=y.k - 1)
+                accumulate(a, builder.mul(g, builder.mul(builder.constant(y.k), power)))
+        elif y.code == SQRT:  # torch: grad / (2 y)
+            accumulate(a, builder.node(DIV, g, builder.mul(builder.constant(2.0), y)))
+        elif y.code == LOG:  # grad / x
+            accumulate(a, builder.node(DIV, g, a))
         elif y.code == ROW_SUM:  # every lane of the row received the sum
             accumulate(a, builder.node(ROW_SUM, g))
         elif y.code == RSQRT:  # d(v^-1/2) = -1/2 · y³
@@ -185,7 +196,7 @@ def _instruction(node: Node, register: dict[int, int]) -> tuple:
 
 # -- one cell's two programs ------------------------------------------------------------------
 
-SAVED = (SIGMOID, TANH, EXP)  # what the forward keeps for the backward rather than recompute
+SAVED = (SIGMOID, TANH, EXP, SQRT)  # what the forward keeps for the backward, not recomputed
 
 
 @dataclass

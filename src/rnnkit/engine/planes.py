@@ -3,10 +3,11 @@
 Every value of the step becomes a list of *planes*, one per H-wide block of its last dimension
 (``x`` of width 4H is four planes; ``chunk(4)`` picks them; a parameter of shape (H,) is one
 plane, the same for every row; a number is a constant), and each operator becomes plane
-operations: ``+``, ``-``, ``*``, ``/``, σ, tanh, relu, exp, clamp, split, slice, cat, and a
-layer norm over the features, whose mean and variance are sums over the row (ROW_SUM: a
-program with one runs a whole row at a time). A step that uses anything else (another
-reduction, a product inside the step) raises NotElementwise and keeps the traced loop.
+operations: ``+``, ``-``, ``*``, ``/``, σ, tanh, relu, silu, exp, log, sqrt, a power with a
+number for exponent, clamp, split, slice, cat, and a layer norm over the features, whose mean
+and variance are sums over the row (ROW_SUM: a program with one runs a whole row at a time).
+A step that uses anything else (another reduction, a product inside the step) raises
+NotElementwise and keeps the traced loop.
 Equal operations are made once (a value used twice is computed once).
 """
 
@@ -20,7 +21,7 @@ from rnnkit.engine.traced import NotTraceable, arguments_of
 # Instruction codes: Code in kernels/derived_steps.cpp.
 (LOAD, STORE, ACCUMULATE, CONSTANT, ADD, SUB, MUL, DIV, NEG, SIGMOID, TANH, RELU, EXP,
  AT_LEAST, AT_MOST, KEEP_IF_ABOVE, KEEP_IF_AT_LEAST, KEEP_IF_AT_MOST, LOAD_SCALAR,
- MOVE, ROW_SUM, RSQRT) = range(22)  # fmt: skip
+ MOVE, ROW_SUM, RSQRT, POW, SQRT, LOG) = range(25)  # fmt: skip
 
 
 class NotElementwise(Exception):
@@ -193,9 +194,20 @@ def _lower_operator(node: torch.fx.Node, env, hidden: int, builder: Builder) -> 
         return _binary(SUB, args["other"], scaled, builder)
     if name in ("mul", "div") and target._overloadname in ("Tensor", "Scalar"):
         return _binary(MUL if name == "mul" else DIV, args["self"], args["other"], builder)
-    unary = {"neg": NEG, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "exp": EXP}
+    unary = {"neg": NEG, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "exp": EXP,
+             "sqrt": SQRT, "log": LOG}  # fmt: skip
     if name in unary and target._overloadname == "default":
         return _map(args["self"], lambda n: builder.node(unary[name], n))
+    if name == "silu" and target._overloadname == "default":  # x σ(x)
+        return _binary(MUL, args["self"], _map(args["self"], lambda n: builder.node(SIGMOID, n)),
+                       builder)  # fmt: skip
+    if name == "pow" and target._overloadname == "Tensor_Scalar":
+        exponent = args["exponent"]
+        if isinstance(exponent, bool) or not isinstance(exponent, int | float):
+            raise NotElementwise(f"a power {exponent!r}")
+        if exponent == 2:  # as torch computes it: x · x
+            return _map(args["self"], lambda n: builder.node(MUL, n, n))
+        return _map(args["self"], lambda n: builder.node(POW, n, k=exponent))
     if name == "clamp" and target._overloadname == "default":
         low, high = args["min"], args["max"]
         value = args["self"]

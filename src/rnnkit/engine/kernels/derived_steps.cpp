@@ -43,6 +43,9 @@ enum Code : int64_t {
   kMove = 19,            // dst = a, copied (a stored value that is a load: see run)
   kRowSum = 20,          // every lane = the sum of a's lanes (the program runs whole rows)
   kRsqrt = 21,           // dst = 1 / sqrt(a)
+  kPow = 22,             // dst = a^k
+  kSqrt = 23,
+  kLog = 24,
 };
 
 constexpr int64_t kLanes = 256;          // features per block (unless a program runs whole rows)
@@ -174,6 +177,9 @@ class Program {
         });
         break;
       case kRsqrt: RNNKIT_ROWS(T(1) / std::sqrt(ar[v])); break;
+      case kPow: RNNKIT_ROWS(std::pow(ar[v], k)); break;
+      case kSqrt: RNNKIT_ROWS(std::sqrt(ar[v])); break;
+      case kLog: RNNKIT_ROWS(std::log(ar[v])); break;
       case kAdd: RNNKIT_ROWS(ar[v] + br[v]); break;
       case kSub: RNNKIT_ROWS(ar[v] - br[v]); break;
       case kMul: RNNKIT_ROWS(ar[v] * br[v]); break;
