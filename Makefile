@@ -46,9 +46,10 @@ demo: $(VENV)/.kernels
 test: $(VENV)/.kernels
 	$(BIN)/python -m pytest -n 2 -m "not course"
 
-# The quick tier for your own loop (under a minute on 2 cores): everything not marked slow.
+# The quick tier for your own loop (under a minute on 2 cores): everything not marked slow,
+# on the same two workers.
 test-fast: $(VENV)/.kernels
-	$(BIN)/python -m pytest -q -m "not slow and not course"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not course"
 
 # The course (course/NN_name.py, jupytext percent files): `make course` opens them in Jupyter
 # as notebooks (course/notebooks/, made where missing, so your edits there stay);
