@@ -1,15 +1,20 @@
 """Plain helpers that several test files use (fixtures live in conftest.py)."""
 
+import contextlib
 import csv
 import os
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from torch import nn
 
 import rnnkit
+from rnnkit.cells import Cell
 from rnnkit.engine import compiled
+from rnnkit.models.charlm import CharLM
+from rnnkit.models.stepping import Stepper
 from rnnkit.training.config import TrainConfig
 
 CORPUS = Path(__file__).resolve().parents[1] / "src/rnnkit/assets/tinyshakespeare/input.txt"
@@ -86,3 +91,33 @@ def skip_without_a_compiler():
     module, problem = compiled._build()
     if module is None and os.environ.get("RNNKIT_KERNELS", "").strip().lower() != "cpp":
         pytest.skip(f"the C++ loops did not build here ({problem}); the Python loops are tested")
+
+
+@contextlib.contextmanager
+def python_steps(python: bool = True):
+    """Every cell runs its own Python step inside (with python), not the C++ loops."""
+    previous = os.environ.get("RNNKIT_KERNELS")
+    if python:
+        os.environ["RNNKIT_KERNELS"] = "python"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RNNKIT_KERNELS", None)
+        else:
+            os.environ["RNNKIT_KERNELS"] = previous
+
+
+def stepped_and_read(cell: Cell):
+    """A small character model of ``cell``: its Stepper, the logits of stepping nine
+    characters one at a time, and the model's own logits reading them at once."""
+    torch.manual_seed(0)
+    model = CharLM(11, cell, 6, 8, 2).double().eval()
+    ids = torch.randint(11, (1, 9))
+    with torch.no_grad():
+        expected, _ = model(ids)
+    stepper, state, logits = Stepper(model), None, []
+    for t in range(ids.shape[1]):
+        step_logits, state = stepper.step(ids[0, t], state)
+        logits.append(step_logits[0])
+    return stepper, torch.stack(logits), expected[0]

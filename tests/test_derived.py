@@ -13,14 +13,13 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_sequence
 from torch.testing import assert_close
 
-from helpers import skip_without_a_compiler
+from helpers import python_steps, skip_without_a_compiler, stepped_and_read
 from rnnkit.cells import CELLS, Cell, Weight
 from rnnkit.cells.lstm import LSTM
 from rnnkit.engine.compiled import kernel_choice
 from rnnkit.engine.registered import kernel_of
 from rnnkit.engine.traced import DERIVED, made_for
 from rnnkit.nn.layers import Recurrent
-from test_traced import python_steps, stepped_and_read
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,11 @@ import torch
 from torch.nn.utils.rnn import pack_sequence
 from torch.testing import assert_close
 
-from helpers import skip_without_a_compiler
+from helpers import python_steps, skip_without_a_compiler
 from rnnkit.cells import CELLS
 from rnnkit.engine.compiled import kernel_choice
 from rnnkit.nn import runner
 from rnnkit.nn.layers import Recurrent
-from test_traced import python_steps
 
 
 @pytest.fixture(autouse=True)

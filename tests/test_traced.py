@@ -4,22 +4,17 @@ and gradients, and a step that cannot be traced runs its own step instead, still
 (tests/test_cell_grid.py holds every cell, through this path, to its step-by-step definition,
 gradcheck and gradgradcheck included.)"""
 
-import contextlib
-import os
-
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_sequence
 from torch.testing import assert_close
 
-from helpers import skip_without_a_compiler
+from helpers import python_steps, skip_without_a_compiler, stepped_and_read
 from rnnkit.cells import CELLS, Cell
 from rnnkit.engine.compiled import kernel_choice
 from rnnkit.engine.registered import kernel_of
 from rnnkit.engine.traced import TRACED as TRACED_STEPS
 from rnnkit.engine.traced import made_for
-from rnnkit.models.charlm import CharLM
-from rnnkit.models.stepping import Stepper
 from rnnkit.nn import runner
 from rnnkit.nn.layers import Recurrent
 
@@ -35,21 +30,6 @@ def the_cpp_steps(monkeypatch):
 
 
 TRACED = [name for name in CELLS if kernel_of(CELLS[name]()) is None and not CELLS[name].linear]
-
-
-@contextlib.contextmanager
-def python_steps(python: bool = True):
-    """Every cell runs its own Python step inside (with python), not the traced loop."""
-    previous = os.environ.get("RNNKIT_KERNELS")
-    if python:
-        os.environ["RNNKIT_KERNELS"] = "python"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("RNNKIT_KERNELS", None)
-        else:
-            os.environ["RNNKIT_KERNELS"] = previous
 
 
 def run(layer, x, python: bool):
@@ -134,21 +114,6 @@ class ScaledByItsMean(Cell):
     def step(self, x, hh, state, p):
         h = torch.tanh(x + hh)
         return h * h.mean(dim=-1, keepdim=True), {}
-
-
-def stepped_and_read(cell: Cell):
-    """A small character model of ``cell``: its Stepper, the logits of stepping nine
-    characters one at a time, and the model's own logits reading them at once."""
-    torch.manual_seed(0)
-    model = CharLM(11, cell, 6, 8, 2).double().eval()
-    ids = torch.randint(11, (1, 9))
-    with torch.no_grad():
-        expected, _ = model(ids)
-    stepper, state, logits = Stepper(model), None, []
-    for t in range(ids.shape[1]):
-        step_logits, state = stepper.step(ids[0, t], state)
-        logits.append(step_logits[0])
-    return stepper, torch.stack(logits), expected[0]
 
 
 def test_sampling_steps_through_the_traced_step_as_the_model_reads():
