@@ -25,6 +25,7 @@ import torch
 from rnnkit.cells import CELLS, Cell
 from rnnkit.cells.lstm import LSTM as LSTMDefinition
 from rnnkit.engine import dispatch
+from rnnkit.engine.registered import kernel_of
 from rnnkit.engine.scan import linear_scan, parallel_scan
 from rnnkit.engine.traced import DERIVED, made_for
 from rnnkit.inside.longrange import hidden_size_for_budget, parameter_count
@@ -178,7 +179,7 @@ def loop_of(layer) -> str:
 def sampling_path(name: str) -> str:
     """How the Stepper steps the cell (models/stepping.py): the registered step of a built-in
     cell, the derived forward program of an elementwise step, else the traced step."""
-    if name in ("rnn", "lstm", "gru"):
+    if kernel_of(CELLS[name]()) is not None:
         return "registered step"
     derived = made_for(CELLS[name](), DERIVED).values()
     return "derived program" if any(p is not None for p in derived) else "traced step"

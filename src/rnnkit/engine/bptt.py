@@ -7,13 +7,13 @@ projection done inside the autograd Function (so that its backward has the layer
 import torch
 from torch import Tensor
 
-from rnnkit.engine.dispatch import compiling, transforming
+from rnnkit.engine.dispatch import compiling, records_backward, transforming
 
 
 def backward_may_come(*tensors: Tensor | None) -> bool:
     """False under torch.no_grad() or when nothing needs a gradient: then a forward loop keeps
     nothing for a backward pass (less memory to touch)."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return records_backward(*tensors)
 
 
 def backward_needs_a_graph(*grads: Tensor | None) -> bool:

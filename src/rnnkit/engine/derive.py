@@ -21,7 +21,8 @@ Exact first order; a graph of the gradient (second order) recomputes the directi
 step itself (engine/derived_loop.py), as the hand-written loops do.
 """
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 
 import torch
 
@@ -207,13 +208,13 @@ class Derived:
     forward: tuple[int, list[tuple]]  # the new states only (nothing to keep: inference)
     forward_keeping: tuple[int, list[tuple]]  # also the saved values of the step
     backward: tuple[int, list[tuple]]
-    saved: int  # planes the forward keeps per step: the σ, tanh and exp the backward reads
+    saved: int  # planes the forward keeps per step: the SAVED values the backward reads
     reads_x: bool  # the backward reads x_t (else x_proj need not be kept)
     reads_hh: bool  # ... and W_hh h_{t-1}
     hh_separate: bool  # ∂hh is not ∂x (else the loop reads ∂x's rows for W_hh's gradient)
     h_direct: bool  # the step reads h other than through hh
-    extra_widths: list[int] = field(default_factory=list)  # the rows of each parameter's gradient
-    extra_scalar: list[bool] = field(default_factory=list)
+    extra_widths: list[int]  # the width of each parameter's gradient rows
+    extra_scalar: list[bool]  # a one-element parameter (its rows summed whole)
 
 
 def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | None,
@@ -249,7 +250,7 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
     zero = builder.constant(0.0)
 
     def gradient_of(source: int, plane: int, code: int = LOAD) -> Node | None:
-        load = builder._made.get((code, (), 0.0, source, plane))
+        load = builder.made_load(code, source, plane)
         return None if load is None else grads.get(load)
 
     x_grads = [gradient_of(0, p) for p in range(gates)]
@@ -274,8 +275,8 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
     widths, scalars = [], []
     for e, shape in enumerate(extras):
         source = first_extra + e
-        scalar = _numel(shape) == 1
-        planes = 1 if scalar else _numel(shape) // hidden
+        scalar = math.prod(shape) == 1
+        planes = 1 if scalar else math.prod(shape) // hidden
         for p in range(planes):
             g = gradient_of(source, p, LOAD_SCALAR if scalar else LOAD)
             if g is not None:
@@ -283,7 +284,8 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
         widths.append(planes * hidden)
         scalars.append(scalar)
 
-    # The forward's σ, tanh and exp that the backward reads are kept, not recomputed.
+    # The forward's σ, tanh, exp and sqrt values that the backward reads are kept, not
+    # recomputed.
     forward_ids = {id(n) for n in forward_nodes}
     kept = sorted(
         (n for n in _closure(stores) if id(n) in forward_ids and n.code in SAVED),
@@ -305,10 +307,3 @@ def derive(graph: torch.fx.Graph, hidden: int, gates: int, hidden_gates: int | N
         widths,
         scalars,
     )
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count

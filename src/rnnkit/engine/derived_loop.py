@@ -29,6 +29,7 @@ from torch import Tensor
 from rnnkit.cells import Cell
 from rnnkit.engine.bptt import backward_may_come, backward_needs_a_graph
 from rnnkit.engine.derive import Derived, NotElementwise, derive
+from rnnkit.engine.dispatch import forward_mode_open
 from rnnkit.engine.second_order import differentiable_backward
 from rnnkit.engine.traced import DERIVED, NotTraceable, made_for, step_graph, step_key
 
@@ -88,10 +89,8 @@ def derived_direction(loops, cell: Cell, x_proj: Tensor, batch_sizes: list[int],
     ``weights``: the direction's DirectionWeights (nn/recurrence.py); ``by_the_step``: the same
     direction by the cell's own step under autograd, ``(x_proj, initial, w_hh, b_hh, extra) ->
     (outputs, *final)``, which second order recomputes. Returns (outputs (N, H), final)."""
-    from torch.autograd import forward_ad
-
     w_hh, b_hh, extra = weights.w_hh, weights.b_hh, weights.extra
-    if not batch_sizes or forward_ad._current_level >= 0:
+    if not batch_sizes or forward_mode_open():  # the Function has no forward-mode formula
         return None
     width = None if w_hh is None else w_hh.shape[0]
     compiled = derived_programs(loops, cell, x_proj, width, initial, extra, b_hh is not None)

@@ -303,15 +303,22 @@ def records_backward(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+def forward_mode_open() -> bool:
+    """A torch.autograd.forward_ad level is open: a tangent may ride on any tensor."""
+    from torch.autograd import forward_ad
+
+    return forward_ad._current_level >= 0
+
+
 def needs_gradient(*tensors: torch.Tensor | None) -> bool:
     """Autograd would record a call on these tensors: backward mode or forward mode (one
     carries a tangent of torch.autograd.forward_ad)."""
     if records_backward(*tensors):
         return True
+    if not forward_mode_open():
+        return False
     from torch.autograd import forward_ad
 
-    if forward_ad._current_level < 0:
-        return False
     return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
@@ -319,9 +326,7 @@ def only_backward_mode(*tensors: torch.Tensor | None) -> bool:
     """Autograd records a call on these tensors in backward mode and no forward-mode
     (torch.autograd.forward_ad) level is open: what a C++ loop's own autograd nodes, which
     have no forward-mode formula, need (kernels/hidden_side.cpp)."""
-    from torch.autograd import forward_ad
-
-    return records_backward(*tensors) and forward_ad._current_level < 0
+    return records_backward(*tensors) and not forward_mode_open()
 
 
 def cell_steps(x: torch.Tensor):

@@ -66,6 +66,10 @@ class Builder:
             self._made[key] = made
         return self._made[key]
 
+    def made_load(self, code: int, source: int, plane: int) -> Node | None:
+        """The load of (source, plane) if the graph has one (LOAD or LOAD_SCALAR)."""
+        return self._made.get((code, (), 0.0, source, plane))
+
     def constant(self, value: float) -> Node:
         return self.node(CONSTANT, k=value)
 

@@ -34,26 +34,12 @@ def reference_direction(
     (b_ih + b_hh for the LSTM and the RNN, b_ih for the GRU, whose b_hh sits inside the reset
     gate)."""
     x_proj = F.linear(x, w_ih, bias)  # (T, B, G·H)
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
     state = (h0,) if c0 is None else (h0, c0)
-    return step_loop(cell, reverse, x_proj, state, w_hh, b_hh)
-
-
-def step_loop(
-    cell: Cell,
-    reverse: bool,
-    x_proj: Tensor,
-    state: tuple[Tensor, ...],
-    w_hh: Tensor | None,
-    b_hh: Tensor | None = None,
-    parameters: Parameters = NO_EXTRA_PARAMETERS,
-) -> tuple[Tensor, ...]:
-    """The cell's own step over x_proj (T, B, G·H) from ``state`` -> outputs (T, B, H) and the
-    final state."""
-    steps = range(x_proj.shape[0] - 1, -1, -1) if reverse else range(x_proj.shape[0])
     outputs = []
     for t in steps:
-        hh = None if w_hh is None else F.linear(state[0], w_hh, b_hh)  # (B, G·H)
-        state, _ = cell.run_step(x_proj[t], hh, state, parameters)
+        hh = F.linear(state[0], w_hh, b_hh)  # (B, G·H)
+        state, _ = cell.run_step(x_proj[t], hh, state, NO_EXTRA_PARAMETERS)
         outputs.append(state[0])
     if reverse:
         outputs.reverse()
